@@ -1,0 +1,93 @@
+"""The security agent: redacts PII with the served policy before support sees the request.
+
+The deterministic redaction of the variation's `pii_policy` is the floor. The security model
+receives that redaction and may redact more; its output is used only if every entity the
+detector found is still gone and every placeholder is still there. On any error the floor
+goes on (or, with PII_ON_ERROR=refuse, the request is refused): raw PII never goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from agents.context import RequestContext
+from agents.state import ChatState, Turn
+from utils.config_flags import SECURITY_CONFIG
+from utils.instrumentation import ModelUsage, RunTimer, finish_run
+
+log = logging.getLogger(__name__)
+
+FALLBACK_POLICY = "strict"
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+REFUSAL = ("I could not safely remove the personal data from your message, so I did not send "
+           "it on. Please remove names, contact details and account numbers and ask again.")
+
+
+async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> dict:
+    ctx = runtime.context
+    config = ctx.configs.get(SECURITY_CONFIG)
+    timer, usage = RunTimer(), ModelUsage()
+    policy = str(config.custom_param("pii_policy", "basic"))
+    message = state["message"]
+    history = state.get("history", [])
+
+    try:
+        floor = ctx.pii.redact(message, policy)
+        safe_history = [Turn(role=t["role"], content=ctx.pii.redact(t["content"], policy).text)
+                        for t in history]
+    except Exception as exc:
+        log.error("redaction with policy %r failed (%s) in request %s; using %r",
+                  policy, type(exc).__name__, ctx.request_id, FALLBACK_POLICY)
+        try:
+            policy = FALLBACK_POLICY
+            floor = ctx.pii.redact(message, policy)
+            safe_history = [Turn(role=t["role"],
+                                 content=ctx.pii.redact(t["content"], policy).text)
+                            for t in history]
+        except Exception:
+            return _refuse(ctx, config, timer, usage, "redaction failed")
+
+    safe_message, error = floor.text, None
+    if config.enabled:
+        try:
+            model = ctx.models.get(config.provider, config.model, config.parameters)
+            reply = await model.ainvoke([SystemMessage(config.instructions),
+                                         HumanMessage(floor.text)])
+            usage.add(reply)
+            candidate = reply.text if hasattr(reply, "text") else str(reply.content)
+            if _keeps_floor(ctx, message, floor, candidate):
+                safe_message = candidate
+            else:
+                log.warning("security model output in request %s dropped a redaction; "
+                            "using the deterministic redaction", ctx.request_id)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: security model failed"
+            log.warning("security model failed in request %s (%s)", ctx.request_id,
+                        type(exc).__name__)
+            if ctx.settings.PII_ON_ERROR == "refuse":
+                return _refuse(ctx, config, timer, usage, error)
+
+    pii_types = sorted({entity.type for entity in floor.entities})
+    run = finish_run(config, "security", timer, usage, error=error, pii_types=pii_types,
+                     redacted_text=safe_message)
+    ctx.recorder.track_run(run, config)
+    return {"safe_message": safe_message, "safe_history": safe_history, "runs": [run]}
+
+
+def _keeps_floor(ctx: RequestContext, original: str, floor, candidate: str) -> bool:
+    """A model's redaction is usable only if it is at least as strict as the floor."""
+    if not candidate or not candidate.strip():
+        return False
+    if ctx.pii.surviving(original, floor.entities, candidate):
+        return False
+    return len(_PLACEHOLDER.findall(candidate)) >= len(_PLACEHOLDER.findall(floor.text))
+
+
+def _refuse(ctx: RequestContext, config, timer: RunTimer, usage: ModelUsage, why: str) -> dict:
+    run = finish_run(config, "security", timer, usage, error=why)
+    ctx.recorder.track_run(run, config)
+    return {"refused": True, "response": REFUSAL, "safe_message": "", "runs": [run]}

@@ -1,0 +1,72 @@
+"""The supervisor: prescreens for PII and routes to security or straight to support.
+
+The deterministic detector always runs on the message and its history; its verdict can only
+be widened by the supervisor model, never narrowed. Any doubt or error routes to security.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from agents.context import RequestContext
+from agents.state import ChatState
+from utils.config_flags import SUPERVISOR_CONFIG
+from utils.instrumentation import ModelUsage, RunTimer, finish_run
+
+log = logging.getLogger(__name__)
+
+ROUTING_POLICY = "strict"  # route on the widest entity set, whatever security then redacts
+
+
+class RouteDecision(BaseModel):
+    """The supervisor model's classification of a request."""
+
+    needs_security: bool = Field(
+        default=False,
+        description="True if the text may still contain personal data (names, contact "
+        "details, addresses, account numbers...) that must be redacted.",
+    )
+    reason: str = Field(default="", description="One short sentence.")
+
+
+async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) -> dict:
+    ctx = runtime.context
+    config = ctx.configs.get(SUPERVISOR_CONFIG)
+    timer, usage = RunTimer(), ModelUsage()
+    texts = [state["message"], *(turn["content"] for turn in state.get("history", []))]
+
+    try:
+        found = any(ctx.pii.detect(text, ROUTING_POLICY) for text in texts)
+        reason = "personal data detected" if found else "no personal data detected"
+        screened = "\n".join(ctx.pii.redact(text, ROUTING_POLICY).text for text in texts)
+    except Exception as exc:
+        log.error("PII detector failed (%s); routing request %s to security",
+                  type(exc).__name__, ctx.request_id)
+        found, reason, screened = True, "detector error", ""
+
+    error = None
+    if config.enabled and screened:
+        # The model only sees what the detector left, so it can add a route, never remove one.
+        try:
+            model = ctx.models.get(config.provider, config.model, config.parameters)
+            result = await model.with_structured_output(RouteDecision, include_raw=True).ainvoke(
+                [SystemMessage(config.instructions), HumanMessage(screened)]
+            )
+            usage.add(result["raw"])
+            decision = result.get("parsed")
+            if decision is None or decision.needs_security:
+                found, reason = True, "supervisor model flagged the request"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: routing model failed"
+            log.warning("supervisor model failed in request %s (%s); routing to security",
+                        ctx.request_id, type(exc).__name__)
+            found, reason = True, "supervisor model error"
+
+    run = finish_run(config, "supervisor", timer, usage, error=error)
+    ctx.recorder.track_run(run, config)
+    return {"route": "security" if found else "support", "route_reason": reason,
+            "runs": [run]}

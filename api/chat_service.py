@@ -1,0 +1,88 @@
+"""The chat service: one request through the graph, measured and recorded, as a ChatResponse."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from agents.context import ConfigResolver, PiiDetector, RequestContext
+from agents.models import ModelCache
+from agents.support import SupportAgentError
+from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
+from utils.config_flags import ConfigFlags, build_context
+from utils.event_store import EventStore
+from utils.instrumentation import RunRecorder
+from utils.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ChatFailed(RuntimeError):
+    """A provider failed while answering; the run was recorded with its error."""
+
+    def __init__(self, request_id: str, message: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class ChatService:
+    """Owns the compiled graph and the shared clients; answers one chat request at a time."""
+
+    def __init__(self, *, settings: Settings, flags: ConfigFlags, store: EventStore,
+                 graph: Any, pii: PiiDetector) -> None:
+        self.settings = settings
+        self.flags = flags
+        self.store = store
+        self.graph = graph
+        self.pii = pii
+        self.models = ModelCache(settings)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        request_id = uuid.uuid4().hex
+        attributes = request.user_context.model_dump(exclude_none=True)
+        ld_context = build_context(request.user_id, attributes)
+        recorder = RunRecorder(
+            request_id, request.user_id, attributes, ld_context,
+            ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
+        )
+        context = RequestContext(
+            request_id=request_id, user_key=request.user_id,
+            configs=ConfigResolver(self.flags, ld_context, recorder), models=self.models,
+            recorder=recorder, pii=self.pii, settings=self.settings,
+        )
+        state_in = {"message": request.message,
+                    "history": [turn.model_dump() for turn in request.history]}
+        try:
+            state = await self.graph.ainvoke(state_in, context=context)
+        except SupportAgentError as exc:
+            await self._record(recorder, status="error",
+                               routed=any(r.agent == "security" for r in recorder.runs))
+            raise ChatFailed(request_id, str(exc)) from exc
+        except Exception as exc:
+            log.exception("request %s failed in the graph", request_id)
+            await self._record(recorder, status="error",
+                               routed=any(r.agent == "security" for r in recorder.runs))
+            raise ChatFailed(request_id, f"internal error: {type(exc).__name__}") from exc
+
+        route = state.get("route", "security")
+        await self._record(recorder, status="refused" if state.get("refused") else "ok",
+                           routed=route == "security")
+        runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
+        costs = [run.cost_usd for run in runs]
+        totals = Totals(
+            input_tokens=sum(r.input_tokens for r in runs),
+            output_tokens=sum(r.output_tokens for r in runs),
+            total_tokens=sum(r.total_tokens for r in runs),
+            cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
+            duration_ms=round(sum(r.duration_ms for r in runs), 3),
+        )
+        return ChatResponse(
+            request_id=request_id, response=state.get("response", ""),
+            simulated=any(r.simulated for r in runs), route=route,
+            refused=bool(state.get("refused")), agents=runs, totals=totals,
+        )
+
+    async def _record(self, recorder: RunRecorder, *, status: str, routed: bool) -> None:
+        # The response is sent only after the store has committed this request.
+        await self.store.write(recorder.batch(status=status, routed_to_security=routed))

@@ -1,0 +1,36 @@
+"""GET /health: flag source, LLM mode per provider, tools, store (never any secret)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter
+
+from agents.models import llm_mode_by_provider
+from agents.tools.registry import tool_status
+from api.deps import ServiceDep
+from api.schemas import HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+def _version() -> str:
+    try:
+        return version("multi-agent-experiments")
+    except PackageNotFoundError:
+        return "0.0.0+local"
+
+
+@router.get("/health", response_model=HealthPublic)
+async def read_health(service: ServiceDep) -> HealthPublic:
+    """Is the app ready, and what is it running on?"""
+    flags = service.flags.status()
+    warnings = [flags["hint"]] if "hint" in flags else []
+    tools = tool_status()
+    warnings += [f"tool {name}: {status}" for name, status in tools.items()
+                 if not status.startswith("available")]
+    return HealthPublic(
+        status="ok" if flags.get("initialized") or "hint" in flags else "degraded",
+        version=_version(), flags=flags, llm_mode=llm_mode_by_provider(service.settings),
+        tools=tools, events_db=str(service.store.path), warnings=warnings,
+    )

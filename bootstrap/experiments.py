@@ -1,0 +1,301 @@
+"""Experiment definitions: load and validate `bootstrap/experiments.yaml` (DESIGN §6, STATS §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from utils.metrics import METRICS
+
+DEFAULT_PATH = Path(__file__).with_name("experiments.yaml")
+
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class ExperimentConfigError(ValueError):
+    """The experiments file is unreadable or does not match the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_metric(key: str) -> str:
+    if key not in METRICS:
+        raise ValueError(f"unknown metric {key!r}; expected one of {sorted(METRICS)}")
+    return key
+
+
+class ProbabilityToBeat(_Strict):
+    """P(treatment better than control) >= probability_to_beat."""
+
+    kind: Literal["probability_to_beat"] = "probability_to_beat"
+    metric: str
+    probability_to_beat: Probability
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class NotWorse(_Strict):
+    """P(treatment worse than control) < not_worse ("stable or improving")."""
+
+    kind: Literal["not_worse"] = "not_worse"
+    metric: str
+    not_worse: Probability
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class RelativeLiftAtLeast(_Strict):
+    """Posterior mean relative lift, in the metric's good direction, >= relative_lift_at_least."""
+
+    kind: Literal["relative_lift_at_least"] = "relative_lift_at_least"
+    metric: str
+    relative_lift_at_least: float
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class RelativeIncreaseAtMost(_Strict):
+    """P(relative increase of the metric <= relative_increase_at_most) >= probability."""
+
+    kind: Literal["relative_increase_at_most"] = "relative_increase_at_most"
+    metric: str
+    relative_increase_at_most: float
+    probability: Probability
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class AbsoluteIncreaseAtMost(_Strict):
+    """Posterior mean of treatment - control <= absolute_increase_at_most (metric units)."""
+
+    kind: Literal["absolute_increase_at_most"] = "absolute_increase_at_most"
+    metric: str
+    absolute_increase_at_most: float
+
+    _metric = field_validator("metric")(_check_metric)
+
+
+class CostValueRatioAtLeast(_Strict):
+    """(value lift %) / (cost increase %) >= cost_value_ratio_at_least, on joint draws."""
+
+    kind: Literal["cost_value_ratio_at_least"] = "cost_value_ratio_at_least"
+    cost_value_ratio_at_least: float
+    value_metric: str
+    cost_metric: str
+
+    _metrics = field_validator("value_metric", "cost_metric")(_check_metric)
+
+
+_CRITERION_KINDS = (
+    "probability_to_beat",
+    "not_worse",
+    "relative_lift_at_least",
+    "relative_increase_at_most",
+    "absolute_increase_at_most",
+    "cost_value_ratio_at_least",
+)
+
+
+def _criterion_kind(value: Any) -> str | None:
+    """Pick the criterion model by which rule key is present (the YAML has no `kind` field)."""
+    if isinstance(value, BaseModel):
+        return getattr(value, "kind", None)
+    if not isinstance(value, dict):
+        return None
+    if "kind" in value:
+        return value["kind"]
+    present = [k for k in _CRITERION_KINDS if k in value]
+    return present[0] if len(present) == 1 else None
+
+
+Criterion = Annotated[
+    Annotated[ProbabilityToBeat, Tag("probability_to_beat")]
+    | Annotated[NotWorse, Tag("not_worse")]
+    | Annotated[RelativeLiftAtLeast, Tag("relative_lift_at_least")]
+    | Annotated[RelativeIncreaseAtMost, Tag("relative_increase_at_most")]
+    | Annotated[AbsoluteIncreaseAtMost, Tag("absolute_increase_at_most")]
+    | Annotated[CostValueRatioAtLeast, Tag("cost_value_ratio_at_least")],
+    Discriminator(
+        _criterion_kind,
+        custom_error_type="criterion_kind",
+        custom_error_message=(
+            "a criterion needs exactly one rule key, one of " + ", ".join(_CRITERION_KINDS)
+        ),
+    ),
+]
+
+
+class Decision(_Strict):
+    """Ship when every criterion passes; otherwise the `otherwise` outcome."""
+
+    ship_if_all: list[Criterion] = Field(min_length=1)
+    otherwise: Literal["need_more_data", "keep_control"]
+
+
+class Experiment(_Strict):
+    """One experiment: a config, two arms, a split, metrics and a decision rule."""
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    hypothesis: str
+    config: str
+    audience: str
+    control: str
+    treatment: str
+    split: dict[str, Annotated[float, Field(ge=0, le=100)]]
+    randomize_by: Literal["user"] = "user"
+    threshold: Probability = 0.90
+    seed: int
+    primary_metric: str
+    metrics: list[str] = Field(min_length=1)
+    decision: Decision
+
+    _primary = field_validator("primary_metric")(_check_metric)
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_100(cls, value: dict[str, float]) -> dict[str, float]:
+        total = sum(value.values())
+        if abs(total - 100.0) > 1e-9:
+            raise ValueError(f"split percentages must sum to 100, got {total:g}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        for key in value:
+            _check_metric(key)
+        if len(set(value)) != len(value):
+            raise ValueError(f"metrics are listed twice: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Experiment:
+        if self.control == self.treatment:
+            raise ValueError(f"control and treatment are both {self.control!r}")
+        arms = {self.control, self.treatment}
+        if set(self.split) != arms:
+            raise ValueError(
+                f"split must name exactly the control and treatment {sorted(arms)}, "
+                f"got {sorted(self.split)}"
+            )
+        if self.primary_metric not in self.metrics:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics")
+        for criterion in self.decision.ship_if_all:
+            for metric in criterion_metrics(criterion):
+                if metric not in self.metrics:
+                    raise ValueError(
+                        f"criterion {criterion.kind} uses metric {metric!r}, "
+                        f"which is not in metrics {self.metrics}"
+                    )
+        return self
+
+    @property
+    def variations(self) -> tuple[str, str]:
+        """(control, treatment)."""
+        return (self.control, self.treatment)
+
+
+def criterion_metrics(criterion: Any) -> tuple[str, ...]:
+    """The metric keys a criterion reads."""
+    if isinstance(criterion, CostValueRatioAtLeast):
+        return (criterion.value_metric, criterion.cost_metric)
+    return (criterion.metric,)
+
+
+class ExperimentsFile(_Strict):
+    """The top level of experiments.yaml."""
+
+    experiments: list[Experiment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> ExperimentsFile:
+        keys = [e.key for e in self.experiments]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"experiment keys must be unique; repeated: {dupes}")
+        return self
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location as `experiments[0](security-level).split`."""
+    parts: list[str] = []
+    node = data
+    previous: Any = None
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and "key" in node and parts == ["experiments"]:
+                    label += f"({node['key']})"
+            parts.append(label)
+            previous = item
+            continue
+        else:
+            # Tags of the criterion union are not keys of the file.
+            if item in _CRITERION_KINDS and isinstance(previous, int):
+                previous = item
+                continue
+            node = node.get(item) if isinstance(node, dict) else None
+            parts.append(("." if parts else "") + str(item))
+        previous = item
+    return "".join(parts) or "<top level>"
+
+
+def _format_errors(path: Path, err: ValidationError, data: Any) -> str:
+    lines = [f"{path}: {err.error_count()} problem(s) in the experiment definitions:"]
+    for e in err.errors():
+        where = _key_path(tuple(e["loc"]), data)
+        msg = e["msg"].removeprefix("Value error, ")
+        got = "" if e["type"] in ("missing",) else f" (got {e['input']!r})"
+        if isinstance(e.get("input"), dict | list):
+            got = ""
+        lines.append(f"  - {where}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def parse_experiments(data: Any, path: Path | str = "<memory>") -> list[Experiment]:
+    """Validate already-parsed YAML data; errors name the file, the key path and the expectation."""
+    path = Path(path)
+    try:
+        return ExperimentsFile.model_validate(data).experiments
+    except ValidationError as err:
+        raise ExperimentConfigError(_format_errors(path, err, data)) from None
+
+
+def load_experiments(path: Path | str = DEFAULT_PATH) -> list[Experiment]:
+    """Load and validate the experiments file; raise `ExperimentConfigError` naming what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ExperimentConfigError(f"{path}: cannot read the experiments file: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ExperimentConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_experiments(data, path)
+
+
+def get_experiment(key: str, path: Path | str = DEFAULT_PATH) -> Experiment:
+    """The experiment with this key; `KeyError` naming the known keys when there is none."""
+    experiments = load_experiments(path)
+    for experiment in experiments:
+        if experiment.key == key:
+            return experiment
+    raise KeyError(f"unknown experiment {key!r}; known: {[e.key for e in experiments]}")

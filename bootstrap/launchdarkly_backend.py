@@ -1,0 +1,329 @@
+"""LaunchDarkly backend: bring a project in line with the manifest through the REST API v2.
+
+Reads the current state first, creates what is missing, updates what differs and never adds a
+rule that already exists. 429 and 5xx answers are retried with backoff (honouring Retry-After);
+any other error stops the run with the method, path, status and LaunchDarkly's message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bootstrap.manifest import Manifest, VariationSpec
+
+log = logging.getLogger(__name__)
+
+SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
+PROVIDER_LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "mistral": "Mistral"}
+ALL_WEIGHT = 100_000
+
+_HINTS = {
+    401: "check LD_API_KEY: it must be an API access token (api-...), not an SDK key",
+    403: "the access token lacks permission: give it a writer role on the project",
+    404: "check LD_PROJECT_KEY and LD_ENVIRONMENT",
+}
+
+
+class LaunchDarklyError(RuntimeError):
+    """A LaunchDarkly API call failed for good (after retries, or with a 4xx)."""
+
+
+class LaunchDarklyClient:
+    """A small REST client: auth header, JSON, semantic patch, retries with backoff."""
+
+    def __init__(self, base_url: str, api_key: str, *, max_retries: int = 5,
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, timeout_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout_s,
+            headers={"Authorization": api_key, "LD-API-Version": "beta",
+                     "User-Agent": "multi-agent-experiments-bootstrap"})
+        self._max_retries = max_retries
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> LaunchDarklyClient:
+        key = settings.LD_API_KEY.get_secret_value() if settings.LD_API_KEY else ""
+        if not key:
+            raise LaunchDarklyError("LD_API_KEY is not set; set it to a LaunchDarkly API access "
+                                    "token, or use --backend local")
+        return cls(settings.LD_API_BASE_URL, key, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LaunchDarklyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _retry_delay(self, response: httpx.Response | None, attempt: int) -> float:
+        delay = self._backoff_s * 2**attempt
+        if response is not None:
+            retry_after = response.headers.get("Retry-After")
+            if retry_after:
+                try:
+                    delay = float(retry_after)
+                except ValueError:
+                    when = email.utils.parsedate_to_datetime(retry_after)
+                    delay = when.timestamp() - time.time() if when else delay
+            elif reset := response.headers.get("X-Ratelimit-Reset"):  # epoch milliseconds
+                delay = int(reset) / 1000 - time.time()
+        return min(max(delay, 0.0), self._max_backoff_s)
+
+    def request(self, method: str, path: str, *, body: Any = None,
+                semantic_patch: bool = False, not_found_ok: bool = False) -> Any:
+        """Send one request; the parsed JSON answer, or None for 404 when `not_found_ok`."""
+        headers = {"Content-Type": SEMANTIC_PATCH if semantic_patch else "application/json"}
+        content = json.dumps(body).encode() if body is not None else None
+        for attempt in range(self._max_retries + 1):
+            last = attempt == self._max_retries
+            try:
+                response = self._http.request(method, path, content=content, headers=headers)
+            except httpx.TransportError as err:
+                if last:
+                    raise LaunchDarklyError(f"{method} {path}: cannot reach LaunchDarkly at "
+                                            f"{self._http.base_url} ({err})") from None
+                self._sleep(self._retry_delay(None, attempt))
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500:
+                if last:
+                    raise LaunchDarklyError(f"{method} {path} failed with {status} after "
+                                            f"{self._max_retries + 1} attempts: "
+                                            f"{_message(response)}")
+                delay = self._retry_delay(response, attempt)
+                log.warning("%s %s: %s, retrying in %.1f s", method, path, status, delay)
+                self._sleep(delay)
+                continue
+            if status == 404 and not_found_ok:
+                return None
+            if status >= 400:
+                hint = _HINTS.get(status, "fix the request described above")
+                raise LaunchDarklyError(f"{method} {path} failed with {status}: "
+                                        f"{_message(response)} ({hint})")
+            return response.json() if response.content else None
+        raise AssertionError("unreachable")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("code") or data)[:300]
+    return str(data)[:300]
+
+
+# --- desired state in the API's shapes ------------------------------------------------------
+
+def tool_payload(manifest: Manifest, name: str) -> dict[str, Any]:
+    """A tool for /ai-tools; the schema is in OpenAI function-calling format."""
+    tool = manifest.tool(name)
+    return {"key": tool.name, "description": tool.description,
+            "schema": {"type": "function",
+                       "function": {"name": tool.name, "description": tool.description,
+                                    "parameters": tool.parameters}}}
+
+
+def variation_payload(variation: VariationSpec, manifest: Manifest) -> dict[str, Any]:
+    """A variation for POST/PATCH: model, parameters, custom parameters, tools, instructions."""
+    parameters: dict[str, Any] = variation.parameters.model_dump()
+    if variation.tools:
+        parameters["tools"] = [manifest.tool(t).as_function() for t in variation.tools]
+    return {"key": variation.key, "name": variation.name, "instructions": variation.instructions,
+            "modelConfigKey": f"{PROVIDER_LABELS[variation.provider]}.{variation.model}",
+            "model": {"modelName": variation.model, "parameters": parameters,
+                      "custom": variation.custom.model_dump()},
+            "toolKeys": list(variation.tools)}
+
+
+def _comparable_variation(v: dict[str, Any]) -> dict[str, Any]:
+    tools = v.get("tools")
+    keys = [t.get("key") for t in tools] if isinstance(tools, list) else v.get("toolKeys", [])
+    model = v.get("model") or {}
+    return {"name": v.get("name"), "instructions": v.get("instructions"),
+            "modelConfigKey": v.get("modelConfigKey"), "modelName": model.get("modelName"),
+            "parameters": model.get("parameters") or {}, "custom": model.get("custom") or {},
+            "tools": sorted(keys or [])}
+
+
+def _segment_clause(segment: str) -> dict[str, Any]:
+    return {"contextKind": "user", "attribute": "segmentMatch", "op": "segmentMatch",
+            "values": [segment], "negate": False}
+
+
+def _comparable_clauses(clauses: list[dict[str, Any]]) -> list[tuple]:
+    return sorted((c.get("contextKind") or "user", c.get("attribute"), c.get("op"),
+                   tuple(sorted(map(str, c.get("values", [])))), bool(c.get("negate")))
+                  for c in clauses)
+
+
+def _rule_segment(rule: dict[str, Any]) -> str | None:
+    """The segment a rule targets when it is exactly one segmentMatch clause on one segment."""
+    clauses = rule.get("clauses", [])
+    if len(clauses) == 1 and clauses[0].get("op") == "segmentMatch" and not clauses[0].get(
+            "negate") and len(clauses[0].get("values", [])) == 1:
+        return clauses[0]["values"][0]
+    return None
+
+
+def _rule_serves(rule: dict[str, Any], variation_keys: list[str]) -> str | None:
+    """The variation key a rule serves to everyone it matches, or None for a split rollout."""
+    if isinstance(rule.get("variation"), int):
+        return variation_keys[rule["variation"]]
+    weights = [w for w in (rule.get("rollout") or {}).get("variations", []) if w.get("weight")]
+    if len(weights) == 1 and weights[0]["weight"] == ALL_WEIGHT:
+        return variation_keys[weights[0]["variation"]]
+    return None
+
+
+class LaunchDarklySync:
+    """Plans and applies the changes that bring a LaunchDarkly project in line with the manifest."""
+
+    def __init__(self, client: LaunchDarklyClient, project: str, environment: str, *,
+                 dry_run: bool = False, out: Callable[[str], None] = print) -> None:
+        self.client, self.project, self.environment = client, project, environment
+        self.dry_run, self.out = dry_run, out
+        self.changes: list[str] = []
+
+    def _change(self, description: str, method: str, path: str, body: Any,
+                semantic_patch: bool = False) -> Any:
+        self.changes.append(description)
+        self.out(("would " if self.dry_run else "") + description)
+        if not self.dry_run:
+            return self.client.request(method, path, body=body, semantic_patch=semantic_patch)
+        return None
+
+    def sync_manifest(self, manifest: Manifest) -> list[str]:
+        """Tools, segments, then each config's variations and targeting."""
+        self.sync_tools(manifest)
+        self.sync_segments(manifest)
+        for config in manifest.configs:
+            self.sync_config(manifest, config.key, list(config.variations))
+            self.sync_targeting(config.key, [(r.segment, r.variation)
+                                             for r in config.targeting.rules],
+                                default=config.targeting.default)
+        return self.changes
+
+    def sync_tools(self, manifest: Manifest) -> None:
+        base = f"/api/v2/projects/{self.project}/ai-tools"
+        current = {t["key"]: t for t in (self.client.request("GET", base) or {}).get("items", [])}
+        for tool in manifest.tools:
+            want = tool_payload(manifest, tool.name)
+            have = current.get(tool.name)
+            if have is None:
+                self._change(f"create tool {tool.name}", "POST", base, want)
+            elif (have.get("description"), have.get("schema")) != (want["description"],
+                                                                      want["schema"]):
+                self._change(f"update tool {tool.name}", "PATCH", f"{base}/{tool.name}",
+                             {"description": want["description"], "schema": want["schema"]})
+
+    def sync_segments(self, manifest: Manifest) -> None:
+        base = f"/api/v2/segments/{self.project}/{self.environment}"
+        for segment in manifest.segments:
+            have = self.client.request("GET", f"{base}/{segment.key}", not_found_ok=True)
+            if have is None:
+                self._change(f"create segment {segment.key}", "POST", base,
+                             {"key": segment.key, "name": segment.name,
+                              "description": segment.description, "tags": ["bootstrap"]})
+                have = {"rules": []}
+            want = [[{"contextKind": "user", "attribute": c.attribute, "op": c.op,
+                      "values": list(c.values), "negate": c.negate} for c in rule.clauses]
+                    for rule in segment.rules]
+            current = have.get("rules", [])
+            if sorted(map(_comparable_clauses, want)) == sorted(
+                    _comparable_clauses(r.get("clauses", [])) for r in current):
+                continue
+            instructions = [{"kind": "removeRule", "ruleId": r["_id"]} for r in current]
+            instructions += [{"kind": "addRule", "clauses": clauses} for clauses in want]
+            self._change(f"set the rules of segment {segment.key}", "PATCH",
+                         f"{base}/{segment.key}",
+                         {"environmentKey": self.environment, "instructions": instructions,
+                          "comment": "bootstrap: segment rules from the manifest"},
+                         semantic_patch=True)
+
+    def sync_config(self, manifest: Manifest, config_key: str,
+                    variations: list[VariationSpec]) -> None:
+        """Create the AI config if missing, then create or update each variation."""
+        spec = manifest.config(config_key)
+        base = f"/api/v2/projects/{self.project}/ai-configs"
+        have = self.client.request("GET", f"{base}/{config_key}", not_found_ok=True)
+        if have is None:
+            self._change(f"create AI config {config_key}", "POST", base,
+                         {"key": spec.key, "name": spec.name, "description": spec.description,
+                          "mode": spec.mode, "tags": ["bootstrap"]})
+            have = {"variations": []}
+        current = {v.get("key"): v for v in have.get("variations", [])}
+        for variation in variations:
+            want = variation_payload(variation, manifest)
+            old = current.get(variation.key)
+            if old is None:
+                self._change(f"create variation {config_key}/{variation.key}", "POST",
+                             f"{base}/{config_key}/variations", want)
+            elif _comparable_variation(old) != _comparable_variation(want):
+                body = {k: v for k, v in want.items() if k != "key"}
+                self._change(f"update variation {config_key}/{variation.key}", "PATCH",
+                             f"{base}/{config_key}/variations/{variation.key}", body)
+
+    def sync_targeting(self, config_key: str, rules: list[tuple[str, str]], *,
+                       default: str | None, force_segments: frozenset[str] = frozenset()) -> None:
+        """One rule per segment serving its variation; a rule serving a split rollout (a running
+        experiment) is left alone unless its segment is in `force_segments` (promotion)."""
+        path = f"/api/v2/projects/{self.project}/ai-configs/{config_key}/targeting"
+        targeting = None if self.dry_run and any(
+            c.startswith(f"create AI config {config_key}") for c in self.changes) else \
+            self.client.request("GET", path)
+        targeting = targeting or {"variations": [], "environments": {}}
+        variations = targeting.get("variations", [])
+        keys = [v.get("key") for v in variations]
+        ids = {v.get("key"): v.get("_id") for v in variations}
+        env = (targeting.get("environments") or {}).get(self.environment) or {}
+        current = env.get("rules", [])
+        variation_id = lambda key: ids.get(key) or f"<id of {key}>"  # noqa: E731
+        instructions: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for segment, variation in rules:
+            matching = [r for r in current if _rule_segment(r) == segment]
+            if not matching:
+                instructions.append({"kind": "addRule", "clauses": [_segment_clause(segment)],
+                                     "rolloutWeights": {variation_id(variation): ALL_WEIGHT},
+                                     "description": f"{segment} -> {variation}"})
+                notes.append(f"add rule {segment} -> {variation}")
+                continue
+            instructions += [{"kind": "removeRule", "ruleId": r["_id"]} for r in matching[1:]]
+            notes += [f"remove duplicate rule for {segment}"] * (len(matching) - 1)
+            serves = _rule_serves(matching[0], keys)
+            if serves is None and segment not in force_segments:
+                self.out(f"left alone: {config_key} rule for {segment} serves a percentage "
+                         "rollout (a running experiment); promote it to change it")
+            elif serves != variation:
+                instructions.append({"kind": "updateRuleVariationOrRollout",
+                                     "ruleId": matching[0]["_id"],
+                                     "variationId": variation_id(variation)})
+                notes.append(f"serve {variation} to {segment}")
+        fallthrough = (env.get("fallthrough") or {}).get("variation")
+        if default is not None and (fallthrough is None or keys[fallthrough] != default):
+            instructions.append({"kind": "updateFallthroughVariationOrRollout",
+                                 "variationId": variation_id(default)})
+            notes.append(f"default {default}")
+        if default is not None and not env.get("on", False):
+            instructions.append({"kind": "turnFlagOn"})
+            notes.append("targeting on")
+        if instructions:
+            self._change(f"update targeting of {config_key} in {self.environment}: "
+                         + "; ".join(notes), "PATCH", path,
+                         {"environmentKey": self.environment, "instructions": instructions,
+                          "comment": "bootstrap: targeting from the manifest"},
+                         semantic_patch=True)

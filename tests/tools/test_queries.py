@@ -1,0 +1,103 @@
+"""Query generation: seeded, varied, with an exact PII share; topics from the KB, cached."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tools.queries import COMPLEXITIES, PII_WRAPPERS, generate_queries
+from tools.topics import Topic, _offline_topics, get_topics, kb_hash, load_kb_sections
+
+TOPICS = [Topic("Q-learning", "q.md", "Q-learning"), Topic("SARSA", "q.md", "Q-learning"),
+          Topic("The Markov property", "mdp.md", "MDPs"), Topic("PPO", "ppo.md", "PPO")]
+
+
+@pytest.fixture
+def tiny_kb(tmp_path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "01-bandits.md").write_text(
+        "# Multi-Armed Bandits\n\nIntro on **exploration** and **regret**.\n\n"
+        "## Epsilon-greedy exploration\n\nPick a random arm with probability epsilon.\n\n"
+        "## Thompson sampling\n\nSample from the **posterior** of each arm's value.\n",
+        encoding="utf-8")
+    (kb / "02-td.md").write_text(
+        "# Temporal-Difference Learning\n\n## The TD error\n\nThe **TD error** compares "
+        "a bootstrapped target with the estimate.\n\n## Selection\n\nText.\n",
+        encoding="utf-8")
+    return kb
+
+
+def test_same_seed_gives_the_same_queries_and_another_seed_does_not():
+    first = generate_queries(40, TOPICS, 30, seed=5)
+    assert first == generate_queries(40, TOPICS, 30, seed=5)
+    assert first != generate_queries(40, TOPICS, 30, seed=6)
+
+
+@pytest.mark.parametrize("n, pct, expected", [(100, 15, 15), (200, 100, 200), (50, 0, 0),
+                                              (7, 50, 4), (0, 50, 0)])
+def test_pii_share_is_exactly_the_requested_percentage(n, pct, expected):
+    queries = generate_queries(n, TOPICS, pct, seed=1)
+    assert len(queries) == n
+    assert sum(q.has_pii for q in queries) == expected
+
+
+def test_pii_queries_hold_realistic_details_of_the_kinds_they_claim():
+    queries = [q for q in generate_queries(300, TOPICS, 100, seed=3)]
+    kinds = {k for q in queries for k in q.pii_kinds}
+    assert kinds == {"name", "email", "phone", "address", "company", "job_title", "credit_card"}
+    for q in queries:
+        if "email" in q.pii_kinds:
+            assert re.search(r"[\w.+-]+@[\w-]+\.\w+", q.text)
+        if "credit_card" in q.pii_kinds:
+            assert re.search(r"\d{12,19}", q.text.replace(" ", "").replace("-", ""))
+    assert all(not q.has_pii for q in generate_queries(50, TOPICS, 0, seed=3))
+
+
+def test_queries_cover_every_complexity_and_many_phrasings():
+    queries = generate_queries(300, TOPICS, 0, seed=11)
+    assert {q.complexity for q in queries} == set(COMPLEXITIES)
+    assert len({q.text for q in queries}) > 40
+    assert all(q.topic in {t.name for t in TOPICS} for q in queries)
+
+
+def test_bad_arguments_name_the_problem():
+    with pytest.raises(ValueError, match="pii_percentage"):
+        generate_queries(5, TOPICS, 150)
+    with pytest.raises(ValueError, match="no topics"):
+        generate_queries(5, [], 10)
+
+
+def test_every_pii_wrapper_keeps_the_question():
+    for wrapper in PII_WRAPPERS:
+        assert "{question}" in wrapper.template
+
+
+def test_offline_topics_come_from_titles_headings_and_defined_terms(tiny_kb, tmp_path):
+    topics = get_topics(tiny_kb, tmp_path / "data", source="offline")
+    names = {t.name for t in topics}
+    assert {"Multi-Armed Bandits", "Thompson sampling", "The TD error", "posterior"} <= names
+    # A one-word heading is qualified by its document's subject.
+    assert "Selection in Temporal-Difference Learning" in names
+    assert {t.doc_id for t in topics} == {"01-bandits.md", "02-td.md"}
+
+
+def test_topics_are_cached_per_kb_hash_and_refreshed_when_the_kb_changes(tiny_kb, tmp_path):
+    data = tmp_path / "data"
+    get_topics(tiny_kb, data, source="offline")
+    cache = data / "topics" / f"topics-{kb_hash(tiny_kb)}-offline.json"
+    assert cache.exists()
+    cache.write_text('{"source": "offline", "topics": [{"name": "cached", "doc_id": "x", '
+                     '"title": "x"}]}', encoding="utf-8")
+    assert [t.name for t in get_topics(tiny_kb, data, source="offline")] == ["cached"]
+    (tiny_kb / "03-new.md").write_text("# Reward Shaping\n\n## Potential-based shaping\n\nx\n",
+                                       encoding="utf-8")
+    names = {t.name for t in get_topics(tiny_kb, data, source="offline")}
+    assert "Potential-based shaping" in names and "cached" not in names
+
+
+def test_the_project_kb_yields_at_least_20_offline_topics():
+    sections = load_kb_sections(Path("kb"))
+    assert len(_offline_topics(sections)) >= 20

@@ -1,0 +1,247 @@
+"""Topics for simulated traffic, extracted from the knowledge base and cached per KB hash.
+
+Live (a provider key is set): a chat model reads the KB's titles and headings and returns at
+least 20 topics through structured output. Offline: keyphrases from the documents' titles,
+section headings and salient (TF-IDF) terms. Either way the list is cached under
+`DATA_DIR/topics/` keyed by the KB's content hash, so a changed KB gives fresh topics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+MIN_LIVE_TOPICS = 20
+TopicSource = Literal["llm", "offline"]
+
+# Headings that name document furniture rather than a subject a user would ask about.
+_GENERIC_HEADINGS = {
+    "summary", "introduction", "overview", "conclusion", "conclusions", "references",
+    "further reading", "key takeaways", "takeaways", "exercises", "history", "notes",
+    "glossary", "see also", "background", "examples", "example", "in practice",
+    "practical tips", "common pitfalls", "pitfalls", "where to go next", "next steps",
+}
+_GENERIC_PREFIXES = ("a worked example", "worked example", "common pitfalls", "a brief history",
+                     "pitfalls",
+                     "further reading", "summary")
+
+
+@dataclass(frozen=True)
+class KBSection:
+    """One heading-delimited section of a KB document."""
+
+    doc_id: str
+    title: str
+    heading: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A subject users ask about, with the document it comes from."""
+
+    name: str
+    doc_id: str
+    title: str
+    terms: tuple[str, ...] = field(default_factory=tuple)
+
+
+def kb_hash(kb_dir: Path) -> str:
+    """SHA-256 over the KB's file names and contents (first 16 hex digits)."""
+    from utils.knowledge_base import iter_kb_files
+
+    digest = hashlib.sha256()
+    for path in iter_kb_files(kb_dir):
+        digest.update(path.relative_to(kb_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _clean_heading(text: str) -> str:
+    text = re.sub(r"[`*_]", "", text).strip()
+    text = re.sub(r"^\d+(\.\d+)*[.)]?\s+", "", text)  # "3.2 Foo" -> "Foo"
+    return text.rstrip(":?.!").strip()
+
+
+def load_kb_sections(kb_dir: Path) -> list[KBSection]:
+    """Every KB document's sections, read by the app's own KB loader (Markdown, text, PDF)."""
+    from utils.knowledge_base import iter_kb_files, load_document
+
+    sections: list[KBSection] = []
+    for path in iter_kb_files(kb_dir):
+        try:
+            doc = load_document(path, kb_dir)
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop traffic
+            log.warning("skipping knowledge-base file %s: %s", path, exc)
+            continue
+        title = _clean_heading(doc.title)
+        for heading_path, body in doc.sections:
+            # "Parent › Child" -> "Child"; the intro section is about the document itself.
+            heading = _clean_heading(heading_path.split(" › ")[-1])
+            if heading.lower() in ("introduction", "text") or not heading:
+                heading = title
+            sections.append(KBSection(doc.doc_id, title, heading, body))
+    return sections
+
+
+def _salient_phrases(sections: list[KBSection], per_doc: int) -> dict[str, list[str]]:
+    """Per document, the bold-marked terms it defines, most document-specific first.
+
+    Authors bold the terms a section introduces ("the **return**"), which makes far better
+    keyphrases than raw TF-IDF n-grams over text full of formulas. Specificity is the term's
+    count in the document divided by the number of documents that mention it.
+    """
+    bold: dict[str, list[str]] = {}
+    text_by_doc: dict[str, str] = {}
+    for section in sections:
+        bold.setdefault(section.doc_id, []).extend(
+            _clean_heading(m) for m in re.findall(r"\*\*([^*\n]{3,60})\*\*", section.text))
+        text_by_doc[section.doc_id] = text_by_doc.get(section.doc_id, "") + "\n" + section.text
+    lowered = {d: t.lower() for d, t in text_by_doc.items()}
+    result: dict[str, list[str]] = {}
+    for doc_id, terms in bold.items():
+        scored: dict[str, float] = {}
+        for term in terms:
+            key = term.lower()
+            if key in scored or (len(key) < 4 and " " not in key):  # "max", "kl": noise
+                continue
+            doc_freq = sum(1 for t in lowered.values() if key in t) or 1
+            scored[key] = lowered[doc_id].count(key) / doc_freq
+        result[doc_id] = sorted(scored, key=lambda k: -scored[k])[:per_doc]
+    return result
+
+
+def _offline_topics(sections: list[KBSection], per_doc_terms: int = 4) -> list[Topic]:
+    """Keyphrases: each document's title, its specific headings and its defined terms."""
+    docs: dict[str, list[KBSection]] = {}
+    for section in sections:
+        docs.setdefault(section.doc_id, []).append(section)
+    salient = _salient_phrases(sections, per_doc_terms)
+
+    topics: list[Topic] = []
+    seen: set[str] = set()
+
+    def add(name: str, doc_id: str) -> None:
+        key = name.lower()
+        if (len(name) < 3 or key in seen or key in _GENERIC_HEADINGS
+                or key.startswith(_GENERIC_PREFIXES)):
+            return
+        seen.add(key)
+        topics.append(Topic(name, doc_id, docs[doc_id][0].title, tuple(salient[doc_id])))
+
+    for doc_id, doc_sections in docs.items():
+        title = doc_sections[0].title
+        short_title = re.sub(r"^(what is|what are|an? |the )\s*", "", title, flags=re.I)
+        add(short_title.rstrip("?"), doc_id)
+        for section in doc_sections:
+            heading = section.heading
+            if heading == title:
+                continue
+            # A one-word heading ("Selection") only makes sense with its document's subject.
+            add(f"{heading} in {short_title}" if len(heading.split()) == 1 else heading, doc_id)
+        for phrase in salient[doc_id]:
+            add(phrase, doc_id)
+    return topics
+
+
+def _live_topics(sections: list[KBSection], provider: str, timeout_s: float) -> list[Topic]:
+    """Ask a chat model for at least 20 topics users would ask about, as structured output."""
+    from pydantic import BaseModel, Field
+
+    from tools.judge import make_chat_model
+
+    class ExtractedTopic(BaseModel):
+        name: str = Field(description="a short noun phrase naming the topic")
+        doc_id: str = Field(description="the id of the document that covers it best")
+
+    class TopicList(BaseModel):
+        topics: list[ExtractedTopic] = Field(min_length=MIN_LIVE_TOPICS)
+
+    outline: dict[str, list[str]] = {}
+    titles: dict[str, str] = {}
+    for section in sections:
+        titles[section.doc_id] = section.title
+        outline.setdefault(section.doc_id, []).append(section.heading)
+    listing = "\n".join(f"- {doc_id}: {titles[doc_id]} (sections: {'; '.join(heads[:12])})"
+                        for doc_id, heads in outline.items())
+    prompt = (
+        f"Here is the outline of a support knowledge base, one document per line:\n{listing}\n\n"
+        f"List at least {MIN_LIVE_TOPICS} distinct topics that users of the support assistant "
+        "would ask questions about. Each topic is a short noun phrase covered by the knowledge "
+        "base; give the id of the document that covers it best.")
+    model = make_chat_model(provider, timeout_s=timeout_s).with_structured_output(TopicList)
+    result = model.invoke(prompt)
+    topics = [Topic(t.name.strip(), t.doc_id, titles.get(t.doc_id, t.doc_id))
+              for t in result.topics if t.name.strip()]
+    if len(topics) < MIN_LIVE_TOPICS:
+        raise ValueError(f"the model returned {len(topics)} topics, fewer than "
+                         f"{MIN_LIVE_TOPICS}")
+    return topics
+
+
+def live_provider() -> str | None:
+    """The provider to use for live extraction and judging: OpenAI, then Anthropic, if keyed."""
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    if settings.OPENAI_API_KEY and settings.OPENAI_API_KEY.get_secret_value():
+        return "openai"
+    if settings.ANTHROPIC_API_KEY and settings.ANTHROPIC_API_KEY.get_secret_value():
+        return "anthropic"
+    return None
+
+
+def get_topics(kb_dir: Path | None = None, data_dir: Path | None = None,
+               source: TopicSource | None = None, timeout_s: float = 120.0) -> list[Topic]:
+    """Topics for the KB: from the cache when the KB is unchanged, else extracted and cached.
+
+    `source` None means live when a provider key is set, offline otherwise. A live extraction
+    that fails is logged and replaced by the offline one (traffic must still run).
+    """
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    kb_dir = Path(kb_dir or settings.KB_DIR)
+    data_dir = Path(data_dir or settings.DATA_DIR)
+    provider = live_provider()
+    if source is None:
+        source = "llm" if provider else "offline"
+    cache = data_dir / "topics" / f"topics-{kb_hash(kb_dir)}-{source}.json"
+    if cache.exists():
+        try:
+            raw = json.loads(cache.read_text(encoding="utf-8"))
+            return [Topic(t["name"], t["doc_id"], t["title"], tuple(t.get("terms", ())))
+                    for t in raw["topics"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable topic cache %s (%s); re-extracting", cache, exc)
+
+    sections = load_kb_sections(kb_dir)
+    if not sections:
+        raise ValueError(f"knowledge-base folder {kb_dir} holds no .md or .txt documents")
+    topics: list[Topic] | None = None
+    if source == "llm":
+        if provider is None:
+            raise ValueError("live topic extraction needs OPENAI_API_KEY or ANTHROPIC_API_KEY")
+        try:
+            topics = _live_topics(sections, provider, timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any provider failure falls back
+            log.warning("live topic extraction with %s failed (%s); using offline keyphrases",
+                        provider, exc)
+            source = "offline"
+            cache = cache.with_name(cache.name.replace("-llm.json", "-offline.json"))
+    if topics is None:
+        topics = _offline_topics(sections)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"source": source, "topics": [asdict(t) for t in topics]},
+                              indent=1), encoding="utf-8")
+    tmp.replace(cache)  # atomic: concurrent generators never read half a file
+    return topics

@@ -1,0 +1,289 @@
+"""The config-flag layer: typed AI agent configs per user, from LaunchDarkly or a local flag file.
+
+Both modes run the official SDKs: `ldclient` evaluates targeting, segments and experiment
+bucketing, `ldai` turns the served variation into an agent config and a tracker. Locally the
+SDK's file data source reads `LOCAL_FLAGS_PATH` and polls it, so an edit is served without a
+restart. Every lookup carries a typed default, so the app keeps answering when a flag is
+missing, malformed or the flag service is down.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ldai.client import LDAIClient
+from ldai.models import AIAgentConfigDefault, ModelConfig, ProviderConfig
+from ldai.tracker import LDAIConfigTracker
+from ldclient import Context, LDClient
+from ldclient.config import Config
+from ldclient.integrations import Files
+
+from utils.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_CONFIG = "supervisor-agent"
+SECURITY_CONFIG = "security-agent"
+SUPPORT_CONFIG = "support-agent"
+AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
+
+PROVIDERS = ("openai", "anthropic", "mistral")
+_PROVIDER_ALIASES = {"mistralai": "mistral", "azure_openai": "openai", "bedrock": "anthropic"}
+DEFAULT_VARIATION_KEY = "built-in-default"
+FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one reload
+SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
+
+ConfigSource = Literal["flags", "default", "fallback"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """What one agent runs with for one request: model, parameters, prompt and tools."""
+
+    config_key: str
+    variation_key: str
+    enabled: bool
+    model: str
+    provider: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    custom: Mapping[str, Any] = field(default_factory=dict)
+    instructions: str = ""
+    tools: tuple[str, ...] = ()
+    in_experiment: bool = False
+    version: int = 1
+    source: ConfigSource = "flags"
+    tracker_factory: Callable[[], LDAIConfigTracker] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def custom_param(self, name: str, default: Any = None) -> Any:
+        return self.custom.get(name, default)
+
+
+# Built-in defaults: served when the flag file is missing or a variation is malformed.
+_DEFAULT_INSTRUCTIONS = {
+    SUPERVISOR_CONFIG: (
+        "You route support requests. Send any message that may contain personal data "
+        "to the security agent first; send everything else straight to the support agent."
+    ),
+    SECURITY_CONFIG: (
+        "You remove personal data from a support request before anyone else reads it. "
+        "Replace each identifier with its type in brackets, such as [EMAIL] or [PERSON], "
+        "and change nothing else."
+    ),
+    SUPPORT_CONFIG: (
+        "You are a support assistant for a reinforcement learning course. Answer from the "
+        "knowledge base: search it, then answer concisely and name the documents you used."
+    ),
+}
+
+DEFAULT_CONFIGS: dict[str, AgentConfig] = {
+    SUPERVISOR_CONFIG: AgentConfig(
+        config_key=SUPERVISOR_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
+        model="gpt-4o-mini", provider="openai", parameters={"temperature": 0.0},
+        instructions=_DEFAULT_INSTRUCTIONS[SUPERVISOR_CONFIG], source="default",
+    ),
+    SECURITY_CONFIG: AgentConfig(
+        config_key=SECURITY_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
+        model="claude-haiku-4-5", provider="anthropic", parameters={"temperature": 0.0},
+        custom={"pii_policy": "basic"}, instructions=_DEFAULT_INSTRUCTIONS[SECURITY_CONFIG],
+        source="default",
+    ),
+    SUPPORT_CONFIG: AgentConfig(
+        config_key=SUPPORT_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
+        model="gpt-4o-mini", provider="openai",
+        parameters={"temperature": 0.3, "max_tokens": 800},
+        custom={"max_tool_calls": 3}, instructions=_DEFAULT_INSTRUCTIONS[SUPPORT_CONFIG],
+        tools=("search_v1",), source="default",
+    ),
+}
+
+
+class MalformedVariation(ValueError):
+    """A served variation is not a usable AI agent config."""
+
+
+# The AI SDK evaluates with `variation()`, which drops the evaluation reason; we need the
+# reason's `inExperiment`. This pass-through client evaluates with `variation_detail()` and
+# keeps the last detail per task/thread, so there is still exactly one evaluation per lookup.
+_last_detail: contextvars.ContextVar[Any] = contextvars.ContextVar("ld_last_detail", default=None)
+
+
+class _DetailKeepingClient:
+    def __init__(self, client: LDClient) -> None:
+        self._client = client
+
+    def variation(self, key: str, context: Context, default: Any) -> Any:
+        detail = self._client.variation_detail(key, context, default)
+        _last_detail.set(detail)
+        return detail.value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> Context:
+    """A `user` context keyed by `user_id`, with targeting attributes such as country and plan."""
+    builder = Context.builder(user_id).kind("user")
+    for name, value in (attributes or {}).items():
+        if name in ("key", "kind") or value is None:
+            continue
+        builder.set(name, value)
+    context = builder.build()
+    if not context.valid:
+        raise ValueError(f"invalid user context for user_id={user_id!r}: {context.error}")
+    return context
+
+
+def _normalise_provider(name: str) -> str:
+    name = (name or "").strip().lower()
+    return _PROVIDER_ALIASES.get(name, name)
+
+
+def _validate_raw_variation(raw: Any) -> None:
+    if not isinstance(raw, dict):
+        raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"]:
+        raise MalformedVariation("the variation has no model name (model.name)")
+    provider = raw.get("provider")
+    provider_name = provider.get("name") if isinstance(provider, dict) else None
+    if _normalise_provider(provider_name or "") not in PROVIDERS:
+        raise MalformedVariation(
+            f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDERS)}"
+        )
+
+
+def _default_as_ai_default(config: AgentConfig) -> AIAgentConfigDefault:
+    return AIAgentConfigDefault(
+        enabled=config.enabled,
+        model=ModelConfig(config.model, parameters=dict(config.parameters),
+                          custom=dict(config.custom)),
+        provider=ProviderConfig(config.provider),
+        instructions=config.instructions,
+    )
+
+
+class ConfigFlags:
+    """Evaluates AI configs for user contexts through the LaunchDarkly SDKs."""
+
+    def __init__(self, settings: Settings, *, start_wait: float = 5.0) -> None:
+        self._settings = settings
+        self._warned: set[tuple[str, str]] = set()
+        self._warn_lock = threading.Lock()
+        if settings.ld_mode:
+            assert settings.LD_SDK_KEY is not None
+            config = Config(
+                settings.LD_SDK_KEY.get_secret_value(),
+                base_uri=settings.LD_BASE_URI,
+                stream_uri=settings.LD_STREAM_URI,
+                events_uri=settings.LD_EVENTS_URI,
+            )
+            self.mode = "launchdarkly"
+        else:
+            flags_path = settings.flags_path
+            # The file watcher needs the folder to exist, even before the file does.
+            flags_path.parent.mkdir(parents=True, exist_ok=True)
+            config = Config(
+                "local-flag-file",  # any non-empty key; nothing is sent anywhere
+                update_processor_class=Files.new_data_source(
+                    paths=[str(flags_path)], auto_update=True,
+                    poll_interval=FLAG_POLL_INTERVAL_S, force_polling=True,
+                ),
+                send_events=False,
+            )
+            self.mode = "local-file"
+        self.client = LDClient(config, start_wait=start_wait)
+        self.ai_client = LDAIClient(_DetailKeepingClient(self.client))  # type: ignore[arg-type]
+
+    @property
+    def flags_path(self) -> Path | None:
+        return None if self.mode == "launchdarkly" else self._settings.flags_path
+
+    def status(self) -> dict[str, Any]:
+        """Flag-source status for /health (never includes keys)."""
+        status: dict[str, Any] = {"mode": self.mode, "initialized": self.client.is_initialized()}
+        if self.flags_path is not None:
+            exists = self.flags_path.exists()
+            status["flags_file"] = str(self.flags_path)
+            status["flags_file_exists"] = exists
+            if not exists:
+                status["hint"] = (
+                    f"flags file {self.flags_path} is missing, so every agent runs its built-in "
+                    f"default config; {SETUP_HINT}"
+                )
+        return status
+
+    def agent_config(self, config_key: str, context: Context) -> AgentConfig:
+        """The agent config served to `context`, or the built-in default with the reason logged."""
+        default = DEFAULT_CONFIGS[config_key]
+        token = _last_detail.set(None)
+        try:
+            ai_config = self.ai_client.agent_config(
+                config_key, context, _default_as_ai_default(default)
+            )
+            detail = _last_detail.get()
+        except Exception as exc:  # the AI SDK raises on some malformed values (no model name)
+            detail = _last_detail.get()
+            self._warn_malformed(config_key, detail, str(exc))
+            return replace(default, source="fallback")
+        finally:
+            _last_detail.reset(token)
+
+        reason = (detail.reason or {}) if detail is not None else {}
+        if detail is None or reason.get("kind") == "ERROR" or detail.variation_index is None:
+            # Flag missing or store not initialised: the typed default is the answer.
+            return default
+        try:
+            _validate_raw_variation(detail.value)
+        except MalformedVariation as exc:
+            self._warn_malformed(config_key, detail, str(exc))
+            return replace(default, source="fallback")
+
+        model = ai_config.model
+        parameters = dict(model.to_dict().get("parameters") or {}) if model else {}
+        parameters.pop("tools", None)
+        meta = detail.value.get("_ldMeta") or {}
+        return AgentConfig(
+            config_key=config_key,
+            variation_key=str(meta.get("variationKey") or f"variation-{detail.variation_index}"),
+            enabled=bool(ai_config.enabled),
+            model=model.name if model else default.model,
+            provider=_normalise_provider(ai_config.provider.name if ai_config.provider else ""),
+            parameters=parameters,
+            custom=dict((model.to_dict().get("custom") or {}) if model else {}),
+            instructions=ai_config.instructions or default.instructions,
+            tools=tuple((ai_config.tools or {}).keys()),
+            in_experiment=bool(reason.get("inExperiment", False)),
+            version=int(meta.get("version") or 1),
+            source="flags",
+            tracker_factory=ai_config.create_tracker if self.mode == "launchdarkly" else None,
+        )
+
+    def _warn_malformed(self, config_key: str, detail: Any, problem: str) -> None:
+        value = getattr(detail, "value", None)
+        variation = (
+            (value.get("_ldMeta") or {}).get("variationKey") if isinstance(value, dict) else None
+        ) or f"index {getattr(detail, 'variation_index', None)}"
+        marker = (config_key, str(variation))
+        with self._warn_lock:
+            first = marker not in self._warned
+            self._warned.add(marker)
+        if first:
+            log.error(
+                "flag %r variation %s is malformed (%s); serving the built-in default config",
+                config_key, variation, problem,
+            )
+
+    def flush(self) -> None:
+        """Send queued analytics events now (never closes the client)."""
+        self.client.flush()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,208 @@
+"""Per-request instrumentation: exposures, one measured record per agent run, custom metrics.
+
+The recorder turns each agent run into event rows for the local store and, in LaunchDarkly
+mode, into the AI SDK tracker's calls plus `ld_client.track` for custom metrics. Tracking
+never raises into the request: a failure is logged and the answer still goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from utils import metrics
+from utils.config_flags import AgentConfig
+from utils.cost_calculator import calculate_cost
+from utils.event_store import EventRow, Exposure, WriteBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelUsage:
+    """Token usage and model time summed over the model calls of one agent run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+    simulated: bool = False
+    simulated_latency_ms: float = 0.0  # modelled model time (simulated providers)
+    slept_ms: float = 0.0  # the part of it actually slept (SIM_TIME_SCALE)
+    ttft_ms: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, message: BaseMessage) -> None:
+        if not isinstance(message, AIMessage):
+            return
+        self.calls += 1
+        usage = message.usage_metadata or {}
+        self.input_tokens += int(usage.get("input_tokens") or 0)
+        self.output_tokens += int(usage.get("output_tokens") or 0)
+        meta = message.response_metadata or {}
+        if meta.get("simulated"):
+            self.simulated = True
+            self.simulated_latency_ms += float(meta.get("simulated_latency_ms") or 0.0)
+            self.slept_ms += float(meta.get("slept_ms") or 0.0)
+            if self.ttft_ms is None and meta.get("time_to_first_token_ms") is not None:
+                self.ttft_ms = float(meta["time_to_first_token_ms"])
+
+    def extend(self, messages: Iterable[BaseMessage]) -> None:
+        for message in messages:
+            self.add(message)
+
+
+@dataclass
+class AgentRun:
+    """One agent's run in a request: what the API returns and what the store records."""
+
+    agent: str
+    config_key: str
+    variation_key: str
+    model: str
+    provider: str
+    in_experiment: bool
+    simulated: bool = False
+    tools_used: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    duration_ms: float = 0.0
+    time_to_first_token_ms: float | None = None
+    cost_usd: float | None = None
+    success: bool = True
+    error: str | None = None
+    pii_types: list[str] | None = None
+    redacted_text: str | None = None
+    sources: list[str] | None = None
+
+
+class RunTimer:
+    """Measures an agent run: wall time, minus what a simulator slept, plus its modelled time."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def elapsed_ms(self, usage: ModelUsage) -> float:
+        wall = (time.perf_counter() - self._start) * 1000.0
+        return max(0.0, wall - usage.slept_ms) + usage.simulated_latency_ms
+
+
+def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage, *,
+               tools_used: list[str] | None = None, error: str | None = None,
+               **details: Any) -> AgentRun:
+    """The measured record of an agent run."""
+    return AgentRun(
+        agent=agent, config_key=config.config_key, variation_key=config.variation_key,
+        model=config.model, provider=config.provider, in_experiment=config.in_experiment,
+        simulated=usage.simulated, tools_used=list(tools_used or []),
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
+        time_to_first_token_ms=usage.ttft_ms,
+        cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens),
+        success=error is None, error=error, **details,
+    )
+
+
+class RunRecorder:
+    """Collects one request's exposures, agent runs and metrics, then hands them to the store."""
+
+    def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
+                 ld_context: Any = None, ld_client: Any = None) -> None:
+        self.request_id = request_id
+        self.user_key = user_key
+        self.context_attributes = context_attributes
+        self._ld_context = ld_context
+        self._ld_client = ld_client  # set in LaunchDarkly mode only
+        self.exposures: list[Exposure] = []
+        self.events: list[EventRow] = []
+        self.runs: list[AgentRun] = []
+
+    def record_exposure(self, config: AgentConfig) -> None:
+        self.exposures.append(Exposure(config.config_key, config.variation_key,
+                                       config.in_experiment))
+
+    def track_run(self, run: AgentRun, config: AgentConfig) -> None:
+        """Record an agent run's values; never raises."""
+        self.runs.append(run)
+        try:
+            rows = [
+                (metrics.DURATION_TOTAL, run.duration_ms),
+                (metrics.TOKENS_TOTAL, run.total_tokens),
+                (metrics.TOKENS_INPUT, run.input_tokens),
+                (metrics.TOKENS_OUTPUT, run.output_tokens),
+                (metrics.GENERATION_SUCCESS if run.success else metrics.GENERATION_ERROR, 1),
+                (metrics.COST_PER_REQUEST, run.cost_usd),
+            ]
+            if run.time_to_first_token_ms is not None:
+                rows.append((metrics.TIME_TO_FIRST_TOKEN, run.time_to_first_token_ms))
+            rows += [(metrics.TOOL_CALL, 1) for _ in run.tools_used]
+            self.events += [self._row(key, value, run) for key, value in rows]
+            self._send_to_launchdarkly(run, config)
+        except Exception:
+            log.exception("tracking failed for %s in request %s", run.agent, self.request_id)
+
+    def track_metric(self, event_key: str, value: float, run: AgentRun) -> None:
+        """A custom metric (e.g. `pii_exposed_entities`) attributed to an agent run."""
+        try:
+            self.events.append(self._row(event_key, value, run))
+            if self._ld_client is not None:
+                self._ld_client.track(event_key, self._ld_context, _track_data(run), value)
+        except Exception:
+            log.exception("tracking %s failed in request %s", event_key, self.request_id)
+
+    def _row(self, event_key: str, value: float | None, run: AgentRun) -> EventRow:
+        return EventRow(event_key, None if value is None else float(value), run.config_key,
+                        run.variation_key, run.agent, run.model, run.provider, run.simulated)
+
+    def _send_to_launchdarkly(self, run: AgentRun, config: AgentConfig) -> None:
+        if self._ld_client is None or config.tracker_factory is None:
+            return
+        from ldai.tracker import TokenUsage
+
+        tracker = config.tracker_factory()
+        tracker.track_duration(int(run.duration_ms))
+        if run.time_to_first_token_ms is not None:
+            tracker.track_time_to_first_token(int(run.time_to_first_token_ms))
+        tracker.track_tokens(TokenUsage(total=run.total_tokens, input=run.input_tokens,
+                                        output=run.output_tokens))
+        if run.tools_used:
+            tracker.track_tool_calls(run.tools_used)
+        if run.success:
+            tracker.track_success()
+        else:
+            tracker.track_error()
+        if run.cost_usd is not None:
+            self._ld_client.track(metrics.COST_PER_REQUEST, self._ld_context, _track_data(run),
+                                  run.cost_usd)
+
+    def batch(self, *, status: str, routed_to_security: bool) -> WriteBatch:
+        return WriteBatch(
+            request_id=self.request_id, user_key=self.user_key,
+            context=self.context_attributes, exposures=list(self.exposures),
+            events=list(self.events), request_status=status,
+            routed_to_security=routed_to_security,
+            simulated=any(run.simulated for run in self.runs),
+        )
+
+
+def _track_data(run: AgentRun) -> dict[str, Any]:
+    return {"configKey": run.config_key, "variationKey": run.variation_key,
+            "modelName": run.model, "providerName": run.provider, "agent": run.agent}
+
+
+def feedback_batch(request_id: str, user_key: str, kind: str, source: str,
+                   exposures: list[dict[str, Any]]) -> WriteBatch:
+    """One feedback: a `feedback` row plus an event per config served in the request."""
+    event_key = metrics.FEEDBACK_EVENT_KEYS[kind]
+    events = [EventRow(event_key, 1.0, e["config_key"], e["variation_key"], None, None, None,
+                       False) for e in exposures]
+    return WriteBatch(request_id=request_id, user_key=user_key, events=events,
+                      feedback=(kind, source))

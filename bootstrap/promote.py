@@ -1,0 +1,122 @@
+"""Promote an experiment's winning variation to its whole audience.
+
+    python -m bootstrap.promote EXPERIMENT VARIATION [--dry-run] [--backend ...]
+
+Rewrites the experiment's rule on its audience segment to serve VARIATION to everyone in it
+(the experiment rollout goes away) and records the other arms as archived in the bootstrap
+state (data/flags.state.json locally). Locally the running server picks the new flag file up
+without a restart. VARIATION must be an arm of the experiment. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bootstrap.create_configs import (
+    EXPECTED_ERRORS,
+    add_common_arguments,
+    configure_logging,
+    load_checked_experiments,
+    resolve_backend,
+)
+from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
+from bootstrap.local_backend import current_state, sync_flag_file
+from bootstrap.manifest import ManifestError, load_manifest
+from bootstrap.state import (
+    BootstrapState,
+    ExperimentState,
+    launchdarkly_state_path,
+    load_state,
+    save_state,
+)
+from utils.settings import get_settings
+
+
+class PromotionError(ValueError):
+    """The experiment or variation named on the command line cannot be promoted."""
+
+
+def find_arm(experiments: list, key: str, variation: str):
+    """The experiment `key`, after checking `variation` is one of its arms."""
+    exp = next((e for e in experiments if e.key == key), None)
+    if exp is None:
+        raise PromotionError(f"unknown experiment {key!r}; expected one of "
+                             f"{[e.key for e in experiments]}")
+    if variation not in exp.split:
+        raise PromotionError(f"refusing to promote {variation!r}: it is not an arm of {key} "
+                             f"(arms: {', '.join(exp.split)})")
+    return exp
+
+
+def promoted(state: BootstrapState, exp, winner: str) -> BootstrapState:
+    new = state.model_copy(deep=True)
+    new.experiments[exp.key] = ExperimentState(
+        status="promoted", winner=winner, archived=[a for a in exp.split if a != winner])
+    return new
+
+
+def describe(state: BootstrapState, exp) -> str:
+    entry = state.experiments.get(exp.key)
+    if entry is None:
+        return f"{exp.audience}: experiment not started (its segment rule applies)"
+    if entry.status == "running":
+        split = " / ".join(f"{arm} {p:g}%" for arm, p in exp.split.items())
+        return f"{exp.audience}: experiment rollout {split} (seed {exp.seed})"
+    return (f"{exp.audience}: everyone gets {entry.winner} "
+            f"(archived: {', '.join(entry.archived) or 'none'})")
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    manifest = load_manifest(args.manifest)
+    experiments = load_checked_experiments(args.experiments, manifest)
+    exp = find_arm(experiments, args.experiment, args.variation)
+    local = resolve_backend(args.backend, settings) == "local"
+    if local:
+        path = args.flags_path or settings.flags_path
+        if not path.exists():
+            raise ManifestError(f"{path} does not exist; run python -m bootstrap.create_configs "
+                                "and python -m bootstrap.experiment_variations first")
+        state = current_state(path)
+    else:
+        state_path = launchdarkly_state_path(settings.DATA_DIR)
+        state = load_state(state_path)
+    new_state = promoted(state, exp, args.variation)
+    print(f"{exp.name} ({exp.config})")
+    print(f"  before: {describe(state, exp)}")
+    print(f"  after:  {describe(new_state, exp)}")
+    if local:
+        sync_flag_file(path, manifest, experiments, new_state, dry_run=args.dry_run)
+        return
+    with LaunchDarklyClient.from_settings(settings) as client:
+        sync = LaunchDarklySync(client, settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT,
+                                dry_run=args.dry_run)
+        sync.sync_targeting(exp.config, [(exp.audience, args.variation)], default=None,
+                            force_segments=frozenset({exp.audience}))
+    if not args.dry_run:
+        save_state(state_path, new_state)
+        print("Stop the experiment's iteration in LaunchDarkly so its results are frozen.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bootstrap.promote",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="experiment key, e.g. premium-model-value")
+    parser.add_argument("variation", help="the winning arm to serve, e.g. other-paid")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        run(args)
+    except (*EXPECTED_ERRORS, PromotionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""A local fake of OpenAI's Chat Completions wire protocol, for live-provider tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeOpenAI:
+    """Answers POST /v1/chat/completions; records requests; can be told to fail."""
+
+    def __init__(self, answer: str = "Q-learning is off-policy TD control.",
+                 usage: tuple[int, int] = (42, 7)) -> None:
+        self.answer = answer
+        self.usage = usage
+        self.fail_status: int | None = None
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append({"path": self.path, "body": body,
+                                      "auth": self.headers.get("authorization")})
+                if fake.fail_status:
+                    self._send(fake.fail_status, {"error": {"message": "upstream exploded",
+                                                            "type": "server_error"}})
+                    return
+                self._send(200, fake.completion(body))
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt, completion = self.usage
+        return {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
+            "model": body.get("model", "gpt-4o"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": self.answer}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

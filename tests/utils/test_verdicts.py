@@ -1,0 +1,259 @@
+"""utils/verdicts.py on small synthetic event stores with planted effects."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bootstrap.experiments import load_experiments, parse_experiments
+from utils import metrics as mk
+from utils.verdicts import EventStoreError, build_report, report_to_dict
+
+SCHEMA = """
+CREATE TABLE exposures(ts REAL, request_id TEXT, user_key TEXT, config_key TEXT,
+                       variation_key TEXT, in_experiment INTEGER, context_json TEXT);
+CREATE TABLE events(ts REAL, request_id TEXT, user_key TEXT, event_key TEXT, value REAL,
+                    config_key TEXT, variation_key TEXT, agent TEXT, model TEXT, provider TEXT,
+                    simulated INTEGER);
+"""
+
+SEC = ("security-agent", "basic-security", "strict-security")
+SUP = ("support-agent", "other-paid", "claude-opus-treatment")
+
+
+def make_store(
+    path: Path,
+    *,
+    users: int = 2000,
+    seed: int = 1,
+    feedback: tuple[float, float] = (0.30, 0.30),  # P(positive) for premium control/treatment
+    cost: tuple[float, float] = (0.010, 0.010),  # mean support cost per request
+    pii: tuple[float, float] = (0.5, 0.5),  # mean exposed entities for security control/treat.
+    latency_ms: tuple[float, float] = (2000.0, 2000.0),  # security agent duration
+    split: float = 0.5,
+    simulated: int = 1,
+    requests_per_user: int = 2,
+) -> Path:
+    """A DESIGN §7 store: every user is in both experiments, arms drawn independently."""
+    rng = np.random.default_rng(seed)
+    ex, ev = [], []
+    for u in range(users):
+        user = f"user-{u:05d}"
+        a_sec = int(rng.random() >= split)
+        a_sup = int(rng.random() >= split)
+        t = 1000.0 + u
+        for r in range(requests_per_user):
+            rid = f"{user}-r{r}"
+            ts = t + r * 0.1
+            ex.append((ts, rid, user, SEC[0], SEC[1 + a_sec], 1, "{}"))
+            ex.append((ts + 0.01, rid, user, SUP[0], SUP[1 + a_sup], 1, "{}"))
+
+            def event(key, value, agent, cfg, var, dt=0.02):
+                ev.append((ts + dt, rid, user, key, value, cfg, var, agent, "m", "p", simulated))
+
+            event(mk.DURATION_TOTAL, rng.gamma(4, latency_ms[a_sec] / 4), "security", SEC[0],
+                  SEC[1 + a_sec])
+            event(mk.DURATION_TOTAL, rng.gamma(4, 500), "support", SUP[0], SUP[1 + a_sup])
+            event(mk.TOKENS_TOTAL, float(rng.poisson(800)), "support", SUP[0], SUP[1 + a_sup])
+            event(mk.COST_PER_REQUEST, 0.001, "security", SEC[0], SEC[1 + a_sec])
+            event(mk.COST_PER_REQUEST, rng.gamma(4, cost[a_sup] / 4), "support", SUP[0],
+                  SUP[1 + a_sup])
+            event(mk.PII_EXPOSED_ENTITIES, float(rng.poisson(pii[a_sec])), "support", SUP[0],
+                  SUP[1 + a_sup])
+        if rng.random() < feedback[a_sup]:
+            for cfg, var in ((SEC[0], SEC[1 + a_sec]), (SUP[0], SUP[1 + a_sup])):
+                ev.append((t + 5, f"{user}-r0", user, mk.FEEDBACK_POSITIVE, 1.0, cfg, var,
+                           "feedback", None, None, 0))
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    conn.executemany("INSERT INTO exposures VALUES (?,?,?,?,?,?,?)", ex)
+    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)", ev)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def by_key(report):
+    return {r.experiment.key: r for r in report.experiments}
+
+
+def test_missing_store_gives_zero_users_and_need_more_data(tmp_path):
+    report = build_report(tmp_path / "nope.db")
+    for r in report.experiments:
+        assert sum(r.users.values()) == 0
+        assert r.verdict.outcome == "NEED_MORE_DATA"
+        assert r.users_needed["per_arm"] >= 100
+    assert "no event store" in report.notes[0]
+    assert report.simulated is False
+
+
+def test_store_without_the_tables_is_a_clear_error(tmp_path):
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE x(a)").connection.close()
+    with pytest.raises(EventStoreError, match="exposures"):
+        build_report(path)
+
+
+def test_planted_premium_effect_ships_and_security_ships(tmp_path):
+    # Opus: far more thumbs-up and cheaper; strict security: less PII, same feedback.
+    store = make_store(tmp_path / "e.db", feedback=(0.25, 0.45), cost=(0.012, 0.008),
+                       pii=(0.8, 0.1), users=1600)
+    report = build_report(store)
+    r = by_key(report)
+    prem = r["premium-model-value"]
+    assert prem.verdict.outcome == "SHIP", prem.verdict.summary
+    assert prem.verdict.variation == "claude-opus-treatment"
+    assert all(c.passed for c in prem.criteria)
+    sec = r["security-level"]
+    assert sec.verdict.outcome == "SHIP", sec.verdict.summary
+    assert report.simulated is True
+
+
+def test_no_effect_does_not_ship(tmp_path):
+    store = make_store(tmp_path / "e.db", users=1600, seed=3)
+    r = by_key(build_report(store))
+    assert r["premium-model-value"].verdict.outcome == "KEEP"
+    assert r["premium-model-value"].verdict.variation == "other-paid"
+    sec = r["security-level"]
+    assert sec.verdict.outcome == "NEED_MORE_DATA"  # PII is not lower: criterion fails
+    assert sec.users_needed is not None and sec.users_needed["per_arm"] > 100
+
+
+def test_users_per_arm_and_per_user_aggregation_are_exact(tmp_path):
+    store = make_store(tmp_path / "e.db", users=300, seed=5)
+    report = build_report(store)
+    conn = sqlite3.connect(store)
+    arms = dict(conn.execute(
+        "SELECT variation_key, COUNT(DISTINCT user_key) FROM exposures "
+        "WHERE config_key='support-agent' GROUP BY variation_key").fetchall())
+    prem = by_key(report)["premium-model-value"]
+    assert prem.users == arms
+    total_cost = conn.execute(
+        "SELECT SUM(value) FROM events WHERE event_key=? AND user_key IN (SELECT user_key FROM "
+        "exposures WHERE variation_key='other-paid')", (mk.COST_PER_REQUEST,)).fetchone()[0]
+    cost = prem.metric("ai_cost_per_request").comparison
+    assert cost.control_value == pytest.approx(total_cost / arms["other-paid"])
+
+
+def test_user_in_both_arms_is_excluded_and_counted(tmp_path):
+    store = make_store(tmp_path / "e.db", users=200)
+    conn = sqlite3.connect(store)
+    conn.execute("INSERT INTO exposures VALUES (5000, 'x', 'user-00001', 'support-agent', "
+                 "'other-paid', 1, '{}'), (5001, 'y', 'user-00001', 'support-agent', "
+                 "'claude-opus-treatment', 1, '{}')")
+    conn.commit()
+    prem = by_key(build_report(store))["premium-model-value"]
+    assert prem.excluded_users == 1
+    assert sum(prem.users.values()) == 199
+
+
+def test_events_before_first_exposure_do_not_count(tmp_path):
+    store = make_store(tmp_path / "e.db", users=150, simulated=0)
+    conn = sqlite3.connect(store)
+    conn.execute("INSERT INTO events VALUES (1.0, 'old', 'user-00000', ?, 100.0, "
+                 "'support-agent', 'other-paid', 'support', 'm', 'p', 0)",
+                 (mk.COST_PER_REQUEST,))
+    conn.commit()
+    before = by_key(build_report(store))["premium-model-value"]
+    assert max(before.metric("ai_cost_per_request").comparison.control_value,
+               before.metric("ai_cost_per_request").comparison.treatment_value) < 1.0
+    assert build_report(store).simulated is False
+
+
+def test_sample_ratio_mismatch_makes_the_verdict_invalid(tmp_path):
+    store = make_store(tmp_path / "e.db", users=1200, split=0.40)
+    r = by_key(build_report(store))
+    for res in r.values():
+        assert res.srm_p_value < 0.001
+        assert res.verdict.outcome == "INVALID"
+        assert "sample ratio mismatch" in res.verdict.summary
+
+
+def test_small_arms_need_more_data_with_an_estimate(tmp_path):
+    store = make_store(tmp_path / "e.db", users=120)
+    prem = by_key(build_report(store))["premium-model-value"]
+    assert prem.verdict.outcome == "NEED_MORE_DATA"
+    assert prem.users_needed["additional"] > 0
+    assert "positive_feedback_rate" in prem.users_needed["by_metric"]
+
+
+def test_one_empty_arm_is_a_defined_result(tmp_path):
+    store = make_store(tmp_path / "e.db", users=200, split=1.0)  # everyone in control
+    prem = by_key(build_report(store))["premium-model-value"]
+    assert prem.users["claude-opus-treatment"] == 0
+    assert prem.verdict.outcome in ("INVALID", "NEED_MORE_DATA")
+    assert all(not c.passed for c in prem.criteria)
+    assert all(c.detail for c in prem.criteria)
+    report_to_dict(build_report(store))  # serialises without NaN trouble
+
+
+def test_cost_decrease_with_value_gain_passes_the_ratio(tmp_path):
+    store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
+                       cost=(0.012, 0.006))
+    prem = by_key(build_report(store))["premium-model-value"]
+    ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
+    assert ratio.passed and ratio.observed == math.inf
+    assert "cost fell" in ratio.detail
+
+
+def test_costlier_treatment_fails_cost_criteria_and_ratio_is_reported(tmp_path):
+    store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
+                       cost=(0.010, 0.030))
+    prem = by_key(build_report(store))["premium-model-value"]
+    ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
+    assert 0 < ratio.observed < 1  # ~+60% value for ~+150% cost of the support agent
+    assert prem.verdict.outcome == "KEEP"
+
+
+def test_interaction_is_reported_for_shared_users(tmp_path):
+    store = make_store(tmp_path / "e.db", users=800)
+    report = build_report(store)
+    data = report_to_dict(report)
+    inter = data["interaction"]
+    assert inter["metric"] == "positive_feedback_rate"
+    assert sum(c["users"] for c in inter["cells"]) == 800
+    assert inter["ci_low"] < inter["interaction"] < inter["ci_high"]
+
+
+def test_report_is_deterministic(tmp_path):
+    store = make_store(tmp_path / "e.db", users=400)
+    a, b = report_to_dict(build_report(store)), report_to_dict(build_report(store))
+    a.pop("generated_at"), b.pop("generated_at")
+    assert a == b
+
+
+def test_only_the_requested_experiment_is_analysed(tmp_path):
+    report = build_report(tmp_path / "none.db", experiment_key="security-level")
+    assert [r.experiment.key for r in report.experiments] == ["security-level"]
+    with pytest.raises(KeyError, match="premium-model-value"):
+        build_report(tmp_path / "none.db", experiment_key="nope")
+
+
+def test_json_schema_has_the_documented_fields(tmp_path):
+    store = make_store(tmp_path / "e.db", users=300)
+    data = report_to_dict(build_report(store))
+    assert set(data) >= {"simulated", "experiments"}
+    exp = data["experiments"][0]
+    assert set(exp) >= {"key", "name", "control", "treatment", "users", "srm_p_value",
+                        "metrics", "criteria", "verdict", "users_needed"}
+    assert set(exp["metrics"][0]) >= {"key", "control_value", "treatment_value",
+                                      "relative_difference", "ci_low", "ci_high",
+                                      "probability_to_beat_control", "expected_loss"}
+    assert set(exp["criteria"][0]) >= {"observed", "threshold", "passed"}
+    assert set(exp["verdict"]) == {"outcome", "variation", "summary"}
+
+
+def test_custom_experiment_definitions_can_be_passed(tmp_path):
+    raw = {"experiments": [load_experiments()[0].model_dump(exclude={"decision"}) | {
+        "decision": {"ship_if_all": [{"metric": "positive_feedback_rate",
+                                      "probability_to_beat": 0.5}],
+                     "otherwise": "keep_control"}}]}
+    for c in raw["experiments"]:
+        c.pop("kind", None)
+    exps = parse_experiments(raw)
+    report = build_report(make_store(tmp_path / "e.db", users=300), exps)
+    assert len(report.experiments) == 1

@@ -1,0 +1,90 @@
+"""Shared formatting of verdict values for the terminal and HTML views (one wording)."""
+
+from __future__ import annotations
+
+import math
+
+from utils.metrics import METRICS
+from utils.verdicts import CriterionResult
+
+OUTCOME_LABEL = {
+    "SHIP": "SHIP",
+    "KEEP": "KEEP",
+    "NEED_MORE_DATA": "NEED MORE DATA",
+    "INVALID": "INVALID",
+}
+SIMULATED_BANNER = (
+    "SIMULATED PROVIDERS: some events in this store came from simulated models; "
+    "the verdicts describe the simulator, not real models"
+)
+
+
+def format_value(metric_key: str, value: float) -> str:
+    """A metric value in its unit."""
+    if not math.isfinite(value):
+        return "—"
+    unit = METRICS[metric_key].unit
+    if unit == "share of users":
+        return f"{value:.1%}"
+    if unit == "USD":
+        return f"${value:.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    if unit == "tokens":
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def format_relative(value: float, low: float | None = None, high: float | None = None) -> str:
+    """+12.3% [+1.0%, +24.0%]."""
+    if not math.isfinite(value):
+        return "—"
+    text = f"{value:+.1%}"
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        text += f" [{low:+.1%}, {high:+.1%}]"
+    return text
+
+
+def format_probability(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else "—"
+
+
+def format_observed(c: CriterionResult) -> str:
+    """The observed value of a criterion in the unit its bar uses."""
+    v = c.observed
+    if c.kind == "cost_value_ratio_at_least":
+        if v == math.inf:
+            return "∞ (cost fell)"
+        return f"{v:.2f}" if math.isfinite(v) else "—"
+    if not math.isfinite(v):
+        return "—"
+    if c.kind == "relative_lift_at_least":
+        return f"{v:+.1%}"
+    if c.kind == "absolute_increase_at_most":
+        return format_value(c.metric, v) if v >= 0 else "−" + format_value(c.metric, -v)
+    return f"{v:.3f}"
+
+
+def format_threshold(c: CriterionResult) -> str:
+    if c.kind == "relative_lift_at_least":
+        bar = f"{c.threshold:+.0%}"
+    elif c.kind == "absolute_increase_at_most":
+        bar = format_value(c.metric, c.threshold)
+    else:
+        bar = f"{c.threshold:g}"
+    return f"{c.comparator} {bar}"
+
+
+def criterion_scale(c: CriterionResult) -> tuple[float, float]:
+    """(observed, bar) placed on 0..1 for a bar chart; the bar mark sits where the rule cuts."""
+    probability_kinds = ("probability_to_beat", "not_worse", "relative_increase_at_most")
+    if c.kind in probability_kinds:
+        obs = c.observed if math.isfinite(c.observed) else 0.0
+        return min(max(obs, 0.0), 1.0), c.threshold
+    # Other kinds: the bar at the middle, observed scaled by twice the bar's size.
+    span = 2 * abs(c.threshold) if c.threshold else 1.0
+    if c.observed == math.inf:
+        return 1.0, 0.5
+    if not math.isfinite(c.observed):
+        return 0.0, 0.5
+    return min(max(0.5 + (c.observed - c.threshold) / span, 0.0), 1.0), 0.5

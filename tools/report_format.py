@@ -32,7 +32,19 @@ def format_value(metric_key: str, value: float) -> str:
         return f"{value:,.0f} ms"
     if unit == "tokens":
         return f"{value:,.0f}"
-    return f"{value:.3g}"
+    return f"{value:.3g}" if abs(value) >= 5e-4 else "0"
+
+
+def format_interaction(metric_key: str, value: float, low: float, high: float) -> str:
+    """Difference of differences: percentage points for rates, metric units otherwise."""
+    if METRICS[metric_key].unit == "share of users":
+        return format_relative(value, low, high).replace("%", " pp")
+    if not math.isfinite(value):
+        return "—"
+    text = format_value(metric_key, value)
+    if math.isfinite(low) and math.isfinite(high):
+        text += f" [{format_value(metric_key, low)}, {format_value(metric_key, high)}]"
+    return text
 
 
 def format_relative(value: float, low: float | None = None, high: float | None = None) -> str:

@@ -13,6 +13,7 @@ from tools.report_format import (
     OUTCOME_LABEL,
     SIMULATED_BANNER,
     criterion_scale,
+    format_interaction,
     format_observed,
     format_probability,
     format_relative,
@@ -270,7 +271,7 @@ def _interaction_section(i: InteractionResult) -> str:
         + "".join(f"<td>{escape(format_value(i.metric, res.values[x][y]))} "
                   f"<span class='muted'>({res.users[x][y]:,} users)</span></td>" for y in (0, 1))
         + "</tr>" for x in (0, 1))
-    est = format_relative(res.interaction, res.ci_low, res.ci_high).replace("%", " pp")
+    est = format_interaction(i.metric, res.interaction, res.ci_low, res.ci_high)
     return f"""
 <section><h2>Interaction: {escape(i.experiments[0])} × {escape(i.experiments[1])}</h2>
 <p>Users in both experiments, {escape(i.metric)} per cell. Interaction (difference of

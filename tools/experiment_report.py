@@ -1,0 +1,200 @@
+"""Experiment verdicts from the local event store: terminal, JSON or HTML.
+
+    python -m tools.experiment_report [--experiment KEY] [--json] [--html PATH] [--db PATH]
+
+JSON schema (stable; numbers that are undefined are null and a `reason` says why):
+
+    {"simulated": bool,                  # any event row with simulated = 1
+     "db_path": str, "generated_at": unix seconds, "notes": [str],
+     "experiments": [{
+        "key", "name", "config", "control", "treatment", "threshold", "primary_metric",
+        "users": {variation: n}, "excluded_users": n, "srm_p_value": p,
+        "metrics": [{"key", "statistic", "higher_is_better", "unit", "users_with_values",
+                     "control_value", "treatment_value", "relative_difference",
+                     "ci_low", "ci_high", "probability_to_beat_control", "expected_loss",
+                     "credible", "reason"}],
+        "criteria": [{"kind", "metric", "description", "observed", "threshold",
+                      "comparator", "passed", "detail"}],
+        "verdict": {"outcome": "SHIP" | "KEEP" | "NEED_MORE_DATA" | "INVALID",
+                    "variation": str | null, "summary": str},
+        "users_needed": null | {"per_arm", "additional", "by_metric": {metric: n}, "note"},
+        "timeline": [{"ts", <control>: cumulative users, <treatment>: cumulative users}]}],
+     "interaction": {"experiments": [a, b], "metric", "cells": [{a: arm, b: arm, "users",
+                     "value"}], "interaction", "ci_low", "ci_high", "reason"}}  # when present
+
+`relative_difference` is treatment / control - 1 (not sign-flipped); `ci_low`/`ci_high`
+bound it at the experiment's threshold; `probability_to_beat_control` and `expected_loss`
+are in the metric's good direction. A cost-value ratio of +inf (cost fell) is null in JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from bootstrap.experiments import ExperimentConfigError, load_experiments
+from tools.report_format import (
+    OUTCOME_LABEL,
+    SIMULATED_BANNER,
+    criterion_scale,
+    format_interaction,
+    format_observed,
+    format_probability,
+    format_relative,
+    format_threshold,
+    format_value,
+)
+from tools.report_html import render_html
+from utils.settings import get_settings
+from utils.verdicts import (
+    EventStoreError,
+    ExperimentResult,
+    InteractionResult,
+    Report,
+    build_report,
+    report_to_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+OUTCOME_STYLE = {"SHIP": "bold white on green", "KEEP": "bold black on yellow",
+                 "NEED_MORE_DATA": "bold white on blue", "INVALID": "bold white on red"}
+
+
+def _bar(fill: float, mark: float, passed: bool, width: int = 20) -> Text:
+    """A text bar filled to the observed value with `|` at the bar it must clear."""
+    cells = ["█" if i < round(fill * width) else "·" for i in range(width)]
+    cells[min(width - 1, int(mark * width))] = "|"
+    return Text("".join(cells), style="green" if passed else "red")
+
+
+def _metric_table(r: ExperimentResult) -> Table:
+    e = r.experiment
+    table = Table(title="Metrics", title_justify="left", expand=True)
+    table.add_column("metric")
+    table.add_column(e.control, justify="right")
+    table.add_column(e.treatment, justify="right")
+    table.add_column(f"relative diff [{e.threshold:.0%} interval]", justify="right")
+    table.add_column("P(beat control)", justify="right")
+    table.add_column("expected loss", justify="right")
+    table.add_column("note", style="dim", overflow="fold")
+    for m in r.metrics:
+        c = m.comparison
+        arrow = "↑" if m.definition.higher_is_better else "↓"
+        table.add_row(f"{m.key} {arrow}", format_value(m.key, c.control_value),
+                      format_value(m.key, c.treatment_value),
+                      format_relative(c.relative_difference, c.ci_low, c.ci_high),
+                      format_probability(c.probability_to_beat_control),
+                      format_value(m.key, c.expected_loss), c.reason or "")
+    return table
+
+
+def _criteria_table(r: ExperimentResult) -> Table:
+    table = Table(title="Decision: ship if all pass", title_justify="left", expand=True)
+    for name, justify in (("metric", "left"), ("criterion", "left"), ("observed", "right"),
+                          ("bar", "right"), ("", "left"), ("result", "center")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for c in r.criteria:
+        fill, mark = criterion_scale(c)
+        result = Text("PASS", style="bold green") if c.passed else Text("FAIL", style="bold red")
+        table.add_row(c.metric, c.description + (f"\n[dim]{c.detail}[/dim]" if c.detail else ""),
+                      format_observed(c), format_threshold(c), _bar(fill, mark, c.passed), result)
+    return table
+
+
+def experiment_panel(r: ExperimentResult) -> Panel:
+    """One experiment: verdict banner, users, SRM, metrics and criteria."""
+    e = r.experiment
+    banner = Text(f" {OUTCOME_LABEL[r.verdict.outcome]} ", style=OUTCOME_STYLE[r.verdict.outcome])
+    banner.append(f"  {r.verdict.summary}", style="bold")
+    users = "  ".join(f"{k}: {v:,}" for k, v in r.users.items())
+    split = "/".join(f"{e.split[v]:g}" for v in e.variations)
+    info = Text(f"Users per arm  {users}   (excluded: {r.excluded_users:,})\n"
+                f"Sample ratio   p = {r.srm_p_value:.3g} against {split}"
+                f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}")
+    parts = [banner, info, _metric_table(r), _criteria_table(r)]
+    if r.users_needed:
+        n = r.users_needed
+        parts.append(Text(f"Users still needed: ~{n['additional']:,} more "
+                          f"({n['per_arm']:,} per arm). {n['note']}.", style="cyan"))
+    return Panel(Group(*parts), title=f"[bold]{e.name}[/bold] ({e.key}, {e.config})",
+                 subtitle=f"{e.control} vs {e.treatment}")
+
+
+def interaction_panel(i: InteractionResult) -> Panel:
+    res = i.result
+    (a_c, a_t), (b_c, b_t) = i.arms
+    table = Table(title=f"{i.metric}: rows {i.experiments[0]}, columns {i.experiments[1]}")
+    table.add_column("")
+    table.add_column(b_c, justify="right")
+    table.add_column(b_t, justify="right")
+    for x, name in ((0, a_c), (1, a_t)):
+        table.add_row(name, *(f"{format_value(i.metric, res.values[x][y])} "
+                              f"({res.users[x][y]:,})" for y in (0, 1)))
+    est = format_interaction(i.metric, res.interaction, res.ci_low, res.ci_high)
+    text = Text(f"Interaction (difference of differences): {est}  {res.reason or ''}")
+    return Panel(Group(table, text), title="Interaction of experiments sharing users")
+
+
+def render_terminal(report: Report, console: Console) -> None:
+    """Print the report with rich."""
+    if report.simulated:
+        console.print(Panel(Text(SIMULATED_BANNER, style="bold black on dark_orange")))
+    for note in report.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    for r in report.experiments:
+        console.print(experiment_panel(r))
+    if report.interaction is not None:
+        console.print(interaction_panel(report.interaction))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.experiment_report",
+                                description="Verdicts of the experiments from the event store.")
+    p.add_argument("--experiment", metavar="KEY", help="only this experiment")
+    p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
+    p.add_argument("--html", metavar="PATH", type=Path, help="write a self-contained HTML report")
+    p.add_argument("--db", metavar="PATH", type=Path,
+                   help="event store to read (default: EVENTS_DB, data/events.db)")
+    p.add_argument("--experiments-file", metavar="PATH", type=Path,
+                   help="experiment definitions (default: bootstrap/experiments.yaml)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the report and show it; exit 2 on bad input, 1 when the store is unreadable."""
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True)
+    db = args.db or get_settings().events_db
+    try:
+        experiments = (load_experiments(args.experiments_file) if args.experiments_file
+                       else load_experiments())
+        report = build_report(db, experiments, experiment_key=args.experiment)
+    except (ExperimentConfigError, KeyError) as exc:
+        err.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
+        return 2
+    except EventStoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 1
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(render_html(report), encoding="utf-8")
+        err.print(f"wrote {args.html}")
+    if args.json:
+        sys.stdout.write(json.dumps(report_to_dict(report), indent=2, allow_nan=False) + "\n")
+    elif not args.html:
+        render_terminal(report, Console())
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    raise SystemExit(main())

@@ -42,7 +42,6 @@ from rich.text import Text
 
 from bootstrap.experiments import ExperimentConfigError, load_experiments
 from tools.report_format import (
-    OUTCOME_LABEL,
     SIMULATED_BANNER,
     criterion_scale,
     format_interaction,
@@ -79,13 +78,12 @@ def _bar(fill: float, mark: float, passed: bool, width: int = 20) -> Text:
 def _metric_table(r: ExperimentResult) -> Table:
     e = r.experiment
     table = Table(title="Metrics", title_justify="left", expand=True)
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column(e.control, justify="right")
     table.add_column(e.treatment, justify="right")
     table.add_column(f"relative diff [{e.threshold:.0%} interval]", justify="right")
     table.add_column("P(beat control)", justify="right")
     table.add_column("expected loss", justify="right")
-    table.add_column("note", style="dim", overflow="fold")
     for m in r.metrics:
         c = m.comparison
         arrow = "↑" if m.definition.higher_is_better else "↓"
@@ -93,7 +91,11 @@ def _metric_table(r: ExperimentResult) -> Table:
                       format_value(m.key, c.treatment_value),
                       format_relative(c.relative_difference, c.ci_low, c.ci_high),
                       format_probability(c.probability_to_beat_control),
-                      format_value(m.key, c.expected_loss), c.reason or "")
+                      format_value(m.key, c.expected_loss))
+    notes = [f"{m.key}: {m.comparison.reason}" for m in r.metrics if m.comparison.reason]
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table
 
 
@@ -101,7 +103,7 @@ def _criteria_table(r: ExperimentResult) -> Table:
     table = Table(title="Decision: ship if all pass", title_justify="left", expand=True)
     for name, justify in (("metric", "left"), ("criterion", "left"), ("observed", "right"),
                           ("bar", "right"), ("", "left"), ("result", "center")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name == "metric")  # type: ignore[arg-type]
     for c in r.criteria:
         fill, mark = criterion_scale(c)
         result = Text("PASS", style="bold green") if c.passed else Text("FAIL", style="bold red")
@@ -113,8 +115,7 @@ def _criteria_table(r: ExperimentResult) -> Table:
 def experiment_panel(r: ExperimentResult) -> Panel:
     """One experiment: verdict banner, users, SRM, metrics and criteria."""
     e = r.experiment
-    banner = Text(f" {OUTCOME_LABEL[r.verdict.outcome]} ", style=OUTCOME_STYLE[r.verdict.outcome])
-    banner.append(f"  {r.verdict.summary}", style="bold")
+    banner = Text(f" {r.verdict.summary} ", style=OUTCOME_STYLE[r.verdict.outcome])
     users = "  ".join(f"{k}: {v:,}" for k, v in r.users.items())
     split = "/".join(f"{e.split[v]:g}" for v in e.variations)
     info = Text(f"Users per arm  {users}   (excluded: {r.excluded_users:,})\n"

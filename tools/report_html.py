@@ -10,7 +10,6 @@ import numpy as np
 from scipy import stats as sps
 
 from tools.report_format import (
-    OUTCOME_LABEL,
     SIMULATED_BANNER,
     criterion_scale,
     format_interaction,
@@ -34,7 +33,7 @@ h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #dee2e6;padding
 .sim{background:#f08c00;color:#212529}
 table{border-collapse:collapse;width:100%;margin:.8rem 0;font-size:.9rem}
 th,td{border-bottom:1px solid #e9ecef;padding:.35rem .5rem;text-align:right}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child,th:last-child,td:last-child{text-align:left}
 .pass{color:#2b8a3e;font-weight:600}.fail{color:#c92a2a;font-weight:600}
 .muted{color:#868e96;font-size:.85rem}
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem}
@@ -62,11 +61,15 @@ def forest_chart(result: ExperimentResult) -> str:
     for m in rows:
         c = m.comparison
         bounds += [v for v in (c.ci_low, c.ci_high, c.relative_difference) if math.isfinite(v)]
-    lo, hi = min(bounds), max(bounds)
+    # Clip the axis so one metric with almost no data does not flatten all the others.
+    points = [m.comparison.relative_difference for m in rows]
+    lo = max(min(bounds), min([-1.0, *points]))
+    hi = min(max(bounds), max([1.0, *points]))
     pad = 0.1 * (hi - lo or 1.0)
     lo, hi = lo - pad, hi + pad
 
     def x(v: float) -> float:
+        v = min(max(v, lo), hi)
         return left + (v - lo) / (hi - lo) * (width - left - right)
 
     body = [f'<line x1="{x(0):.1f}" y1="10" x2="{x(0):.1f}" y2="{height - 20}" '
@@ -95,7 +98,7 @@ def forest_chart(result: ExperimentResult) -> str:
 
 def criteria_chart(result: ExperimentResult) -> str:
     """One bar per criterion: observed position and the bar it must clear."""
-    width, left, row_h = 640, 250, 30
+    width, left, row_h = 640, 300, 30
     height = 20 + row_h * max(len(result.criteria), 1)
     inner = width - left - 20
     body = []
@@ -103,7 +106,8 @@ def criteria_chart(result: ExperimentResult) -> str:
         y = 10 + i * row_h
         fill, mark = criterion_scale(c)
         colour = GOOD if c.passed else BAD
-        body.append(_text(8, y + 14, f"{c.metric.split('/')[0]}: {c.kind}"[:40]))
+        body.append(_text(8, y + 14, f"{c.metric.split('/')[0]}: {c.kind}"[:52],
+                          extra='font-size="10"'))
         body.append(f'<rect x="{left}" y="{y + 3}" width="{inner}" height="16" fill="#f1f3f5"/>')
         body.append(f'<rect x="{left}" y="{y + 3}" width="{fill * inner:.1f}" height="16" '
                     f'fill="{colour}"><title>{escape(c.description)}: '
@@ -242,8 +246,7 @@ def _experiment_section(r: ExperimentResult) -> str:
 <section id="{escape(e.key)}">
 <h2>{escape(e.name)} <span class="muted">({escape(e.key)}, config {escape(e.config)})</span></h2>
 <p class="muted">{escape(e.hypothesis)}</p>
-<div class="banner" style="background:{colour}">{escape(OUTCOME_LABEL[r.verdict.outcome])}:
-{escape(r.verdict.summary)}</div>
+<div class="banner" style="background:{colour}">{escape(r.verdict.summary)}</div>
 <p>Users per arm: {users}; excluded (seen in both arms): {r.excluded_users:,};
 sample ratio p = {r.srm_p_value:.3g} against a
 {"/".join(f"{e.split[v]:g}" for v in e.variations)} split.</p>

@@ -365,6 +365,7 @@ class SearchIndex:
         self.chunks = kb.chunks
         self._by_id = kb.chunk_by_id()
         self._row = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        self._sentence_cache: dict[str, list[tuple[str, frozenset[str]]]] = {}
         t0 = time.perf_counter()
         self._terms = [analyze(c.search_text) for c in self.chunks]
         self._term_sets = [frozenset(t) for t in self._terms]
@@ -485,15 +486,25 @@ class SearchIndex:
 
     # ---- snippets
 
-    def snippet(self, hit: Hit, query: str, max_chars: int = 420) -> str:
-        """The sentences of the hit that best match the query, up to `max_chars`."""
+    def _sentences(self, hit: Hit) -> list[tuple[str, frozenset[str]]]:
+        """A hit's sentences with their terms; memoised per chunk (snippets are per query)."""
+        cached = self._sentence_cache.get(hit.chunk_id)
+        if cached is not None:
+            return cached
         sentences = [_HEADING_MARK.sub("", s).strip() for s in _SENTENCE.split(hit.text)]
-        sentences = [s for s in sentences if s]
-        if not sentences:
+        result = [(s, frozenset(analyze(s))) for s in sentences if s]
+        if hit.chunk_id in self._row:  # free passages are not remembered
+            self._sentence_cache[hit.chunk_id] = result
+        return result
+
+    def snippet(self, hit: Hit, query: str | frozenset[str], max_chars: int = 420) -> str:
+        """The sentences of the hit that best match the query, up to `max_chars`."""
+        analyzed = self._sentences(hit)
+        if not analyzed:
             return ""
-        wanted = set(analyze(query))
-        best = max(range(len(sentences)),
-                   key=lambda i: (len(wanted & set(analyze(sentences[i]))), -i))
+        wanted = frozenset(analyze(query)) if isinstance(query, str) else query
+        sentences = [s for s, _ in analyzed]
+        best = max(range(len(analyzed)), key=lambda i: (len(wanted & analyzed[i][1]), -i))
         start = end = best
         length = len(sentences[best])
         while True:  # grow around the best sentence, forwards first

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field, field_validator
 
-from utils.search_index import Hit, SearchIndex, get_search_index
+from utils.search_index import Hit, SearchIndex, analyze, get_search_index
 
 MAX_TOP_K = 10
 MAX_CANDIDATES = 50
@@ -58,11 +58,12 @@ def format_hits(tool_name: str, query: str, hits: list[Hit], index: SearchIndex)
         return (f'{tool_name}: no knowledge-base passage matches "{query}". '
                 "Try different words, or the other search tool.")
     lines = [f'{tool_name}: {len(hits)} passage(s) for "{query}"']
+    terms = frozenset(analyze(query))
     for n, hit in enumerate(hits, start=1):
         source = f"{hit.title} › {hit.section}" if hit.section else hit.title
         origin = f"{hit.doc_id}, " if hit.doc_id else ""
         lines.append(f"[{n}] {source} ({origin}id: {hit.chunk_id}, score {hit.score:.3f})")
-        lines.append(f"    {index.snippet(hit, query)}")
+        lines.append(f"    {index.snippet(hit, terms)}")
     return "\n".join(lines)
 
 

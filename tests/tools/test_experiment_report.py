@@ -1,0 +1,97 @@
+"""python -m tools.experiment_report: terminal, JSON and HTML views agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
+from test_verdicts import make_store  # noqa: E402
+
+from tools.experiment_report import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "events.db"
+    return make_store(path, users=600, feedback=(0.25, 0.45), cost=(0.012, 0.008),
+                      pii=(0.8, 0.1))
+
+
+def run_json(capsys, *args: str) -> dict:
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_lists_both_experiments_with_verdicts(store, capsys):
+    data = run_json(capsys, "--db", str(store))
+    assert data["simulated"] is True
+    assert [e["key"] for e in data["experiments"]] == ["security-level", "premium-model-value"]
+    for e in data["experiments"]:
+        assert e["verdict"]["outcome"] in {"SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"}
+        assert sum(e["users"].values()) == 600
+        assert len(e["criteria"]) == 4
+    assert "interaction" in data
+
+
+def test_terminal_view_shows_the_same_verdicts_as_json(store, capsys):
+    data = run_json(capsys, "--db", str(store))
+    assert main(["--db", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "SIMULATED PROVIDERS" in out
+    flat = re.sub(r"\s+", " ", out)
+    for e in data["experiments"]:
+        assert e["verdict"]["summary"][:40] in flat
+        for m in e["metrics"]:
+            assert m["key"] in out
+        for variation, n in e["users"].items():
+            assert f"{variation}: {n:,}" in out
+    assert "PASS" in out
+
+
+def test_html_is_self_contained_with_charts(store, tmp_path, capsys):
+    target = tmp_path / "out" / "report.html"
+    assert main(["--db", str(store), "--html", str(target)]) == 0
+    html = target.read_text()
+    assert html.count("<svg") >= 8  # four charts per experiment
+    assert "SIMULATED PROVIDERS" in html
+    assert not re.search(r"""(src|href)=["']?https?:""", html)  # opens offline
+    assert "<script" not in html
+    data = run_json(capsys, "--db", str(store))
+    for e in data["experiments"]:
+        assert e["verdict"]["summary"].split(":")[0] in html
+
+
+def test_one_experiment_only(store, capsys):
+    data = run_json(capsys, "--db", str(store), "--experiment", "premium-model-value")
+    assert [e["key"] for e in data["experiments"]] == ["premium-model-value"]
+    assert "interaction" not in data
+
+
+def test_unknown_experiment_exits_2_and_names_the_known_keys(store, capsys):
+    assert main(["--db", str(store), "--experiment", "nope"]) == 2
+    assert "security-level" in capsys.readouterr().err
+
+
+def test_missing_store_reports_zero_users(tmp_path, capsys):
+    data = run_json(capsys, "--db", str(tmp_path / "missing.db"))
+    assert data["simulated"] is False
+    for e in data["experiments"]:
+        assert e["verdict"]["outcome"] == "NEED_MORE_DATA"
+        assert sum(e["users"].values()) == 0
+
+
+def test_default_store_comes_from_settings(tmp_path, monkeypatch, capsys):
+    from utils.settings import get_settings
+
+    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "nothing.db"))
+    get_settings.cache_clear()
+    try:
+        data = run_json(capsys)
+    finally:
+        get_settings.cache_clear()
+    assert data["db_path"] == str(tmp_path / "nothing.db")

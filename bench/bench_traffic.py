@@ -102,6 +102,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--pii-percentage", type=float, default=15.0)
     parser.add_argument("--fake", action="store_true", help="use the fake API, not api.main")
+    parser.add_argument("--api-url", default=None,
+                        help="benchmark a server that is already running (its CPU is not "
+                             "measured unless --server-pid is given)")
+    parser.add_argument("--server-pid", type=int, default=None)
     args = parser.parse_args()
 
     from tools.traffic import TrafficOptions, run_traffic
@@ -111,26 +115,31 @@ def main() -> int:
         data_dir = Path(tmp) / "data"
         os.environ["DATA_DIR"] = str(data_dir)  # the generator's topic cache goes here too
         get_settings.cache_clear()
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        server, label = _start_server(args.fake, data_dir, port)
+        if args.api_url:
+            url, server, label = args.api_url, None, f"running server at {args.api_url}"
+        else:
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            server, label = _start_server(args.fake, data_dir, port)
+        server_pid = server.pid if server else args.server_pid
         try:
             options = TrafficOptions(queries=args.queries, concurrency=args.concurrency,
                                      pii_percentage=args.pii_percentage, seed=1,
                                      segment="mix", judge="simulated", show_progress=False,
                                      api_url=url,
                                      log_dir=Path(tmp) / "logs")
-            server_cpu0 = _cpu_seconds(server.pid)
+            server_cpu0 = _cpu_seconds(server_pid) if server_pid else 0.0
             cpu0, wall0 = time.process_time(), time.perf_counter()
             # Query lines are rendered by rich as in a real run, into a buffer to keep this
             # output short.
             summary = run_traffic(options, console=Console(file=io.StringIO(), width=120))
             wall = time.perf_counter() - wall0
             cpu = time.process_time() - cpu0
-            server_cpu = _cpu_seconds(server.pid) - server_cpu0
+            server_cpu = _cpu_seconds(server_pid) - server_cpu0 if server_pid else None
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
 
     stats = summary.latency_stats() or {"mean": 0, "median": 0, "p95": 0}
     lat = sorted(summary.latencies)
@@ -147,8 +156,9 @@ def main() -> int:
           f"{summary.feedback_posted}")
     print(f"generator CPU:         {cpu:.1f} s = {cpu / wall:.0%} of one core, "
           f"{cpu / summary.sent * 1000:.2f} ms per query")
-    print(f"server CPU:            {server_cpu:.1f} s")
-    print(f"generator share:       {cpu / (cpu + server_cpu):.0%} of the CPU both used")
+    if server_cpu is not None:
+        print(f"server CPU:            {server_cpu:.1f} s")
+        print(f"generator share:       {cpu / (cpu + server_cpu):.0%} of the CPU both used")
     return 0
 
 

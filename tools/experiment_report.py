@@ -101,14 +101,20 @@ def _metric_table(r: ExperimentResult) -> Table:
 
 def _criteria_table(r: ExperimentResult) -> Table:
     table = Table(title="Decision: ship if all pass", title_justify="left", expand=True)
-    for name, justify in (("metric", "left"), ("criterion", "left"), ("observed", "right"),
-                          ("bar", "right"), ("", "left"), ("result", "center")):
-        table.add_column(name, justify=justify, no_wrap=name == "metric")  # type: ignore[arg-type]
+    table.add_column("criterion", ratio=3, overflow="fold")
+    table.add_column("observed", justify="right", no_wrap=True)
+    table.add_column("bar", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("result", justify="center", no_wrap=True)
     for c in r.criteria:
         fill, mark = criterion_scale(c)
         result = Text("PASS", style="bold green") if c.passed else Text("FAIL", style="bold red")
-        table.add_row(c.metric, c.description + (f"\n[dim]{c.detail}[/dim]" if c.detail else ""),
-                      format_observed(c), format_threshold(c), _bar(fill, mark, c.passed), result)
+        label = Text(c.metric.replace("/", " / "), style="bold")
+        label.append(f"\n{c.description}")
+        if c.detail:
+            label.append(f"\n{c.detail}", style="dim")
+        table.add_row(label, format_observed(c), format_threshold(c),
+                      _bar(fill, mark, c.passed, width=12), result)
     return table
 
 

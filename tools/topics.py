@@ -131,8 +131,11 @@ def _offline_topics(sections: list[KBSection], per_doc_terms: int = 4) -> list[T
 
     def add(name: str, doc_id: str) -> None:
         key = name.lower()
+        # A heading phrased as a question or clause ("How X differs from Y") is not a topic.
         if (len(name) < 3 or key in seen or key in _GENERIC_HEADINGS
-                or key.startswith(_GENERIC_PREFIXES)):
+                or key.startswith(_GENERIC_PREFIXES)
+                or key.split()[0] in {"how", "what", "why", "when", "where", "which", "is",
+                                      "are", "do", "does", "can", "should"}):
             return
         seen.add(key)
         topics.append(Topic(name, doc_id, docs[doc_id][0].title, tuple(salient[doc_id])))

@@ -399,7 +399,8 @@ class _Runner:
                 f"{result.status.upper():<16} {result.seconds:7.2f}s {result.user.segment:<10} "
                 f"{verdict:<12} {head}")
         style = "green" if result.ok else "red"
-        self.progress.console.print(Text(line, style=style), highlight=False)
+        self.progress.console.print(Text(line, style=style), highlight=False, no_wrap=True,
+                                    overflow="ellipsis")
         self.logger.info("%s%s", line, f" | error: {result.error}" if result.error else "")
         if result.judge_error:
             self.logger.warning("judge failed for %s: %s", result.request_id, result.judge_error)
@@ -514,7 +515,7 @@ async def arun_traffic(options: TrafficOptions, *, judge: Judge | None = None,
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)  # main thread on Unix only
         sigint_installed = True
-    started = time.perf_counter()
+    started = time.perf_counter()  # reset below: the rate counts the sending phase only
     try:
         # Check the API first: a missing server should fail in a second, not after the
         # topics and the judge have been prepared.
@@ -540,6 +541,7 @@ async def arun_traffic(options: TrafficOptions, *, judge: Judge | None = None,
         with Progress(*columns, console=console, disable=not options.show_progress) as progress:
             runner = _Runner(options, queries, users, judge, summary, client, logger, console,
                              progress)
+            started = time.perf_counter()
             await runner.run()
     except (ApiUnreachableError, ValueError, FileNotFoundError) as exc:
         logger.error("%s", exc)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 # Bump when the chunking rules change, so every cache keyed on the KB hash is rebuilt.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -259,24 +259,26 @@ def chunk_document(doc: Document, config: ChunkingConfig | None = None) -> list[
         blocks = [p for b in _blocks(body) for p in (
             _split_long(b, config.max_tokens - config.overlap_tokens)
             if count_tokens(b) > config.max_tokens - config.overlap_tokens else [b])]
+        heading = f"## {section.split(' › ')[-1]}"
         first_in_section = True
         for block in blocks:
-            n = count_tokens(block)
+            # +1 per block for the blank line that joins it to the one before.
+            n = count_tokens(block) + 1
+            extra = count_tokens(heading) + 1 if first_in_section else 0
             starts_new = (
                 not drafts
-                or size + n > config.max_tokens
+                or size + n + extra > config.max_tokens
                 or (first_in_section and size >= config.min_tokens))
             if starts_new:
                 continues_section = bool(drafts) and not first_in_section
                 prefix = _tail(drafts[-1][1][-1], config.overlap_tokens) if (
                     continues_section) else ""
                 drafts.append((section, [prefix] if prefix else []))
-                size = count_tokens(prefix) if prefix else 0
+                size = count_tokens(prefix) + 1 if prefix else 0
             elif first_in_section:
                 # A short section joins the chunk before it: keep its heading in the text.
-                heading = f"## {section.split(' › ')[-1]}"
                 drafts[-1][1].append(heading)
-                size += count_tokens(heading)
+                size += extra
             drafts[-1][1].append(block)
             size += n
             first_in_section = False

@@ -47,22 +47,25 @@ LSA_MAX_DIMS = 256
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # NLTK-style list: drops "how", "does"
-_stemmer = Stemmer.Stemmer("english")
+_stemmers = threading.local()  # PyStemmer objects must not be shared between threads
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 _HEADING_MARK = re.compile(r"^#{1,6}\s+")
 
 
 @lru_cache(maxsize=50_000)
 def _stem(word: str) -> str:
-    return _stemmer.stemWord(word)
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    return stemmer.stemWord(word)
 
 
 def analyze(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, Porter-stemmed terms.
+    """Lower-cased, stop-word-free terms, stemmed with Snowball English (PyStemmer).
 
     A hyphenated word yields its parts and the joined form ("q-learning" -> "q", "learn",
     "qlearn"), so "Q-learning", "Q learning" and "qlearning" all meet; single letters only
-    survive inside such compounds, where they carry meaning (Q, TD, n-step).
+    survive inside such compounds, where they carry meaning (Q-learning, n-step).
     """
     terms: list[str] = []
     for word in _WORD.findall(text.lower()):
@@ -561,11 +564,25 @@ def _settings_key(settings: Settings) -> tuple[object, ...]:
             settings.EMBEDDING_BACKEND, bool(key), settings.OPENAI_BASE_URL)
 
 
+_last_settings: tuple[Settings, tuple[object, ...]] | None = None
+
+
+def _current_key(settings: Settings) -> tuple[object, ...]:
+    # get_settings() returns the same object until its cache is cleared: skip the path work.
+    global _last_settings
+    last = _last_settings
+    if last is not None and last[0] is settings:
+        return last[1]
+    key = _settings_key(settings)
+    _last_settings = (settings, key)
+    return key
+
+
 def get_search_index() -> SearchIndex:
     """The process-wide index, built once per settings (thread-safe; cheap after the first)."""
     global _cached
     settings = get_settings()
-    key = _settings_key(settings)
+    key = _current_key(settings)
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -588,7 +605,7 @@ def reset_search_index() -> None:
 def peek_search_index() -> SearchIndex | None:
     """The process-wide index if it is already built for the current settings, else None."""
     cached = _cached
-    if cached is not None and cached[0] == _settings_key(get_settings()):
+    if cached is not None and cached[0] == _current_key(get_settings()):
         return cached[1]
     return None
 

@@ -420,13 +420,16 @@ def bootstrap_mean_draws(
     n = x.shape[0]
     if x.ndim == 1 and n and np.all((x == 0) | (x == 1)):
         return rng.binomial(n, x.mean(), size=resamples) / n
-    out = np.empty((resamples,) + x.shape[1:])
+    cols = [x] if x.ndim == 1 else [np.ascontiguousarray(x[:, j]) for j in range(x.shape[1])]
+    out = np.empty((resamples, len(cols)))
     rows = max(1, _CHUNK_WORK // max(n, 1))
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
         idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = x[idx].mean(axis=1)
-    return out
+        # One gather per column with the same indices keeps the columns joint (same users).
+        for j, col in enumerate(cols):
+            out[start:stop, j] = col[idx].mean(axis=1)
+    return out[:, 0] if x.ndim == 1 else out
 
 
 @dataclass(frozen=True)

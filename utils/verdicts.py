@@ -166,68 +166,96 @@ def store_is_simulated(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM events WHERE simulated = 1 LIMIT 1").fetchone() is not None
 
 
-def load_arm_data(conn: sqlite3.Connection, experiment: Experiment) -> ArmData:
-    """Assign users to arms and aggregate their metric values in SQL (STATS §1)."""
-    start = time.perf_counter()
-    conn.execute("DROP TABLE IF EXISTS temp.assigned")
+def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) -> None:
+    """Temp table of users with their first in-experiment exposure for this config."""
+    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
     conn.execute(
-        "CREATE TEMP TABLE assigned (user_key TEXT PRIMARY KEY, arm TEXT, first_ts REAL, "
+        f"CREATE TEMP TABLE {table} (user_key TEXT PRIMARY KEY, arm TEXT, first_ts REAL, "
         "first_request TEXT, n_arms INTEGER) WITHOUT ROWID"
     )
     # SQLite fills the bare columns (variation_key, request_id) from the MIN(ts) row: the
     # user's first in-experiment exposure decides its arm.
     conn.execute(
-        "INSERT INTO temp.assigned SELECT user_key, variation_key, MIN(ts), request_id, "
+        f"INSERT INTO temp.{table} SELECT user_key, variation_key, MIN(ts), request_id, "
         "COUNT(DISTINCT variation_key) FROM main.exposures "
         "WHERE config_key = ? AND in_experiment = 1 GROUP BY user_key",
         (experiment.config,),
     )
-    rows = conn.execute(
-        "SELECT user_key, arm, first_ts, n_arms FROM temp.assigned ORDER BY user_key"
-    ).fetchall()
-    arms = {experiment.control: 0, experiment.treatment: 1}
-    users, arm, first_ts = [], [], []
-    excluded = 0
-    for user_key, variation, ts, n_arms in rows:
-        if n_arms != 1 or variation not in arms:
-            excluded += 1
-            continue
-        users.append(user_key)
-        arm.append(arms[variation])
-        first_ts.append(ts)
-    index = {u: i for i, u in enumerate(users)}
-    definitions = [METRICS[k] for k in experiment.metrics]
-    values = {
-        d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
-        for d in definitions
-    }
-    if users:
-        select, params = [], []
+
+
+def load_arm_data(conn: sqlite3.Connection, experiment: Experiment) -> ArmData:
+    """Per-user values of one experiment (see `load_all_arm_data`)."""
+    return load_all_arm_data(conn, [experiment])[experiment.key]
+
+
+def load_all_arm_data(
+    conn: sqlite3.Connection, experiments: list[Experiment]
+) -> dict[str, ArmData]:
+    """Assign users to arms and aggregate every experiment's metrics in one SQL pass (STATS §1).
+
+    One scan of `events`, joined to each experiment's assignment table by user; each metric of
+    each experiment is a conditional aggregate over that user's events after (or in the request
+    of) its first exposure. Grouping is by user, so Python only sees one row per user.
+    """
+    start = time.perf_counter()
+    out: dict[str, ArmData] = {}
+    select: list[str] = []
+    params: list[Any] = []
+    columns: list[tuple[str, MetricDefinition]] = []
+    joins, any_assigned = [], []
+    for i, e in enumerate(experiments):
+        table = f"assigned_{i}"
+        _assign_users(conn, table, e)
+        arms = {e.control: 0, e.treatment: 1}
+        users, arm, first_ts, excluded = [], [], [], 0
+        for user_key, variation, ts, n_arms in conn.execute(
+                f"SELECT user_key, arm, first_ts, n_arms FROM temp.{table} ORDER BY user_key"):
+            if n_arms != 1 or variation not in arms:
+                excluded += 1  # seen in both arms (or a variation that is not an arm)
+                continue
+            users.append(user_key)
+            arm.append(arms[variation])
+            first_ts.append(ts)
+        definitions = [METRICS[k] for k in e.metrics]
+        values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
+                  for d in definitions}
+        out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
+                             np.asarray(first_ts, dtype=float), values, excluded)
+        alias = f"a{i}"
+        joins.append(f"LEFT JOIN temp.{table} {alias} ON {alias}.user_key = e.user_key")
+        any_assigned.append(f"{alias}.n_arms = 1")
+        # Events of the first exposed request count even if tracked just before the exposure.
+        after = f"(e.ts >= {alias}.first_ts OR e.request_id = {alias}.first_request)"
         for d in definitions:
             if d.aggregate == "any":
-                select.append("MAX(e.event_key = ?)")
+                select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
             else:
-                select.append("SUM(CASE WHEN e.event_key = ? THEN e.value END)")
+                select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
             params.append(d.event_key)
-        event_keys = sorted({d.event_key for d in definitions})
+            columns.append((e.key, d))
+    if select and any(d.users for d in out.values()):
+        event_keys = sorted({d.event_key for _, d in columns})
         sql = (
-            f"SELECT a.user_key, {', '.join(select)} FROM temp.assigned a "
-            "JOIN main.events e ON e.user_key = a.user_key "
-            f"WHERE a.n_arms = 1 AND e.event_key IN ({', '.join('?' * len(event_keys))}) "
-            # Events of the first exposed request count even if tracked just before it.
-            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
-            "GROUP BY a.user_key"
+            f"SELECT e.user_key, {', '.join(select)} FROM main.events e NOT INDEXED "
+            + " ".join(joins)
+            + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
+            + f" AND ({' OR '.join(any_assigned)}) GROUP BY e.user_key"
         )
+        index = {k: {u: j for j, u in enumerate(d.users)} for k, d in out.items()}
         for row in conn.execute(sql, params + event_keys):
-            i = index.get(row[0])
-            if i is None:
-                continue
-            for d, v in zip(definitions, row[1:], strict=True):
-                if v is not None:
-                    values[d.key][i] = float(v)
-    conn.execute("DROP TABLE IF EXISTS temp.assigned")
-    return ArmData(users, np.asarray(arm, dtype=np.int8), np.asarray(first_ts, dtype=float),
-                   values, excluded, time.perf_counter() - start)
+            user = row[0]
+            for (key, d), v in zip(columns, row[1:], strict=True):
+                if v is None:
+                    continue
+                j = index[key].get(user)
+                if j is not None:
+                    out[key].values[d.key][j] = float(v)
+    for i in range(len(experiments)):
+        conn.execute(f"DROP TABLE IF EXISTS temp.assigned_{i}")
+    elapsed = time.perf_counter() - start
+    for d in out.values():
+        d.sql_seconds = elapsed / max(len(out), 1)
+    return out
 
 
 def empty_arm_data(experiment: Experiment) -> ArmData:
@@ -528,9 +556,8 @@ def build_report(
             t0 = time.perf_counter()
             simulated = store_is_simulated(conn)
             sql_seconds += time.perf_counter() - t0
-            for e in experiments:
-                data[e.key] = load_arm_data(conn, e)
-                sql_seconds += data[e.key].sql_seconds
+            data = load_all_arm_data(conn, experiments)
+            sql_seconds += sum(d.sql_seconds for d in data.values())
         except sqlite3.Error as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
         finally:

@@ -218,7 +218,7 @@ function renderUserOptions() {
     input.checked = label === selectedValue;
     box.append(el("label", { class: "user-option", for: id }, input,
       el("span", {}, el("strong", { text: segmentTitle(label) }),
-        el("small", { text: `demo-${label} · ${attrs.country || "?"}, ${attrs.plan || "?"}` }))));
+        el("small", { text: `${attrs.country || "?"} · ${attrs.plan || "?"}` }))));
   }
   if (!document.querySelector('input[name="user"]:checked')) {
     const first = box.querySelector("input") || $("#user-custom");
@@ -314,7 +314,9 @@ function agentRow(run) {
       el("div", { class: "kv", text: run.config_key })),
     el("td", {}, el("span", { dataset: { testid: "model" }, text: run.model }),
       el("div", { class: "kv" }, run.provider, run.simulated ? " · simulated" : "")),
-    el("td", { dataset: { testid: "tools-used" }, text: tools }),
+    el("td", { dataset: { testid: "tools-used" } }, tools,
+      run.sources && run.sources.length
+        ? el("div", { class: "kv", text: `sources: ${run.sources.join(", ")}` }) : null),
     el("td", { class: "num", text: `${fmtInt(run.input_tokens)} / ${fmtInt(run.output_tokens)}` }),
     el("td", { class: "num", text: fmtUsd(run.cost_usd) }),
     el("td", { class: "num", text: fmtMs(run.duration_ms) }));
@@ -330,7 +332,8 @@ function renderAssistant(result, userId) {
     : "No PII suspected: the message went straight to support";
   $('[data-testid="simulated-badge"]', node).hidden = !result.simulated;
   $('[data-testid="refused-badge"]', node).hidden = !result.refused;
-  $('[data-testid="answer-text"]', node).textContent = result.response;
+  const text = $('[data-testid="answer-text"]', node);
+  text.textContent = result.response;
 
   const security = (result.agents || []).find((a) => a.agent === "security");
   if (security && (security.redacted_text || (security.pii_types || []).length)) {
@@ -347,6 +350,23 @@ function renderAssistant(result, userId) {
     + `${fmtInt(totals.total_tokens)} tokens · ${fmtUsd(totals.cost_usd)} · `
     + `${fmtMs(totals.duration_ms)}`;
   $('[data-testid="agent-runs"] tbody', node).append(...(result.agents || []).map(agentRow));
+
+  // Long answers start folded so the route, redactions and agent runs stay in view.
+  requestAnimationFrame(() => {
+    text.classList.add("clamped");
+    if (text.scrollHeight <= text.clientHeight + 4) {
+      text.classList.remove("clamped");
+      return;
+    }
+    const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false",
+      dataset: { testid: "expand-answer" }, text: "Show the whole answer" });
+    toggle.addEventListener("click", () => {
+      const folded = text.classList.toggle("clamped");
+      toggle.setAttribute("aria-expanded", String(!folded));
+      toggle.textContent = folded ? "Show the whole answer" : "Fold the answer";
+    });
+    text.after(toggle);
+  });
 
   for (const button of node.querySelectorAll(".thumb")) {
     button.setAttribute("aria-pressed", "false");
@@ -444,8 +464,8 @@ function forestChart(metrics) {
   const rows = metrics.filter((m) => isNum(m.relative_difference));
   if (!rows.length) return null;
   const values = rows.flatMap((m) => [m.relative_difference, m.ci_low, m.ci_high]).filter(isNum);
-  let bound = Math.max(0.05, ...values.map(Math.abs));
-  bound = Math.min(bound * 1.1, 10);
+  // One outlier (a +600% cost) must not squash the others: clip the axis at ±100%.
+  const bound = Math.min(Math.max(0.05, ...values.map(Math.abs)) * 1.1, 1);
   const width = 640; const left = 190; const right = 70; const rowH = 26; const top = 22;
   const height = top + rows.length * rowH + 10;
   const x = (v) => left + ((Math.max(-bound, Math.min(bound, v)) + bound) / (2 * bound))
@@ -469,9 +489,16 @@ function forestChart(metrics) {
       parts.push(svgEl("line", { x1: x(m.ci_low), x2: x(m.ci_high), y1: y, y2: y,
         stroke: colour, "stroke-width": 3, "stroke-linecap": "round", opacity: 0.55 }));
     }
-    parts.push(svgEl("circle", { cx: x(m.relative_difference), cy: y, r: 5, fill: colour },
-      svgEl("title", {}, `${m.key}: ${fmtPct(m.relative_difference)} `
-        + `[${fmtPct(m.ci_low)}, ${fmtPct(m.ci_high)}]`)));
+    const tip = svgEl("title", {}, `${m.key}: ${fmtPct(m.relative_difference)} `
+      + `[${fmtPct(m.ci_low)}, ${fmtPct(m.ci_high)}]`);
+    const cx = x(m.relative_difference);
+    if (Math.abs(m.relative_difference) > bound) { // off the axis: an arrow at the edge
+      const d = m.relative_difference > 0 ? 1 : -1;
+      parts.push(svgEl("path", { d: `M${cx + 7 * d},${y} L${cx - 3 * d},${y - 6} `
+        + `L${cx - 3 * d},${y + 6} Z`, fill: colour }, tip));
+    } else {
+      parts.push(svgEl("circle", { cx, cy: y, r: 5, fill: colour }, tip));
+    }
     parts.push(svgEl("text", { x: width - 2, y: y + 4, "font-size": 11, fill: colour,
       "text-anchor": "end" }, fmtPct(m.relative_difference)));
   });
@@ -563,12 +590,35 @@ function reportEmbed(key) {
   return details;
 }
 
-function experimentCard(item, results, error) {
+/** The one experiment in a /results body (the report schema wraps it in `experiments`). */
+function unwrapResults(body, key) {
+  if (body && Array.isArray(body.experiments)) {
+    const found = body.experiments.find((e) => e && e.key === key) || body.experiments[0];
+    return found ? { ...found, notes: body.notes, simulated: body.simulated } : null;
+  }
+  return body && typeof body === "object" ? body : null;
+}
+
+/** Running when the config's targeting splits traffic between the experiment's two arms. */
+function statusFromConfigs(configs, data) {
+  const flag = (configs?.flags || []).find((f) => f.key === data.config);
+  if (!flag || !data.control || !data.treatment) return null;
+  for (const rule of flag.targeting || []) {
+    const split = rule.serve && typeof rule.serve === "object" ? rule.serve.split : null;
+    if (split && data.control in split && data.treatment in split) {
+      return rule.serve.rollout === "experiment" ? "running" : "rolling out";
+    }
+  }
+  return "not running";
+}
+
+function experimentCard(item, results, error, configs) {
   const key = item.key || results?.key;
   const data = { ...item, ...(results || {}) };
-  const verdict = data.verdict || {};
+  const verdict = data.verdict || { outcome: item.outcome, variation: item.variation,
+    summary: item.summary };
   const outcome = verdict.outcome || item.outcome;
-  const status = item.status || data.status;
+  const status = item.status || data.status || statusFromConfigs(configs, data);
   const reportUrl = `/experiments/${encodeURIComponent(key)}/report`;
 
   const users = data.users && typeof data.users === "object" ? data.users : {};
@@ -591,6 +641,9 @@ function experimentCard(item, results, error) {
     el("div", { class: "card-head" },
       el("h3", {}, data.name || key, " ", el("code", { class: "kv", text: key })),
       el("div", {},
+        data.simulated ? el("span", { class: "badge sim", title: "the events came from "
+          + "simulated providers: the mechanics are real, the numbers are not evidence",
+        text: "simulated data" }) : null, " ",
         status ? el("span", { class: "badge neutral", dataset: { testid: "experiment-status" },
           text: typeof status === "string" ? status : JSON.stringify(status) }) : null, " ",
         outcome ? el("span", { class: `badge ${OUTCOME_CLASS[outcome] || "neutral"}`,
@@ -604,10 +657,11 @@ function experimentCard(item, results, error) {
     summary ? el("div", { class: `verdict ${outcome || ""}`, dataset: { testid: "verdict" } },
       el("strong", { text: "Verdict: " }), summary) : null,
     error ? el("p", { class: "error", role: "alert", text: error }) : null,
+    (data.notes || []).map((n) => el("p", { class: "hint", text: n })),
     results ? criteriaTable(results.criteria) : null,
     results ? metricTable(results) : null,
-    results ? forestChart(results.metrics || []) : null,
-    results ? timelineChart(results.timeline, armNames) : null,
+    results ? el("div", { class: "charts" }, forestChart(results.metrics || []),
+      timelineChart(results.timeline, armNames)) : null,
     el("p", {}, el("a", { href: reportUrl, target: "_blank", rel: "noopener",
       dataset: { testid: "report-link" } }, "Open the HTML report ↗")),
     reportEmbed(key));
@@ -622,14 +676,17 @@ async function loadExperiments() {
   button.disabled = true;
   showError($("#experiments-error"), "");
   try {
-    const items = listOf(await api("/experiments"));
+    // The configs say whether each experiment's split is being served (its status).
+    const [listed, configs] = await Promise.all([api("/experiments"),
+      api("/configs").catch(() => null)]);
+    const items = listOf(listed);
     const cards = await Promise.all(items.map(async (item) => {
       if (!item || !item.key) return null;
       try {
-        const results = await api(`/experiments/${encodeURIComponent(item.key)}/results`);
-        return experimentCard(item, results, null);
+        const body = await api(`/experiments/${encodeURIComponent(item.key)}/results`);
+        return experimentCard(item, unwrapResults(body, item.key), null, configs);
       } catch (err) {
-        return experimentCard(item, null, `Results unavailable: ${err.message}`);
+        return experimentCard(item, null, `Results unavailable: ${err.message}`, configs);
       }
     }));
     const list = $("#experiments-list");
@@ -651,9 +708,10 @@ let previousServed = null;
 let configsTimer = null;
 let configsLoading = false;
 
-function servedCell(entry) {
-  if (!entry) return el("td", { text: "—" });
-  return el("td", { dataset: { testid: "served-cell" } },
+function servedCell(entry, configKey) {
+  if (!entry) return el("td", { text: "—", dataset: { config: configKey } });
+  return el("td", { dataset: { testid: "served-cell", config: configKey,
+    inExperiment: String(Boolean(entry.in_experiment)) } },
     el("strong", { text: entry.variation || "(none)" }),
     entry.in_experiment ? el("span", { class: "badge warn", title: "bucketed by an experiment" },
       " exp") : null,
@@ -675,7 +733,7 @@ function renderServed(body) {
         el("div", { class: "kv", text: `demo-${label} · ${attrs.country || "?"}, `
           + `${attrs.plan || "?"}` })),
       keys.map((k) => {
-        const cell = servedCell(configs?.[k]);
+        const cell = servedCell(configs?.[k], k);
         const before = previousServed?.[label]?.[k];
         // Highlight what changed since the previous poll, so a hot change is visible.
         if (before && JSON.stringify(before) !== JSON.stringify(configs?.[k])) {

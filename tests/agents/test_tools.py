@@ -43,7 +43,6 @@ def tool_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.delenv(var, raising=False)
     _reset()
     yield tmp_path
-    monkeypatch.undo()
     _reset()
 
 

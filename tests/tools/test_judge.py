@@ -8,6 +8,8 @@ import inspect
 import pytest
 
 from tools.judge import (
+    NEGATIVE_THRESHOLD,
+    POSITIVE_THRESHOLD,
     JudgeVerdict,
     LLMJudge,
     SimulatedJudge,
@@ -110,9 +112,19 @@ def test_simulated_judge_ranks_grounded_answers_above_vague_and_off_topic_ones()
     vague, _ = judge.score(QUESTION, VAGUE)
     off, _ = judge.score(QUESTION, OFF_TOPIC)
     assert good > vague > off
+
+
+def test_thresholds_map_scores_to_positive_none_and_negative():
+    judge = SimulatedJudge(SECTIONS, seed=0, noise_sd=0.0)
     assert judge.judge_sync(QUESTION, GOOD).verdict == "positive"
+    assert judge.judge_sync(QUESTION, VAGUE).verdict == "negative"
     assert judge.judge_sync(QUESTION, OFF_TOPIC).verdict == "negative"
     assert judge.judge_sync(QUESTION, "  ").verdict == "negative"
+    middling = ("Thompson sampling samples from each arm's posterior and pulls the arm with "
+                "the highest sample.")
+    score = judge.judge_sync(QUESTION, middling).score
+    assert POSITIVE_THRESHOLD > score >= NEGATIVE_THRESHOLD
+    assert judge.judge_sync(QUESTION, middling).verdict == "none"
 
 
 def test_simulated_judge_is_deterministic_per_seed_and_noise_varies_with_the_seed():

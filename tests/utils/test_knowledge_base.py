@@ -184,6 +184,5 @@ def test_process_wide_kb_follows_kb_dir(tmp_path: Path, monkeypatch: pytest.Monk
         get_settings.cache_clear()
         assert [d.doc_id for d in get_knowledge_base().documents] == ["b.md"]
     finally:
-        monkeypatch.undo()
         get_settings.cache_clear()
         reset_knowledge_base()

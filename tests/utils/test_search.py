@@ -72,7 +72,6 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     reset_search_index()
     yield tmp_path
-    monkeypatch.undo()
     get_settings.cache_clear()
     reset_search_index()
 
@@ -298,7 +297,6 @@ def test_openai_backend_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         assert isinstance(choose_backend(get_settings()), LsaBackend)
     finally:
-        monkeypatch.undo()
         get_settings.cache_clear()
 
 

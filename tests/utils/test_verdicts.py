@@ -52,8 +52,9 @@ def make_store(
             ex.append((ts, rid, user, SEC[0], SEC[1 + a_sec], 1, "{}"))
             ex.append((ts + 0.01, rid, user, SUP[0], SUP[1 + a_sup], 1, "{}"))
 
-            def event(key, value, agent, cfg, var, dt=0.02):
-                ev.append((ts + dt, rid, user, key, value, cfg, var, agent, "m", "p", simulated))
+            def event(key, value, agent, cfg, var, ts=ts, rid=rid, user=user):
+                ev.append((ts + 0.02, rid, user, key, value, cfg, var, agent, "m", "p",
+                           simulated))
 
             event(mk.DURATION_TOTAL, rng.gamma(4, latency_ms[a_sec] / 4), "security", SEC[0],
                   SEC[1 + a_sec])

@@ -1,0 +1,72 @@
+"""GET /experiments, /experiments/{key}/results and /report on a tiny app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
+from test_verdicts import make_store  # noqa: E402
+
+from api.routes.experiments import router  # noqa: E402
+from utils.settings import get_settings  # noqa: E402
+
+
+@pytest.fixture()
+def client_for(monkeypatch):
+    def make(db: Path) -> TestClient:
+        monkeypatch.setenv("EVENTS_DB", str(db))
+        get_settings.cache_clear()
+        app = FastAPI()
+        app.include_router(router)
+        return TestClient(app)
+
+    yield make
+    get_settings.cache_clear()
+
+
+def test_list_shows_both_experiments_with_verdicts(tmp_path, client_for):
+    client = client_for(make_store(tmp_path / "e.db", users=300))
+    body = client.get("/experiments").json()
+    assert body["simulated"] is True
+    keys = {e["key"]: e for e in body["experiments"]}
+    assert set(keys) == {"security-level", "premium-model-value"}
+    assert sum(keys["premium-model-value"]["users"].values()) == 300
+    assert keys["security-level"]["outcome"] in {"SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"}
+
+
+def test_results_use_the_report_json_schema(tmp_path, client_for):
+    client = client_for(make_store(tmp_path / "e.db", users=300))
+    body = client.get("/experiments/premium-model-value/results").json()
+    (exp,) = body["experiments"]
+    assert exp["key"] == "premium-model-value"
+    assert {"metrics", "criteria", "verdict", "users", "srm_p_value"} <= set(exp)
+
+
+def test_report_is_html_with_charts(tmp_path, client_for):
+    client = client_for(make_store(tmp_path / "e.db", users=300))
+    resp = client.get("/experiments/security-level/report")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "<svg" in resp.text and "Security Level" in resp.text
+
+
+def test_unknown_key_is_a_404_naming_it(tmp_path, client_for):
+    client = client_for(tmp_path / "none.db")
+    for path in ("/experiments/nope/results", "/experiments/nope/report"):
+        resp = client.get(path)
+        assert resp.status_code == 404
+        assert "'nope'" in resp.json()["detail"]
+
+
+def test_missing_store_gives_zero_users_not_a_500(tmp_path, client_for):
+    client = client_for(tmp_path / "none.db")
+    resp = client.get("/experiments/security-level/results")
+    assert resp.status_code == 200
+    (exp,) = resp.json()["experiments"]
+    assert sum(exp["users"].values()) == 0
+    assert exp["verdict"]["outcome"] == "NEED_MORE_DATA"

@@ -1,0 +1,199 @@
+"""The run recorder: exact event rows per agent run, for the clean and the PII route."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from utils import metrics
+from utils.config_flags import AgentConfig
+from utils.event_store import EventStore
+from utils.instrumentation import ModelUsage, RunRecorder, RunTimer, feedback_batch, finish_run
+
+US_PAID = {"country": "US", "plan": "paid"}
+RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,
+            metrics.TOKENS_OUTPUT, metrics.GENERATION_SUCCESS, metrics.COST_PER_REQUEST}
+
+
+@pytest.fixture
+async def service(flags_file: Path):
+    """The chat service over the per-test flag file and store (no HTTP layer needed)."""
+    from agents.context import PresidioPiiDetector
+    from agents.graph import build_graph
+    from api.chat_service import ChatService
+    from utils.config_flags import ConfigFlags
+    from utils.settings import get_settings
+
+    settings = get_settings()
+    flags = ConfigFlags(settings)
+    store = EventStore(settings.events_db)
+    yield ChatService(settings=settings, flags=flags, store=store, graph=build_graph(),
+                      pii=PresidioPiiDetector())
+    store.close()
+    flags.close()
+
+
+async def _chat(service, message: str, user_id: str = "rec-user"):
+    from api.schemas import ChatRequest
+
+    return await service.chat(ChatRequest(user_id=user_id, message=message,
+                                          user_context=US_PAID))
+
+
+def _events_by_agent(service, request_id: str) -> dict[str, Counter]:
+    rows = service.store.query("SELECT agent, event_key FROM events WHERE request_id = ?",
+                               (request_id,))
+    grouped: dict[str, Counter] = {}
+    for row in rows:
+        grouped.setdefault(row["agent"], Counter())[row["event_key"]] += 1
+    return grouped
+
+
+def _expected_keys(run) -> Counter:
+    keys = Counter(RUN_KEYS)
+    if run.time_to_first_token_ms is not None:
+        keys[metrics.TIME_TO_FIRST_TOKEN] += 1
+    keys[metrics.TOOL_CALL] += len(run.tools_used)
+    if run.agent == "support":
+        keys[metrics.PII_EXPOSED_ENTITIES] += 1
+    return keys
+
+
+def _assert_rows_match_runs(service, response) -> None:
+    by_agent = _events_by_agent(service, response.request_id)
+    assert set(by_agent) == {run.agent for run in response.agents}
+    for run in response.agents:
+        assert by_agent[run.agent] == _expected_keys(run), run.agent
+        values = {row["event_key"]: row["value"] for row in service.store.query(
+            "SELECT event_key, value FROM events WHERE request_id = ? AND agent = ?",
+            (response.request_id, run.agent))}
+        assert values[metrics.TOKENS_TOTAL] == run.total_tokens
+        assert values[metrics.TOKENS_INPUT] == run.input_tokens
+        assert values[metrics.TOKENS_OUTPUT] == run.output_tokens
+        assert values[metrics.DURATION_TOTAL] == pytest.approx(run.duration_ms)
+        assert values[metrics.COST_PER_REQUEST] == pytest.approx(run.cost_usd)
+        variations = {(r["config_key"], r["variation_key"], r["model"], r["simulated"])
+                      for r in service.store.query(
+                          "SELECT * FROM events WHERE request_id = ? AND agent = ?",
+                          (response.request_id, run.agent))}
+        assert variations == {(run.config_key, run.variation_key, run.model, 1)}
+
+
+async def test_clean_route_records_supervisor_and_support_runs(service) -> None:
+    response = await _chat(service, "What is Q-learning?")
+    assert [run.agent for run in response.agents] == ["supervisor", "support"]
+    _assert_rows_match_runs(service, response)
+    exposures = service.store.query(
+        "SELECT config_key, variation_key FROM exposures WHERE request_id = ? ORDER BY id",
+        (response.request_id,))
+    assert [tuple(e) for e in exposures] == [("supervisor-agent", "supervisor-basic"),
+                                             ("support-agent", "other-paid")]
+    request = service.store.query("SELECT * FROM requests WHERE request_id = ?",
+                                  (response.request_id,))[0]
+    assert (request["routed_to_security"], request["status"], request["simulated"]) == \
+        (0, "ok", 1)
+
+
+async def test_pii_route_records_all_three_agents_and_no_message_text(service) -> None:
+    message = "My email is jane.doe@example.com, how does TD(0) work?"
+    response = await _chat(service, message)
+    assert [run.agent for run in response.agents] == ["supervisor", "security", "support"]
+    _assert_rows_match_runs(service, response)
+    exposures = service.store.query(
+        "SELECT config_key, context_json FROM exposures WHERE request_id = ? ORDER BY id",
+        (response.request_id,))
+    assert [e["config_key"] for e in exposures] == ["supervisor-agent", "security-agent",
+                                                    "support-agent"]
+    assert json.loads(exposures[0]["context_json"]) == US_PAID
+    request = service.store.query("SELECT * FROM requests WHERE request_id = ?",
+                                  (response.request_id,))[0]
+    assert request["routed_to_security"] == 1
+    assert "example.com" not in request["context_json"]
+
+
+def _config(model: str = "gpt-4o") -> AgentConfig:
+    return AgentConfig(config_key="support-agent", variation_key="other-paid", enabled=True,
+                       model=model, provider="openai", in_experiment=True)
+
+
+def _usage(input_tokens: int = 100, output_tokens: int = 20) -> ModelUsage:
+    usage = ModelUsage()
+    usage.add(AIMessage("ok", usage_metadata={"input_tokens": input_tokens,
+                                              "output_tokens": output_tokens,
+                                              "total_tokens": input_tokens + output_tokens},
+                        response_metadata={"simulated": True, "simulated_latency_ms": 250.0,
+                                           "slept_ms": 0.0, "time_to_first_token_ms": 80.0}))
+    return usage
+
+
+def test_finish_run_reports_modelled_latency_tokens_and_cost() -> None:
+    run = finish_run(_config(), "support", RunTimer(), _usage(), tools_used=["search_v1"])
+    assert (run.input_tokens, run.output_tokens, run.total_tokens) == (100, 20, 120)
+    assert 250.0 <= run.duration_ms < 1000.0  # modelled time plus the (tiny) real wall time
+    assert run.time_to_first_token_ms == 80.0 and run.simulated and run.in_experiment
+    assert run.cost_usd is not None and run.cost_usd > 0
+
+
+def test_failed_run_records_an_error_event_and_no_success() -> None:
+    recorder = RunRecorder("r1", "u1", {})
+    config = _config()
+    recorder.track_run(finish_run(config, "support", RunTimer(), ModelUsage(), error="boom"),
+                       config)
+    keys = Counter(row.event_key for row in recorder.events)
+    assert keys[metrics.GENERATION_ERROR] == 1 and metrics.GENERATION_SUCCESS not in keys
+
+
+def test_unpriced_model_records_a_null_cost_not_zero() -> None:
+    recorder = RunRecorder("r1", "u1", {})
+    config = _config(model="no-such-model-xyz")
+    recorder.track_run(finish_run(config, "support", RunTimer(), _usage()), config)
+    cost = [row.value for row in recorder.events if row.event_key == metrics.COST_PER_REQUEST]
+    assert cost == [None]
+
+
+class _ExplodingClient:
+    def track(self, *args, **kwargs) -> None:
+        raise RuntimeError("LaunchDarkly is down")
+
+
+def test_tracking_failures_never_raise_into_the_request() -> None:
+    recorder = RunRecorder("r1", "u1", {}, ld_context=object(), ld_client=_ExplodingClient())
+
+    def broken_tracker():
+        raise RuntimeError("tracker factory failed")
+
+    from dataclasses import replace
+
+    config = replace(_config(), tracker_factory=broken_tracker)
+    run = finish_run(config, "support", RunTimer(), _usage())
+    recorder.track_run(run, config)
+    recorder.track_metric(metrics.PII_EXPOSED_ENTITIES, 2, run)
+    assert recorder.runs == [run]
+    assert metrics.PII_EXPOSED_ENTITIES in {row.event_key for row in recorder.events}
+
+
+def test_batch_carries_exposures_events_and_route() -> None:
+    recorder = RunRecorder("r1", "u1", {"plan": "paid"})
+    config = _config()
+    recorder.record_exposure(config)
+    recorder.track_run(finish_run(config, "support", RunTimer(), _usage()), config)
+    batch = recorder.batch(status="ok", routed_to_security=True)
+    assert (batch.request_id, batch.user_key, batch.request_status) == ("r1", "u1", "ok")
+    assert batch.routed_to_security and batch.simulated
+    assert [(e.config_key, e.variation_key, e.in_experiment) for e in batch.exposures] == [
+        ("support-agent", "other-paid", True)]
+    assert len(batch.events) == len(recorder.events)
+
+
+def test_feedback_batch_has_one_event_per_served_config() -> None:
+    exposures = [{"config_key": "supervisor-agent", "variation_key": "supervisor-basic"},
+                 {"config_key": "support-agent", "variation_key": "other-paid"}]
+    batch = feedback_batch("r1", "u1", "negative", "real_user", exposures)
+    assert batch.feedback == ("negative", "real_user") and batch.request_status is None
+    assert [(e.event_key, e.config_key, e.variation_key, e.value) for e in batch.events] == [
+        (metrics.FEEDBACK_NEGATIVE, "supervisor-agent", "supervisor-basic", 1.0),
+        (metrics.FEEDBACK_NEGATIVE, "support-agent", "other-paid", 1.0)]

@@ -1,0 +1,198 @@
+"""LaunchDarkly mode: the SDK streams flags from, and sends events to, a local fake service.
+
+The fake answers the SDK's stream request (`GET /all`) with one SSE `put` event holding
+the standard test flags, so the real client initialises and evaluates, and it records what
+the event processor POSTs to `/bulk`. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.flagfile import standard_flags
+from utils import metrics
+
+ADMIN_TOKEN = "test-admin-token"
+US_PAID = {"country": "US", "plan": "paid"}
+AI_RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,
+               metrics.TOKENS_OUTPUT, metrics.GENERATION_SUCCESS}
+
+
+class FakeLaunchDarkly:
+    """Serves the flag stream and collects analytics events, on one local port."""
+
+    def __init__(self, flag_data: dict[str, Any]) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.stream_connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # chunked SSE: the SDK reads each event as it lands
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path != "/all":
+                    self.send_error(404)
+                    return
+                with fake._lock:
+                    fake.stream_connections += 1
+                put = json.dumps({"path": "/", "data": flag_data})
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                self._chunk(f"event: put\ndata: {put}\n\n".encode())
+                # Keep the stream open (as LaunchDarkly does) until the test ends.
+                while not fake._stop.wait(0.2):
+                    try:
+                        self._chunk(b":\n")
+                    except OSError:
+                        return
+                self.close_connection = True
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/bulk":
+                    with fake._lock:
+                        fake.events.extend(json.loads(body))
+                self.send_response(202)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def custom_events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e.get("kind") == "custom"]
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The custom events received, once `predicate(events)` holds (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.custom_events()
+            if predicate(events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.05)
+
+    def __enter__(self) -> FakeLaunchDarkly:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_ld() -> Iterator[FakeLaunchDarkly]:
+    with FakeLaunchDarkly(standard_flags()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The app in LaunchDarkly mode, every SDK URI pointing at the fake."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from utils.settings import get_settings
+
+    for name in ("LD_BASE_URI", "LD_STREAM_URI", "LD_EVENTS_URI"):
+        monkeypatch.setenv(name, fake_ld.uri)
+    monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
+    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def _chat(client, message: str = "What is Q-learning?") -> dict[str, Any]:
+    response = client.post("/chat", json={"user_id": "ld-user", "message": message,
+                                          "user_context": US_PAID})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _flush(client) -> None:
+    response = client.post("/admin/flush", headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert response.status_code == 200 and response.json()["mode"] == "launchdarkly"
+
+
+def _data(event: dict[str, Any]) -> dict[str, Any]:
+    # The AI SDK's own usage events carry a bare config key as their data.
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _keys_for(events: list[dict[str, Any]], config_key: str) -> set[str]:
+    return {e["key"] for e in events if _data(e).get("configKey") == config_key}
+
+
+def test_ai_events_and_cost_reach_the_events_endpoint_with_config_and_variation(
+        ld_client, fake_ld: FakeLaunchDarkly) -> None:
+    chat = _chat(ld_client)
+    assert fake_ld.stream_connections >= 1
+    served = {run["config_key"]: run["variation_key"] for run in chat["agents"]}
+    assert served == {"supervisor-agent": "supervisor-basic", "support-agent": "other-paid"}
+    feedback = ld_client.post("/feedback", json={"request_id": chat["request_id"],
+                                                 "user_id": "ld-user", "kind": "positive"})
+    assert feedback.json()["status"] == "recorded"
+    _flush(ld_client)
+
+    wanted = AI_RUN_KEYS | {metrics.COST_PER_REQUEST, metrics.FEEDBACK_POSITIVE}
+    events = fake_ld.wait_for(lambda evs: all(wanted <= _keys_for(evs, c) for c in served))
+    for config_key, variation_key in served.items():
+        assert wanted <= _keys_for(events, config_key), config_key
+        for event in events:
+            data = _data(event)
+            if data.get("configKey") == config_key:
+                assert data["variationKey"] == variation_key, event
+    support = [e for e in events if _data(e).get("configKey") == "support-agent"]
+    tokens = next(e for e in support if e["key"] == metrics.TOKENS_TOTAL)
+    run = next(r for r in chat["agents"] if r["agent"] == "support")
+    assert tokens["metricValue"] == run["total_tokens"]
+    cost = next(e for e in support if e["key"] == metrics.COST_PER_REQUEST)
+    assert cost["metricValue"] == pytest.approx(run["cost_usd"])
+    assert metrics.TOOL_CALL in {e["key"] for e in support} or not run["tools_used"]
+    tracked = [e for e in events if _data(e).get("configKey")]
+    assert {e["context"]["key"] for e in tracked} == {"ld-user"}  # per user, not anonymous
+
+
+def test_flush_keeps_the_client_open_for_the_next_request(
+        ld_client, fake_ld: FakeLaunchDarkly) -> None:
+    first = _chat(ld_client)
+    _flush(ld_client)
+    second = _chat(ld_client, "How does SARSA differ from Q-learning?")
+    assert second["request_id"] != first["request_id"]
+    assert {r["variation_key"] for r in second["agents"]} == {"supervisor-basic", "other-paid"}
+    _flush(ld_client)
+    events = fake_ld.wait_for(
+        lambda evs: sum(e["key"] == metrics.DURATION_TOTAL for e in evs) >= 4)
+    run_ids = {_data(e).get("runId") for e in events
+               if e["key"] == metrics.DURATION_TOTAL}
+    assert len(run_ids) == 4  # two agent runs per request, both requests delivered
+    health = ld_client.get("/health").json()
+    assert health["flags"]["initialized"] is True

@@ -1,8 +1,8 @@
 """A simulated chat model: the whole pipeline stays real except the model call (DESIGN §8).
 
 How it behaves, and nothing more:
-- With tools bound and no tool results yet, it calls the best search tool it has with the
-  user's question (top_k = its profile's retrieval depth), then `reranking` if bound.
+- With tools bound and no tool results yet, it calls every search tool it has, in parallel,
+  with the user's question (top_k = its profile's retrieval depth), then `reranking` if bound.
 - With tool results, it answers extractively from the hits it read: sentences ranked by
   overlap with the question. `precision` is the chance each sentence is the best remaining
   one rather than one drawn from the rest of what it read; `verbosity` sets the length.
@@ -41,10 +41,7 @@ RERANK_TOOL = "reranking"
 _WORD = re.compile(r"[a-z][a-z0-9\-]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 _STOPWORDS = frozenset(
-    "a an and are as at be but by can do does for from how i in is it me my of on or our so "
-    "that the their them there these this to was what when where which who why will with "
-    "would you your about into than then also please explain tell know need help work works "
-    "using use used between difference differ".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "our", "so", "that", "the", "their", "them", "there", "these", "this", "to", "was", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "into", "than", "then", "also", "please", "explain", "tell", "know", "need", "help", "work", "works", "using", "use", "used", "between", "difference", "differ"]
 )
 
 
@@ -108,9 +105,10 @@ class SimulatedChatModel(BaseChatModel):
         results = [m for m in messages if isinstance(m, ToolMessage)]
         called = {m.name for m in results}
         depth = self.sim_profile.retrieval_depth
-        search = next((name for name in SEARCH_PREFERENCE if name in tool_names), None)
-        if search and not results:
-            return "", [_tool_call(search, {"query": question, "top_k": depth}, rng)]
+        searches = [name for name in SEARCH_PREFERENCE if name in tool_names]
+        if searches and not results:  # every search tool at once, as parallel tool calls
+            return "", [_tool_call(name, {"query": question, "top_k": depth}, rng)
+                        for name in searches]
         if RERANK_TOOL in tool_names and results and RERANK_TOOL not in called:
             return "", [_tool_call(RERANK_TOOL, {"query": question, "top_k": depth}, rng)]
         if results:
@@ -262,9 +260,18 @@ def _fill_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hits_from(results: list[ToolMessage]) -> list[dict[str, Any]]:
-    """The hits of the most recent search or rerank result, in the order the tool gave them."""
-    for message in reversed(results):
-        artifact = getattr(message, "artifact", None)
-        if isinstance(artifact, list) and artifact:
-            return [hit for hit in artifact if isinstance(hit, dict)]
-    return []
+    """What the model read: the rerank result if there is one, else the searches interleaved
+    by rank (first hit of each, then second of each, ...), each chunk once."""
+    lists = [[hit for hit in message.artifact if isinstance(hit, dict)]
+             for message in results if isinstance(getattr(message, "artifact", None), list)]
+    reranked = [m for m in results if m.name == RERANK_TOOL and isinstance(m.artifact, list)]
+    if reranked:
+        lists = [[hit for hit in reranked[-1].artifact if isinstance(hit, dict)]]
+    merged: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for rank in range(max((len(hits) for hits in lists), default=0)):
+        for hits in lists:
+            if rank < len(hits) and hits[rank].get("chunk_id") not in seen:
+                seen.add(hits[rank].get("chunk_id"))
+                merged.append(hits[rank])
+    return merged

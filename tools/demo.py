@@ -8,6 +8,7 @@ print both verdicts → write the HTML and JSON reports → stop the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -182,10 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"Elapsed: {time.monotonic() - started:.0f} s")
         if args.keep_server:
             console.print(f"API still running at http://127.0.0.1:{port}/ — Ctrl-C to stop.")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 server.wait()
-            except KeyboardInterrupt:
-                pass
     finally:
         stop_server(server)
     return 0

@@ -10,6 +10,7 @@ acknowledged request survives `kill -9`), and several server processes can share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -185,10 +186,8 @@ class EventStore:
             outcomes = [self._apply(conn, batch) for batch, _ in pending]
             conn.execute("COMMIT")
         except BaseException as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             if len(pending) > 1:  # isolate the bad batch; the others still commit
                 for one in pending:
                     self._commit([one])

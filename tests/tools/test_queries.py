@@ -101,3 +101,42 @@ def test_topics_are_cached_per_kb_hash_and_refreshed_when_the_kb_changes(tiny_kb
 def test_the_project_kb_yields_at_least_20_offline_topics():
     sections = load_kb_sections(Path("kb"))
     assert len(_offline_topics(sections)) >= 20
+
+
+def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_path,
+                                                                    monkeypatch):
+    import tools.judge
+    import tools.topics
+
+    class FakeStructured:
+        def __init__(self, schema):
+            self.schema = schema
+
+        def invoke(self, prompt):
+            assert "Thompson sampling" in prompt  # the model sees the KB outline
+            return self.schema(topics=[{"name": f"topic {i}", "doc_id": "01-bandits.md"}
+                                       for i in range(25)])
+
+    class FakeModel:
+        def with_structured_output(self, schema):
+            return FakeStructured(schema)
+
+    monkeypatch.setattr(tools.topics, "live_provider", lambda: "openai")
+    monkeypatch.setattr(tools.judge, "make_chat_model", lambda provider, timeout_s: FakeModel())
+    topics = get_topics(tiny_kb, tmp_path / "data", source="llm")
+    assert len(topics) == 25 and topics[0].title == "Multi-Armed Bandits"
+    assert (tmp_path / "data" / "topics" / f"topics-{kb_hash(tiny_kb)}-llm.json").exists()
+
+
+def test_a_failing_live_extraction_falls_back_to_offline_keyphrases(tiny_kb, tmp_path,
+                                                                     monkeypatch):
+    import tools.judge
+    import tools.topics
+
+    def broken(provider, timeout_s):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(tools.topics, "live_provider", lambda: "openai")
+    monkeypatch.setattr(tools.judge, "make_chat_model", broken)
+    names = {t.name for t in get_topics(tiny_kb, tmp_path / "data", source="llm")}
+    assert "Thompson sampling" in names

@@ -94,13 +94,12 @@ def rss_mb(pid: int) -> float:
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of an offline, simulated, quiet server over `data_dir`."""
-    env = {**os.environ, "DATA_DIR": str(data_dir), "SIM_TIME_SCALE": "0",
-           "LLM_MODE": "simulated", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
-           "LOG_LEVEL": "WARNING", **extra}
+    env = dict(os.environ)
     for key in ("LD_SDK_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY",
                 "LOCAL_FLAGS_PATH", "EVENTS_DB"):
         env.pop(key, None)
-    return env
+    return {**env, "DATA_DIR": str(data_dir), "SIM_TIME_SCALE": "0", "LLM_MODE": "simulated",
+            "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "", "LOG_LEVEL": "WARNING", **extra}
 
 
 def prepare_data_dir(data_dir: Path) -> str:

@@ -75,8 +75,14 @@ def test_provider_500_becomes_a_502_with_the_error_tracked(flags_file, monkeypat
             assert "openai" in detail["error"] and detail["request_id"]
             rows = client.app.state.service.store.query(
                 "SELECT agent FROM events WHERE request_id = ? AND event_key = "
-                "'$ld:ai:generation:error'", (detail["request_id"],))
-            assert [row["agent"] for row in rows] == ["support"]
+                "'$ld:ai:generation:error' ORDER BY id", (detail["request_id"],))
+            # Both OpenAI-backed agents failed: the supervisor (then failed closed to
+            # security, which is simulated here) and the support agent.
+            assert [row["agent"] for row in rows] == ["supervisor", "support"]
+            routed = client.app.state.service.store.query(
+                "SELECT routed_to_security, status FROM requests WHERE request_id = ?",
+                (detail["request_id"],))
+            assert tuple(routed[0]) == (1, "error")
 
 
 def test_simulated_model_is_deterministic_for_a_seed() -> None:

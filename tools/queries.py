@@ -89,6 +89,14 @@ class Query:
     doc_id: str
     complexity: Complexity
     pii_kinds: tuple[PiiKind, ...] = ()
+    question: str = ""  # the question without the personal details: safe to log
+
+    @property
+    def loggable(self) -> str:
+        """What logs and progress lines show: never the woven-in personal details."""
+        if not self.pii_kinds:
+            return self.text
+        return f"[PII: {', '.join(self.pii_kinds)}] {self.question}"
 
     @property
     def has_pii(self) -> bool:
@@ -146,11 +154,13 @@ def generate_queries(n: int, topics: Sequence[Topic], pii_percentage: float = 15
         # "Compare X with Y" needs a Y; a topic from the same document makes a sensible pair.
         siblings = [t for t in topics if t.doc_id == topic.doc_id and t.name != topic.name]
         other = rng.choice(siblings or [t for t in topics if t.name != topic.name] or [topic])
-        text = phrasing.format(topic=_in_sentence(topic.name), other=_in_sentence(other.name))
+        question = phrasing.format(topic=_in_sentence(topic.name),
+                                   other=_in_sentence(other.name))
+        text = question
         kinds: tuple[PiiKind, ...] = ()
         if i in pii_positions:
             wrapper = rng.choice(PII_WRAPPERS)
-            text = weave_pii(text, wrapper, fake)
+            text = weave_pii(question, wrapper, fake)
             kinds = wrapper.kinds
-        queries.append(Query(text, topic.name, topic.doc_id, complexity, kinds))
+        queries.append(Query(text, topic.name, topic.doc_id, complexity, kinds, question))
     return queries

@@ -392,7 +392,7 @@ class _Runner:
         """Count, print and log one result; stop the run if the API has gone away."""
         self.summary.results.append(result)
         n = len(self.queries)
-        text = " ".join(result.query.text.split())
+        text = " ".join(result.query.loggable.split())
         head = text[:60] + ("…" if len(text) > 60 else "")
         verdict = result.verdict or ("judge-failed" if result.judge_error else "-")
         line = (f"[{len(self.summary.results):>{len(str(n))}}/{n}] "

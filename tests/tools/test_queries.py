@@ -140,3 +140,13 @@ def test_a_failing_live_extraction_falls_back_to_offline_keyphrases(tiny_kb, tmp
     monkeypatch.setattr(tools.judge, "make_chat_model", broken)
     names = {t.name for t in get_topics(tiny_kb, tmp_path / "data", source="llm")}
     assert "Thompson sampling" in names
+
+
+def test_loggable_text_never_holds_the_woven_personal_details():
+    from utils.pii import detect_pii
+
+    queries = generate_queries(200, TOPICS, pii_percentage=100, seed=5)
+    for query in queries:
+        assert query.question in query.text
+        assert query.loggable.startswith("[PII: ")
+        assert not detect_pii(query.loggable.split("] ", 1)[1], "basic"), query.loggable

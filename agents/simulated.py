@@ -22,6 +22,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -45,9 +46,17 @@ _STOPWORDS = frozenset(
 )
 
 
-def content_terms(text: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def content_terms(text: str) -> frozenset[str]:
     """Lower-cased content words of `text` (the overlap unit for ranking sentences)."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 2}
+    return frozenset(w for w in _WORD.findall(text.lower())
+                     if w not in _STOPWORDS and len(w) > 2)
+
+
+# Prompts repeat across calls (instructions, tool schemas, the same KB passages), and the
+# model only ever sees sanitized text, so memoising token counts is safe and saves most of
+# the simulator's CPU.
+_count_tokens = lru_cache(maxsize=16384)(count_tokens)
 
 
 def _text_of(message: BaseMessage) -> str:
@@ -84,7 +93,7 @@ class SimulatedChatModel(BaseChatModel):
         tool_choice: str | dict | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        formatted = [_openai_tool(tool) for tool in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=formatted, **kwargs)
@@ -143,7 +152,7 @@ class SimulatedChatModel(BaseChatModel):
             index = 0 if rng.random() < profile.precision else rng.randrange(len(pool))
             _, sentence, rank = pool.pop(index)
             chosen.append((sentence, rank))
-            used += count_tokens(sentence)
+            used += _count_tokens(sentence)
         sources: list[str] = []
         for _, rank in chosen:
             hit = hits[rank]
@@ -173,11 +182,11 @@ class SimulatedChatModel(BaseChatModel):
     def _build(self, messages: list[BaseMessage], **kwargs: Any) -> tuple[ChatResult, float]:
         tools = kwargs.get("tools") or []
         content, tool_calls = self._plan(messages, tools, kwargs.get("tool_choice"))
-        input_tokens = sum(count_tokens(_text_of(m)) + 4 for m in messages)
+        input_tokens = sum(_count_tokens(_text_of(m)) + 4 for m in messages)
         if tools:
-            input_tokens += count_tokens(json.dumps(tools))
+            input_tokens += _count_tokens(json.dumps(tools))
         emitted = content + "".join(json.dumps(c["args"]) + c["name"] for c in tool_calls)
-        output_tokens = max(1, count_tokens(emitted))
+        output_tokens = max(1, _count_tokens(emitted))
         ttft, total = self._latency_ms(messages, output_tokens)
         slept = total * self.time_scale
         message = AIMessage(
@@ -221,6 +230,20 @@ def _prose(text: str) -> str:
             continue
         kept.append(stripped.lstrip("-*> ").strip())
     return " ".join(" ".join(kept).split())
+
+
+_converted: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    """OpenAI tool format, converted once per tool object (schemas are costly to build)."""
+    cached = _converted.get(id(tool))
+    if cached is not None and cached[0] is tool:
+        return cached[1]
+    formatted = convert_to_openai_tool(tool)
+    if isinstance(tool, BaseTool | type) and len(_converted) < 1024:
+        _converted[id(tool)] = (tool, formatted)  # keeps `tool` alive, so the id stays valid
+    return formatted
 
 
 def _last_human(messages: list[BaseMessage]) -> str:

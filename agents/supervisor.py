@@ -7,8 +7,11 @@ be widened by the supervisor model, never narrowed. Any doubt or error routes to
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
@@ -33,6 +36,18 @@ class RouteDecision(BaseModel):
     reason: str = Field(default="", description="One short sentence.")
 
 
+_classifiers: dict[int, tuple[Any, Runnable]] = {}
+
+
+def _classifier(model: BaseChatModel) -> Runnable:
+    """The model with RouteDecision as structured output, built once per model object."""
+    cached = _classifiers.get(id(model))
+    if cached is None or cached[0] is not model:
+        cached = (model, model.with_structured_output(RouteDecision, include_raw=True))
+        _classifiers[id(model)] = cached
+    return cached[1]
+
+
 async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) -> dict:
     ctx = runtime.context
     config = ctx.configs.get(SUPERVISOR_CONFIG)
@@ -53,7 +68,7 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
         # The model only sees what the detector left, so it can add a route, never remove one.
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
-            result = await model.with_structured_output(RouteDecision, include_raw=True).ainvoke(
+            result = await _classifier(model).ainvoke(
                 [SystemMessage(config.instructions), HumanMessage(screened)]
             )
             usage.add(result["raw"])

@@ -15,9 +15,11 @@ import os
 # tldextract (used by Presidio's email check) must never try to download the suffix list.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
+import hashlib  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import threading  # noqa: E402
+from collections import OrderedDict  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -131,7 +133,32 @@ def _resolve_overlaps(candidates: Iterable[Entity]) -> list[Entity]:
     return sorted(kept, key=lambda e: e.start)
 
 
+_SCAN_CACHE_SIZE = 2048
+_scan_cache: OrderedDict[bytes, tuple[Entity, ...]] = OrderedDict()
+_scan_lock = threading.Lock()
+
+
 def _detect_all(text: str) -> list[Entity]:
+    """All entities of `text`, memoised by the text's digest.
+
+    One request asks about the same text several times (routing, redaction with the served
+    policy, exposure count); the cache keeps only digests and offsets, never the text.
+    """
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    with _scan_lock:
+        cached = _scan_cache.get(key)
+        if cached is not None:
+            _scan_cache.move_to_end(key)
+            return list(cached)
+    found = _scan(text)
+    with _scan_lock:
+        _scan_cache[key] = tuple(found)
+        if len(_scan_cache) > _SCAN_CACHE_SIZE:
+            _scan_cache.popitem(last=False)
+    return found
+
+
+def _scan(text: str) -> list[Entity]:
     warm_up()
     analyzer = _engines[0]
     try:

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 FALLBACK_POLICY = "strict"
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_WORD = re.compile(r"\w+")
 REFUSAL = ("I could not safely remove the personal data from your message, so I did not send "
            "it on. Please remove names, contact details and account numbers and ask again.")
 
@@ -79,12 +80,25 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
 
 
 def _keeps_floor(ctx: RequestContext, original: str, floor, candidate: str) -> bool:
-    """A model's redaction is usable only if it is at least as strict as the floor."""
+    """A model's output is usable only if it is the floor with, at most, more redacted.
+
+    So: no entity the detector found survives, no placeholder is lost, and the rest is the
+    floor's own text (at most a tenth of its words new, at least half of them kept).
+    """
     if not candidate or not candidate.strip():
         return False
     if ctx.pii.surviving(original, floor.entities, candidate):
         return False
-    return len(_PLACEHOLDER.findall(candidate)) >= len(_PLACEHOLDER.findall(floor.text))
+    if len(_PLACEHOLDER.findall(candidate)) < len(_PLACEHOLDER.findall(floor.text)):
+        return False
+    floor_words = _words(floor.text)
+    kept = _words(candidate)
+    novel = [word for word in kept if word not in set(floor_words)]
+    return len(novel) <= 0.1 * max(1, len(kept)) and len(kept) >= 0.5 * len(floor_words)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_PLACEHOLDER.sub(" ", text).casefold())
 
 
 def _refuse(ctx: RequestContext, config, timer: RunTimer, usage: ModelUsage, why: str) -> dict:

@@ -92,9 +92,11 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
 
     produced = result["messages"][len(inputs):]
     usage.extend(produced)
-    tools_used = [call["name"] for m in produced if isinstance(m, AIMessage)
-                  for call in m.tool_calls]
-    response = _final_text(produced, max_calls)
+    requested = sum(len(m.tool_calls) for m in produced if isinstance(m, AIMessage))
+    # Calls the limit blocked come back as error ToolMessages: only executed calls count.
+    tools_used = [m.name for m in produced
+                  if isinstance(m, ToolMessage) and m.status != "error" and m.name]
+    response = _final_text(produced, max_calls, limited=requested > max_calls)
     run = finish_run(config, "support", timer, usage, tools_used=tools_used,
                      sources=_sources(produced))
     ctx.recorder.track_run(run, config)
@@ -105,12 +107,13 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
     return {"response": response, "runs": [run]}
 
 
-def _final_text(messages: list[AnyMessage], max_calls: int) -> str:
+def _final_text(messages: list[AnyMessage], max_calls: int, *, limited: bool) -> str:
     last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
     text = last.text if last is not None else ""
-    if last is not None and last.tool_calls or not text.strip():
-        return (f"I reached this plan's limit of {max_calls} tool calls before I could finish "
-                "an answer. Please ask a narrower question.")
+    if limited or last is None or last.tool_calls or not text.strip():
+        return (f"I stopped before finishing: answering this needed more than the "
+                f"{max_calls} tool call(s) your plan allows per question. Please ask a "
+                "narrower question.")
     return text
 
 

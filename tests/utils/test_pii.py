@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 import os
 import threading
 from pathlib import Path
@@ -124,6 +125,7 @@ def test_detector_error_raises_without_raw_text(monkeypatch, caplog):
         raise RuntimeError("boom " + DONE_WHEN)
 
     monkeypatch.setattr(analyzer, "analyze", explode)
+    monkeypatch.setattr(pii, "_scan_cache", OrderedDict())  # scan afresh, not from memo
     with caplog.at_level(logging.DEBUG), pytest.raises(PiiDetectionError) as info:
         redact_pii(DONE_WHEN, "strict")
     assert info.value.__cause__ is None and info.value.__context__ is not None
@@ -203,3 +205,17 @@ def test_false_positives_on_pii_free_sentences_at_most_five_percent(corpus):
     for row in clean:  # what is not PII stays byte-for-byte intact
         if row["text"] not in flagged:
             assert redact_pii(row["text"], "strict").text == row["text"]
+
+
+def test_repeated_scans_of_one_text_are_memoised_without_keeping_the_text(monkeypatch):
+    calls = []
+    warm_up()
+    analyzer = pii._engines[0]
+    original = analyzer.analyze
+    monkeypatch.setattr(pii, "_scan_cache", OrderedDict())
+    monkeypatch.setattr(analyzer, "analyze", lambda *a, **k: calls.append(1) or original(*a, **k))
+    first = redact_pii(DONE_WHEN, "strict")
+    assert detect_pii(DONE_WHEN, "basic") and redact_pii(DONE_WHEN, "strict") == first
+    assert len(calls) == 1
+    assert all(isinstance(key, bytes) and DONE_WHEN.encode() not in key
+               for key in pii._scan_cache)

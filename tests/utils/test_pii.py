@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")

@@ -13,15 +13,8 @@ experiment is not restarted. Running it twice changes nothing.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from bootstrap.create_configs import (
-    EXPECTED_ERRORS,
-    add_common_arguments,
-    configure_logging,
-    load_checked_experiments,
-    resolve_backend,
-)
+from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
 from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import load_manifest
@@ -94,19 +87,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bootstrap.experiment_variations",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-    configure_logging(args.verbose)
-    try:
-        run(args)
-    except EXPECTED_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script("python -m bootstrap.experiment_variations", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,8 @@ without a restart. VARIATION must be an arm of the experiment. Running it twice 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from bootstrap.create_configs import (
-    EXPECTED_ERRORS,
-    add_common_arguments,
-    configure_logging,
-    load_checked_experiments,
-    resolve_backend,
-)
+from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
 from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import ManifestError, load_manifest
@@ -99,23 +92,15 @@ def run(args: argparse.Namespace) -> None:
         print("Stop the experiment's iteration in LaunchDarkly so its results are frozen.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bootstrap.promote",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="experiment key, e.g. premium-model-value")
     parser.add_argument("variation", help="the winning arm to serve, e.g. other-paid")
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-    configure_logging(args.verbose)
-    try:
-        run(args)
-    except (*EXPECTED_ERRORS, PromotionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    return run_script("python -m bootstrap.promote", __doc__, run, argv,
+                      add_arguments=_add_arguments, errors=(PromotionError,))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
                                          HumanMessage(floor.text)])
             usage.add(reply)
             candidate = reply.text if hasattr(reply, "text") else str(reply.content)
-            if _keeps_floor(ctx, message, floor, candidate):
+            if candidate == floor.text:
+                pass  # the model agreed with the floor
+            elif _keeps_floor(ctx, message, floor, candidate):
                 safe_message = candidate
             else:
                 log.warning("security model output in request %s dropped a redaction; "

@@ -3,6 +3,56 @@
 Reads the current state first, creates what is missing, updates what differs and never adds a
 rule that already exists. 429 and 5xx answers are retried with backoff (honouring Retry-After);
 any other error stops the run with the method, path, status and LaunchDarkly's message.
+
+API shapes
+----------
+Verified against LaunchDarkly's documentation and LaunchDarkly's own code:
+
+* AI Configs endpoints, paths and bodies: launchdarkly/api-client-python ``docs/AIConfigsBetaApi.md``
+  (endpoint table; ``patch_ai_config_targeting`` instruction list), ``docs/AIConfigPost.md``
+  (key, name, description, mode, tags), ``docs/AIConfigVariationPost.md`` and
+  ``docs/AIConfigVariationPatch.md`` (key, name, instructions, messages, model, modelConfigKey,
+  tools, toolKeys), ``docs/AIConfigVariation.md`` (GET shape: ``tools`` as ``{key, version}``),
+  and https://launchdarkly.com/docs/api/ai-configs/post-ai-config-variation ("model requires a
+  modelName and parameters"); the PATCH path takes the variation *key*
+  (``.../variations/{variationKey}``).
+* ``LD-API-Version: beta`` on AI Configs and AI tools requests: launchdarkly/python-server-sdk-ai
+  ``packages/optimization/src/ldai_optimizer/ld_api_client.py`` (sent only on those endpoints),
+  launchdarkly/agent-skills ``skills/agentcontrol/configs-targeting/SKILL.md``, and
+  launchdarkly-labs/devrel-agents-tutorial ``bootstrap/create_configs.py``.
+* ``messages: []`` on an agent-mode variation POST: devrel-agents-tutorial
+  ``bootstrap/create_configs.py`` and ``bootstrap/tutorial_3_experiment_variations.py``
+  ("empty array required for agent mode validation"; left out of PATCH).
+* AI tools: ``docs/AIToolPost.md`` / ``docs/AIToolPatch.md`` (key, description, ``schema`` = the
+  JSON Schema of the tool's parameters, not an OpenAI function wrapper); list answers
+  ``{"items": [...]}`` (devrel-agents-tutorial ``tutorial_3_experiment_variations.py``).
+* Targeting: ``PATCH /api/v2/projects/{p}/ai-configs/{c}/targeting`` with
+  ``Content-Type: application/json; domain-model=launchdarkly.semanticpatch`` and
+  ``{environmentKey, instructions, comment}`` (``AIConfigsBetaApi.md``,
+  https://launchdarkly.com/docs/api/ai-configs/patch-ai-config-targeting), not the flag endpoint.
+  ``addRule``/``updateRuleVariationOrRollout``/``updateFallthroughVariationOrRollout`` take a
+  ``variationId`` (or ``rolloutWeights``); there is no ``turnFlagOn``/``turnTargetingOn`` for AI
+  Configs (not in the documented list; agent-skills SKILL.md: "turnTargetingOn does not work for
+  configs"). The ids are the ``_id`` of the *targeting* variations, which carry no ``key``:
+  GET targeting answers ``variations: [{_id, name, description, value}]`` and
+  ``environments: {env: {enabled, fallthrough, rules, offVariation, ...}}``
+  (``docs/AIConfigTargeting*.md`` and the models in ``launchdarkly_api/models/``); the key is
+  ``value._ldMeta.variationKey`` (devrel-agents-tutorial ``get_targeting_variation_map``).
+* Segments: ``POST /api/v2/segments/{p}/{e}`` then semantic-patch ``addRule {clauses,
+  description}`` / ``removeRule {ruleId}`` with ``environmentKey``
+  (https://launchdarkly.com/docs/api/segments/patch-segment; devrel-agents-tutorial
+  ``create_segment``/``add_segment_rules``).
+
+Not verified (no documentation or LaunchDarkly code found; marked in the code too):
+
+* ``model.custom`` for custom parameters in a variation body: only seen in a third-party helper
+  (kevincloud/ai-config-creator ``AIConfigs.py``) and in the served value the AI SDK reads
+  (``ldai/client.py``); the tutorial instead spreads them at the body root, which looks wrong.
+* That attached tools (``toolKeys``) are served to the SDK as the top-level ``tools`` map the AI
+  SDK 1.2 ``_resolve_tools`` reads, so ``model.parameters.tools`` is no longer sent.
+* The targeting rule fields ``_id``, ``variation`` and ``rollout`` (the published schema lists
+  only ``clauses`` and ``trackEvents``; the shape follows feature-flag rules and the tutorial).
+* That GET of an AI config returns each variation's full ``model`` (for the update diff).
 """
 
 from __future__ import annotations
@@ -21,6 +71,7 @@ from bootstrap.manifest import Manifest, VariationSpec
 log = logging.getLogger(__name__)
 
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
+BETA_HEADER = {"LD-API-Version": "beta"}
 PROVIDER_LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "mistral": "Mistral"}
 ALL_WEIGHT = 100_000
 
@@ -43,7 +94,7 @@ class LaunchDarklyClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=timeout_s,
-            headers={"Authorization": api_key, "LD-API-Version": "beta",
+            headers={"Authorization": api_key,
                      "User-Agent": "multi-agent-experiments-bootstrap"})
         self._max_retries = max_retries
         self._backoff_s = backoff_s
@@ -85,6 +136,8 @@ class LaunchDarklyClient:
                 semantic_patch: bool = False, not_found_ok: bool = False) -> Any:
         """Send one request; the parsed JSON answer, or None for 404 when `not_found_ok`."""
         headers = {"Content-Type": SEMANTIC_PATCH if semantic_patch else "application/json"}
+        if _is_ai_endpoint(path):  # AI Configs and AI tools are beta endpoints
+            headers.update(BETA_HEADER)
         content = json.dumps(body).encode() if body is not None else None
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
@@ -116,6 +169,10 @@ class LaunchDarklyClient:
         raise AssertionError("unreachable")
 
 
+def _is_ai_endpoint(path: str) -> bool:
+    return "/ai-configs" in path or "/ai-tools" in path
+
+
 def _message(response: httpx.Response) -> str:
     try:
         data = response.json()
@@ -129,24 +186,30 @@ def _message(response: httpx.Response) -> str:
 # --- desired state in the API's shapes ------------------------------------------------------
 
 def tool_payload(manifest: Manifest, name: str) -> dict[str, Any]:
-    """A tool for /ai-tools; the schema is in OpenAI function-calling format."""
+    """A tool for POST /ai-tools: `schema` is the JSON Schema of the tool's arguments."""
     tool = manifest.tool(name)
-    return {"key": tool.name, "description": tool.description,
-            "schema": {"type": "function",
-                       "function": {"name": tool.name, "description": tool.description,
-                                    "parameters": tool.parameters}}}
+    return {"key": tool.name, "description": tool.description, "schema": tool.parameters}
 
 
-def variation_payload(variation: VariationSpec, manifest: Manifest) -> dict[str, Any]:
-    """A variation for POST/PATCH: model, parameters, custom parameters, tools, instructions."""
-    parameters: dict[str, Any] = variation.parameters.model_dump()
-    if variation.tools:
-        parameters["tools"] = [manifest.tool(t).as_function() for t in variation.tools]
+def variation_payload(variation: VariationSpec) -> dict[str, Any]:
+    """A variation for POST .../variations (agent mode): instructions, model, tools by key.
+
+    Tools are attached by key (`toolKeys`); LaunchDarkly serves their definitions with the
+    variation. Custom parameters go in `model.custom` (not verified, see "API shapes").
+    """
     return {"key": variation.key, "name": variation.name, "instructions": variation.instructions,
+            "messages": [],  # agent mode: instructions, no messages
             "modelConfigKey": f"{PROVIDER_LABELS[variation.provider]}.{variation.model}",
-            "model": {"modelName": variation.model, "parameters": parameters,
+            "model": {"modelName": variation.model,
+                      "parameters": variation.parameters.model_dump(),
                       "custom": variation.custom.model_dump()},
             "toolKeys": list(variation.tools)}
+
+
+def variation_patch(variation: VariationSpec) -> dict[str, Any]:
+    """The PATCH body for a variation: every field we own (values replace, they don't merge)."""
+    want = variation_payload(variation)
+    return {k: v for k, v in want.items() if k not in ("key", "messages")}
 
 
 def _comparable_variation(v: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +220,14 @@ def _comparable_variation(v: dict[str, Any]) -> dict[str, Any]:
             "modelConfigKey": v.get("modelConfigKey"), "modelName": model.get("modelName"),
             "parameters": model.get("parameters") or {}, "custom": model.get("custom") or {},
             "tools": sorted(keys or [])}
+
+
+def _targeting_key(variation: dict[str, Any]) -> str | None:
+    """The variation key of a targeting variation: `value._ldMeta.variationKey` (None for the
+    built-in disabled variation)."""
+    value = variation.get("value")
+    meta = value.get("_ldMeta") if isinstance(value, dict) else None
+    return meta.get("variationKey") if isinstance(meta, dict) else None
 
 
 def _segment_clause(segment: str) -> dict[str, Any]:
@@ -179,14 +250,20 @@ def _rule_segment(rule: dict[str, Any]) -> str | None:
     return None
 
 
-def _rule_serves(rule: dict[str, Any], variation_keys: list[str]) -> str | None:
-    """The variation key a rule serves to everyone it matches, or None for a split rollout."""
-    if isinstance(rule.get("variation"), int):
-        return variation_keys[rule["variation"]]
-    weights = [w for w in (rule.get("rollout") or {}).get("variations", []) if w.get("weight")]
-    if len(weights) == 1 and weights[0]["weight"] == ALL_WEIGHT:
-        return variation_keys[weights[0]["variation"]]
-    return None
+def _rule_serves(rule: dict[str, Any], variation_keys: list[str | None]) -> str | None:
+    """The variation key a rule serves to everyone it matches, or None for a split rollout.
+
+    A single variation without a key (the built-in disabled one) reads as "<disabled>".
+    """
+    index = rule.get("variation")
+    if not isinstance(index, int):
+        weights = [w for w in (rule.get("rollout") or {}).get("variations", [])
+                   if w.get("weight")]
+        if len(weights) != 1 or weights[0]["weight"] != ALL_WEIGHT:
+            return None
+        index = weights[0]["variation"]
+    key = variation_keys[index] if 0 <= index < len(variation_keys) else None
+    return key or "<disabled>"
 
 
 class LaunchDarklySync:
@@ -267,39 +344,51 @@ class LaunchDarklySync:
             have = {"variations": []}
         current = {v.get("key"): v for v in have.get("variations", [])}
         for variation in variations:
-            want = variation_payload(variation, manifest)
+            want = variation_payload(variation)
             old = current.get(variation.key)
             if old is None:
                 self._change(f"create variation {config_key}/{variation.key}", "POST",
                              f"{base}/{config_key}/variations", want)
             elif _comparable_variation(old) != _comparable_variation(want):
-                body = {k: v for k, v in want.items() if k != "key"}
                 self._change(f"update variation {config_key}/{variation.key}", "PATCH",
-                             f"{base}/{config_key}/variations/{variation.key}", body)
+                             f"{base}/{config_key}/variations/{variation.key}",
+                             variation_patch(variation))
 
     def sync_targeting(self, config_key: str, rules: list[tuple[str, str]], *,
                        default: str | None, force_segments: frozenset[str] = frozenset()) -> None:
         """One rule per segment serving its variation; a rule serving a split rollout (a running
-        experiment) is left alone unless its segment is in `force_segments` (promotion)."""
+        experiment) is left alone unless its segment is in `force_segments` (promotion).
+
+        Variations are referenced by the `_id` of the targeting variation (not the AI config
+        variation's `_id`, and not its key), as the targeting semantic patch requires.
+        """
         path = f"/api/v2/projects/{self.project}/ai-configs/{config_key}/targeting"
         targeting = None if self.dry_run and any(
             c.startswith(f"create AI config {config_key}") for c in self.changes) else \
             self.client.request("GET", path)
         targeting = targeting or {"variations": [], "environments": {}}
         variations = targeting.get("variations", [])
-        keys = [v.get("key") for v in variations]
-        ids = {v.get("key"): v.get("_id") for v in variations}
+        keys = [_targeting_key(v) for v in variations]
+        ids = {key: v.get("_id") for key, v in zip(keys, variations, strict=True) if key}
         env = (targeting.get("environments") or {}).get(self.environment) or {}
         current = env.get("rules", [])
-        variation_id = lambda key: ids.get(key) or f"<id of {key}>"  # noqa: E731
+
+        def variation_id(key: str) -> str:
+            if ids.get(key):
+                return ids[key]
+            if self.dry_run:  # the variation would be created first
+                return f"<id of {key}>"
+            raise LaunchDarklyError(
+                f"GET {path}: variation {key!r} of {config_key} is not among its targeting "
+                f"variations {sorted(ids)}; check that it was created, then run again")
+
         instructions: list[dict[str, Any]] = []
         notes: list[str] = []
         for segment, variation in rules:
             matching = [r for r in current if _rule_segment(r) == segment]
             if not matching:
                 instructions.append({"kind": "addRule", "clauses": [_segment_clause(segment)],
-                                     "rolloutWeights": {variation_id(variation): ALL_WEIGHT},
-                                     "description": f"{segment} -> {variation}"})
+                                     "variationId": variation_id(variation)})
                 notes.append(f"add rule {segment} -> {variation}")
                 continue
             instructions += [{"kind": "removeRule", "ruleId": r["_id"]} for r in matching[1:]]
@@ -314,13 +403,16 @@ class LaunchDarklySync:
                                      "variationId": variation_id(variation)})
                 notes.append(f"serve {variation} to {segment}")
         fallthrough = (env.get("fallthrough") or {}).get("variation")
-        if default is not None and (fallthrough is None or keys[fallthrough] != default):
+        serves_default = keys[fallthrough] if isinstance(fallthrough, int) and \
+            0 <= fallthrough < len(keys) else None
+        if default is not None and serves_default != default:
             instructions.append({"kind": "updateFallthroughVariationOrRollout",
                                  "variationId": variation_id(default)})
             notes.append(f"default {default}")
-        if default is not None and not env.get("on", False):
-            instructions.append({"kind": "turnFlagOn"})
-            notes.append("targeting on")
+        if env.get("enabled") is False:
+            # AI Configs have no turnFlagOn/turnTargetingOn instruction: say so, don't guess one.
+            self.out(f"note: targeting of {config_key} is off in {self.environment}; turn it on "
+                     "in the LaunchDarkly UI, or contexts get the off variation")
         if instructions:
             self._change(f"update targeting of {config_key} in {self.environment}: "
                          + "; ".join(notes), "PATCH", path,

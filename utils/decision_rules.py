@@ -1,4 +1,4 @@
-"""Decision rules: metric comparisons, `ship_if_all` criteria and sample planning (STATS §5-§6)."""
+"""Decision rules: metric comparisons, `ship_if_all` criteria and planning (STATS §5-§6)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,14 @@ from utils.metrics import METRICS, MetricDefinition
 from utils.stats import (
     Comparison,
     ConversionStats,
-    CostValueRatio,
     MeanStats,
     compare_conversion,
     compare_mean,
     compare_percentile,
-    cost_value_ratio,
     sample_size_conversion,
     sample_size_mean,
 )
+from utils.stats_bootstrap import CostValueRatio, cost_value_ratio
 from utils.user_metrics import ArmData
 
 MIN_USERS_PER_ARM = 100
@@ -61,7 +60,6 @@ class CriterionResult:
     passed: bool
     comparator: Literal[">=", "<=", "<"]
     detail: str = ""
-
 
 
 # --- comparisons and criteria --------------------------------------------------------------

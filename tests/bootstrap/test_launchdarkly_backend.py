@@ -36,9 +36,9 @@ def sync(fake: FakeLaunchDarkly, sleeps: list[float] | None = None, manifest=Non
             manifest or load_manifest())
 
 
-def served(fake: FakeLaunchDarkly, config: str) -> dict[str, str]:
-    """segment -> variation key served by its rule, plus `default`."""
-    keys = [v["key"] for v in fake.configs[config]["variations"]]
+def served(fake: FakeLaunchDarkly, config: str) -> dict[str, str | None]:
+    """segment -> variation key served by its rule, plus `default` (indices are targeting's)."""
+    keys = fake.targeting_keys(config)
     env = fake.targeting[config]
     result = {}
     for rule in env["rules"]:
@@ -63,16 +63,54 @@ def test_creates_tools_segments_configs_variations_and_targeting(fake, capsys) -
     assert other_paid["model"]["modelName"] == "gpt-4o"
     assert other_paid["model"]["custom"]["max_tool_calls"] == 6  # custom parameters are sent
     assert other_paid["modelConfigKey"] == "OpenAI.gpt-4o"
-    assert len(other_paid["tools"]) == 5
+    assert [t["key"] for t in other_paid["tools"]] == [
+        "search_v1", "search_v2", "reranking", "arxiv_search", "semantic_scholar"]
     assert served(fake, "support-agent") == {
         "eu-free": "eu-free", "eu-paid": "eu-paid", "other-free": "other-free",
         "other-paid": "other-paid", "default": "international-standard"}
     assert served(fake, "security-agent")["eu-paid"] == "strict-security"
-    assert fake.targeting["support-agent"]["on"] is True
     patches = [r for r in fake.requests if r.method == "PATCH"]
     assert patches and all("semanticpatch" in r.content_type for r in patches)
     out = capsys.readouterr()
     assert API_KEY not in out.out + out.err
+
+
+def test_requests_use_the_documented_shapes(fake) -> None:
+    sync(fake)
+    (tool,) = [r.body for r in fake.writes() if r.path.endswith("/ai-tools")
+               and r.body["key"] == "search_v2"]
+    assert tool["schema"]["type"] == "object" and "query" in tool["schema"]["properties"]
+    (variation,) = [r.body for r in fake.writes() if r.path.endswith("/variations")
+                    and r.body["key"] == "other-paid"]
+    assert variation["messages"] == [] and variation["instructions"]
+    assert variation["model"]["modelName"] == "gpt-4o"
+    assert "tools" not in variation["model"]["parameters"]  # attached by key instead
+    assert variation["toolKeys"][0] == "search_v1"
+    # the beta header goes to AI Configs and AI tools endpoints only
+    assert all(r.api_version == "beta" for r in fake.requests if "/projects/" in r.path)
+    assert all(r.api_version is None for r in fake.requests if "/segments/" in r.path)
+
+
+def test_targeting_references_targeting_variation_ids(fake) -> None:
+    sync(fake)
+    (patch,) = [r.body for r in fake.writes()
+                if r.path.endswith("/ai-configs/support-agent/targeting")]
+    config_ids = {v["_id"] for v in fake.configs["support-agent"]["variations"]}
+    kinds = [ins["kind"] for ins in patch["instructions"]]
+    assert kinds == ["addRule"] * 4 + ["updateFallthroughVariationOrRollout"]
+    assert patch["environmentKey"] == fake.environment
+    for ins in patch["instructions"]:
+        assert ins["variationId"].startswith("tv-") and ins["variationId"] not in config_ids
+        assert "rolloutWeights" not in ins
+    assert fake.targeting["support-agent"]["rules"][0]["clauses"][0]["op"] == "segmentMatch"
+
+
+def test_targeting_turned_off_is_reported_not_patched(fake) -> None:
+    sync(fake)
+    fake.targeting["support-agent"]["enabled"] = False
+    lines: list[str] = []
+    assert sync(fake, out=lines.append) == []
+    assert any("targeting of support-agent is off" in line for line in lines)
 
 
 def test_second_run_writes_nothing_and_never_duplicates_rules(fake, capsys) -> None:
@@ -96,6 +134,8 @@ def test_changed_variation_is_updated_in_place(fake) -> None:
     assert changes == ["update variation support-agent/eu-free"]
     (patch,) = fake.writes()[before:]
     assert patch.method == "PATCH" and patch.path.endswith("/variations/eu-free")
+    assert "key" not in patch.body and "messages" not in patch.body
+    assert patch.content_type == "application/json"
     eu_free = next(v for v in fake.configs["support-agent"]["variations"] if v["key"] == "eu-free")
     assert eu_free["model"]["custom"]["max_tool_calls"] == 1
 
@@ -160,9 +200,10 @@ def test_promotion_rewrites_the_audience_rule(fake, tmp_path: Path, monkeypatch)
     assert create_configs.main([]) == 0
     assert experiment_variations.main([]) == 0
     # the experiment, started in LaunchDarkly's UI, turned the rule into a 50/50 rollout
-    keys = [v["key"] for v in fake.configs["support-agent"]["variations"]]
+    keys = fake.targeting_keys("support-agent")
     rule = next(r for r in fake.targeting["support-agent"]["rules"]
                 if r["clauses"][0]["values"] == ["other-paid"])
+    del rule["variation"]
     rule["rollout"] = {"variations": [{"variation": keys.index("other-paid"), "weight": 50000},
                                       {"variation": keys.index("claude-opus-treatment"),
                                        "weight": 50000}]}

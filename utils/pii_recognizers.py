@@ -467,7 +467,11 @@ def build_recognizers() -> list[EntityRecognizer]:
         CreditCardRecognizer(supported_entity="CREDIT_CARD", patterns=[
             *CreditCardRecognizer.PATTERNS,
             Pattern("amex 4-6-5", r"\b3[47]\d{2}[- ]?\d{6}[- ]?\d{5}\b", 0.3),
-            Pattern("mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3)]),
+            Pattern("mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
+            # ISO/IEC 7812 allows 12 to 19 digits (Maestro 12-19, Visa 19) beyond Presidio's
+            # patterns; the recognizer's Luhn check still has to pass.
+            Pattern("any length 12-19", r"\b[1-9]\d{11,18}\b", 0.1),
+            Pattern("19 digits grouped", r"\b\d{4}(?:[- ]\d{4}){3}[- ]\d{3}\b", 0.2)]),
         IbanRecognizer(supported_entity="IBAN"),
         _IpRecognizer(supported_entity="IP_ADDRESS"),
         PhoneRecognizer(),

@@ -219,3 +219,25 @@ def test_repeated_scans_of_one_text_are_memoised_without_keeping_the_text(monkey
     assert len(calls) == 1
     assert all(isinstance(key, bytes) and DONE_WHEN.encode() not in key
                for key in pii._scan_cache)
+
+
+@pytest.mark.parametrize("card", ["4564962313332056013", "676274931069",
+                                  "4564 9623 1333 2056 013"])
+def test_cards_of_every_iso_length_are_redacted(card):
+    redaction = redact_pii(f"I was charged on card {card} for the course.", "basic")
+    assert card not in redaction.text and "[CREDIT_CARD]" in redaction.text
+
+
+def test_long_numbers_failing_luhn_are_not_cards():
+    assert not [e for e in detect_pii("Build 4564962313332056014 failed.", "basic")
+                if e.type == "CREDIT_CARD"]
+
+
+def test_every_generated_pii_query_is_detected():
+    from tools.queries import generate_queries
+    from tools.topics import Topic
+
+    topics = [Topic("Q-learning", "q.md", "Q-learning"), Topic("PPO", "ppo.md", "PPO")]
+    missed = [q.pii_kinds for q in generate_queries(400, topics, 100, seed=11)
+              if not detect_pii(q.text, "strict")]
+    assert missed == []

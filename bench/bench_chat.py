@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tools.api_process import ApiProcess, ApiStartError, start_api  # noqa: E402
 
 SEGMENTS = ({"country": "US", "plan": "paid"}, {"country": "US", "plan": "free"},
             {"country": "DE", "plan": "paid"}, {"country": "FR", "plan": "free"})
@@ -70,12 +71,6 @@ def chat_bodies(count: int, pii_every: int = 8) -> list[dict[str, Any]]:
 
 
 # -- server processes ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -115,46 +110,14 @@ def prepare_data_dir(data_dir: Path) -> str:
     return "tests/flagfile.py (bootstrap failed: " + (result.stderr.strip()[-200:] or "?") + ")"
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_server(target: str, data_dir: Path, *, port: int | None = None,
-                 timeout: float = 180.0, **extra_env: str) -> Server:
+                 timeout: float = 180.0, **extra_env: str) -> ApiProcess:
     """`uvicorn <target>` in a subprocess, returned once /health answers."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=server_env(data_dir, **extra_env))
-    server = Server(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{target} exited with code {process.returncode} while starting")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise SystemExit(f"{target} did not answer /health within {timeout:.0f} s")
+    try:
+        return start_api(target, env=server_env(data_dir, **extra_env), port=port,
+                         timeout=timeout)
+    except ApiStartError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # -- measurements -------------------------------------------------------------------------
@@ -176,7 +139,7 @@ class SequentialResult:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def run_sequential(server: Server, path: str, bodies: list[dict[str, Any]],
+def run_sequential(server: ApiProcess, path: str, bodies: list[dict[str, Any]],
                    warmup: int = 30) -> SequentialResult:
     """POST each body in turn on one keep-alive connection; wall time and server CPU."""
     with httpx.Client(base_url=server.url, timeout=60) as client:
@@ -222,7 +185,7 @@ def _wrk_ms(text: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def run_wrk(server: Server, path: str, bodies: list[dict[str, Any]], seconds: int,
+def run_wrk(server: ApiProcess, path: str, bodies: list[dict[str, Any]], seconds: int,
             script_dir: Path, connections: int = 50) -> WrkResult | None:
     """`wrk` at `connections` concurrent connections, POSTing the bodies in rotation."""
     wrk = shutil.which("wrk")

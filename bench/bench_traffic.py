@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,12 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tools.api_process import ApiProcess, ApiStartError, free_port, start_api  # noqa: E402
 
 fake_app = FastAPI()
 
@@ -49,12 +49,6 @@ async def _feedback(body: dict) -> dict:
     return {"status": "recorded"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its waited-for children, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -62,7 +56,7 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(fake: bool, data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
+def _start_server(fake: bool, data_dir: Path, port: int) -> tuple[ApiProcess, str]:
     env = {**os.environ, "DATA_DIR": str(data_dir), "SIM_TIME_SCALE": "0",
            "LLM_MODE": "simulated", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
            "LOG_LEVEL": "WARNING"}
@@ -79,21 +73,11 @@ def _start_server(fake: bool, data_dir: Path, port: int) -> tuple[subprocess.Pop
                            env=env, check=True, capture_output=True)
     if fake:
         target = "bench.bench_traffic:fake_app"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code < 500:
-                return server, "fake API" if fake else "api.main:app"
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with code {server.returncode}")
-    server.terminate()
-    raise SystemExit("the server did not become healthy within 120 s")
+    try:
+        server = start_api(target, env=env, port=port, timeout=120)
+    except ApiStartError as exc:
+        raise SystemExit(str(exc)) from None
+    return server, "fake API" if fake else "api.main:app"
 
 
 def main() -> int:
@@ -118,7 +102,7 @@ def main() -> int:
         if args.api_url:
             url, server, label = args.api_url, None, f"running server at {args.api_url}"
         else:
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}"
             server, label = _start_server(args.fake, data_dir, port)
         server_pid = server.pid if server else args.server_pid
@@ -138,8 +122,7 @@ def main() -> int:
             server_cpu = _cpu_seconds(server_pid) - server_cpu0 if server_pid else None
         finally:
             if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
+                server.stop()
 
     stats = summary.latency_stats() or {"mean": 0, "median": 0, "p95": 0}
     lat = sorted(summary.latencies)

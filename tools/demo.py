@@ -12,15 +12,15 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.panel import Panel
+
+from tools.api_process import ApiProcess, ApiStartError, free_port, start_api
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -67,12 +67,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(data_dir: Path) -> dict[str, str]:
     """The embedded defaults: local flag file, simulated providers, nothing slept."""
     env = dict(os.environ)
@@ -109,35 +103,15 @@ def reset_data(data_dir: Path) -> None:
     console.print(f"Reset demo data in {data_dir} ({what}); search indexes are kept.")
 
 
-def start_server(port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str]) -> ApiProcess:
     console.rule("[bold]Starting the API")
-    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    with console.status(f"waiting for {url}/health ..."):
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"demo: the API exited during start-up ({server.returncode})")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    console.print(f"API ready at {url} (web UI at {url}/)")
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit(f"demo: the API did not answer {url}/health within 60 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()
+    with console.status(f"waiting for http://127.0.0.1:{port}/health ..."):
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            server = start_api(env=env, port=port)
+        except ApiStartError as exc:
+            raise SystemExit(f"demo: {exc}") from None
+    console.print(f"API ready at {server.url} (web UI at {server.url}/)")
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     _run("Bootstrap: experiment variations and rollouts",
          [python, "-m", "bootstrap.experiment_variations", "--backend", "local"], env)
 
-    port = args.port or _free_port()
+    port = args.port or free_port()
     server = start_server(port, env)
     try:
         _run("Traffic: judged other-paid users", [
@@ -184,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep_server:
             console.print(f"API still running at http://127.0.0.1:{port}/ — Ctrl-C to stop.")
             with contextlib.suppress(KeyboardInterrupt):
-                server.wait()
+                server.process.wait()
     finally:
-        stop_server(server)
+        server.stop()
     return 0
 
 

@@ -1,0 +1,67 @@
+"""The API in a subprocess on a free local port, for the demo and the benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ApiStartError(RuntimeError):
+    """The server exited or never answered /health."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ApiProcess:
+    process: subprocess.Popen
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Terminate, then kill if it does not exit within `timeout` seconds."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_api(target: str = "api.main:app", *, env: dict[str, str], port: int | None = None,
+              timeout: float = 60.0) -> ApiProcess:
+    """`uvicorn <target>` on 127.0.0.1, returned once GET /health answers 200."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
+    server = ApiProcess(process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ApiStartError(f"{target} exited with code {process.returncode} while starting")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise ApiStartError(f"{target} did not answer {server.url}/health within {timeout:.0f} s")

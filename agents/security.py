@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -37,18 +38,12 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
     history = state.get("history", [])
 
     try:
-        floor = ctx.pii.redact(message, policy)
-        safe_history = [Turn(role=t["role"], content=ctx.pii.redact(t["content"], policy).text)
-                        for t in history]
+        floor, safe_history = _redact_request(ctx, message, history, policy)
     except Exception as exc:
         log.error("redaction with policy %r failed (%s) in request %s; using %r",
                   policy, type(exc).__name__, ctx.request_id, FALLBACK_POLICY)
         try:
-            policy = FALLBACK_POLICY
-            floor = ctx.pii.redact(message, policy)
-            safe_history = [Turn(role=t["role"],
-                                 content=ctx.pii.redact(t["content"], policy).text)
-                            for t in history]
+            floor, safe_history = _redact_request(ctx, message, history, FALLBACK_POLICY)
         except Exception:
             return _refuse(ctx, config, timer, usage, "redaction failed")
 
@@ -79,6 +74,14 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
                      redacted_text=safe_message)
     ctx.recorder.track_run(run, config)
     return {"safe_message": safe_message, "safe_history": safe_history, "runs": [run]}
+
+
+def _redact_request(ctx: RequestContext, message: str, history: list[Turn],
+                    policy: str) -> tuple[Any, list[Turn]]:
+    """The deterministic redaction of the message and of every history turn."""
+    floor = ctx.pii.redact(message, policy)
+    return floor, [Turn(role=t["role"], content=ctx.pii.redact(t["content"], policy).text)
+                   for t in history]
 
 
 def _keeps_floor(ctx: RequestContext, original: str, floor, candidate: str) -> bool:

@@ -55,15 +55,15 @@ class ChatService:
                     "history": [turn.model_dump() for turn in request.history]}
         try:
             state = await self.graph.ainvoke(state_in, context=context)
-        except SupportAgentError as exc:
-            await self._record(recorder, status="error",
-                               routed=any(r.agent == "security" for r in recorder.runs))
-            raise ChatFailed(request_id, str(exc)) from exc
         except Exception as exc:
-            log.exception("request %s failed in the graph", request_id)
+            if isinstance(exc, SupportAgentError):
+                message = str(exc)
+            else:
+                log.exception("request %s failed in the graph", request_id)
+                message = f"internal error: {type(exc).__name__}"
             await self._record(recorder, status="error",
                                routed=any(r.agent == "security" for r in recorder.runs))
-            raise ChatFailed(request_id, f"internal error: {type(exc).__name__}") from exc
+            raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")
         await self._record(recorder, status="refused" if state.get("refused") else "ok",

@@ -252,7 +252,8 @@ class ConfigFlags:
             return replace(default, source="fallback")
 
         model = ai_config.model
-        parameters = dict(model.to_dict().get("parameters") or {}) if model else {}
+        model_dict = model.to_dict() if model else {}
+        parameters = dict(model_dict.get("parameters") or {})
         parameters.pop("tools", None)
         meta = detail.value.get("_ldMeta") or {}
         return AgentConfig(
@@ -262,7 +263,7 @@ class ConfigFlags:
             model=model.name if model else default.model,
             provider=_normalise_provider(ai_config.provider.name if ai_config.provider else ""),
             parameters=parameters,
-            custom=dict((model.to_dict().get("custom") or {}) if model else {}),
+            custom=dict(model_dict.get("custom") or {}),
             instructions=ai_config.instructions or default.instructions,
             tools=tuple((ai_config.tools or {}).keys()),
             in_experiment=bool(reason.get("inExperiment", False)),

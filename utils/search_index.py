@@ -197,13 +197,20 @@ class SearchIndex:
         """Cosine-similarity top-k in the embedding space of the active backend."""
         if not self.chunks:
             return []
-        scores = self.vectors @ self.backend.embed_query(query)
+        return self._vector_hits(self.backend.embed_query(query), top_k)
+
+    def _vector_hits(self, query_vector: np.ndarray, top_k: int) -> list[Hit]:
+        scores = self.vectors @ query_vector
         return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
 
-    def candidate_pool(self, query: str, size: int = 20) -> list[Chunk]:
+    def candidate_pool(self, query: str, size: int = 20,
+                       query_vector: np.ndarray | None = None) -> list[Chunk]:
         """Union of the keyword and vector top-`size` lists, keyword order first."""
+        if query_vector is None:
+            query_vector = self.backend.embed_query(query)
+        vector_hits = self._vector_hits(query_vector, size) if self.chunks else []
         seen: dict[str, Chunk] = {}
-        for hit in self.search_keyword(query, size) + self.search_vector(query, size):
+        for hit in self.search_keyword(query, size) + vector_hits:
             seen.setdefault(hit.chunk_id, self._by_id[hit.chunk_id])
         return list(seen.values())
 
@@ -217,12 +224,15 @@ class SearchIndex:
         + 0.10 x the share of query terms it contains, so a passage must do well on both
         words and meaning to lead.
         """
-        pool = self._resolve(candidates) if candidates else self.candidate_pool(query)
+        query_vector = self.backend.embed_query(query)
+        pool = (self._resolve(candidates) if candidates
+                else self.candidate_pool(query, query_vector=query_vector))
         if not pool:
             return []
         query_terms = analyze(query)
-        terms = [self._terms_of(c) for c in pool]
         rows = [self._row.get(c.chunk_id) if isinstance(c, Chunk) else None for c in pool]
+        terms = [self._terms[r] if r is not None else self._terms_of(c)
+                 for r, c in zip(rows, pool, strict=True)]
         if all(r is not None for r in rows):
             # KB chunks: corpus-wide term statistics estimate idf far better than 20 passages.
             bm25 = self.keyword.scores(query_terms)[np.asarray(rows, dtype=np.int64)]
@@ -232,10 +242,12 @@ class SearchIndex:
             self.vectors[r] if r is not None else self.backend.embed_query(
                 c.text if isinstance(c, Chunk) else c)
             for r, c in zip(rows, pool, strict=True)])
-        cosine = vectors @ self.backend.embed_query(query)
-        wanted = set(query_terms)
-        coverage = np.array([len(wanted & set(t)) / len(wanted) if wanted else 0.0
-                             for t in terms], dtype=np.float32)
+        cosine = vectors @ query_vector
+        wanted = frozenset(query_terms)
+        term_sets = [self._term_sets[r] if r is not None else frozenset(t)
+                     for r, t in zip(rows, terms, strict=True)]
+        coverage = np.array([len(wanted & t) / len(wanted) if wanted else 0.0
+                             for t in term_sets], dtype=np.float32)
         combined = 0.45 * _minmax(bm25) + 0.45 * _minmax(cosine) + 0.10 * coverage
         return [self._pool_hit(pool[i], combined[i]) for i in _top_k(combined, top_k)]
 

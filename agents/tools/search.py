@@ -15,14 +15,17 @@ earlier search (or raw passages), to re-order a specific list.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Literal
 
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, field_validator
 
 from utils.search_index import Hit, SearchIndex, analyze, get_search_index
 
 MAX_TOP_K = 10
 MAX_CANDIDATES = 50
+
+ToolResult = tuple[str, list[dict[str, object]]]  # (what the model reads, the hits)
 
 
 class SearchArgs(BaseModel):
@@ -68,24 +71,24 @@ def format_hits(tool_name: str, query: str, hits: list[Hit], index: SearchIndex)
 
 
 def _result(tool_name: str, query: str, hits: list[Hit], index: SearchIndex
-            ) -> tuple[str, list[dict[str, object]]]:
+            ) -> ToolResult:
     return format_hits(tool_name, query, hits, index), [h.as_dict() for h in hits]
 
 
-def search_v1(query: str, top_k: int = 5) -> tuple[str, list[dict[str, object]]]:
+def search_v1(query: str, top_k: int = 5) -> ToolResult:
     """BM25 keyword search over the knowledge base."""
     index = get_search_index()
     return _result("search_v1", query, index.search_keyword(query, top_k), index)
 
 
-def search_v2(query: str, top_k: int = 5) -> tuple[str, list[dict[str, object]]]:
+def search_v2(query: str, top_k: int = 5) -> ToolResult:
     """Semantic (vector) search over the knowledge base."""
     index = get_search_index()
     return _result("search_v2", query, index.search_vector(query, top_k), index)
 
 
 def reranking(query: str, top_k: int = 5, candidates: list[str] | None = None
-              ) -> tuple[str, list[dict[str, object]]]:
+              ) -> ToolResult:
     """Re-rank candidate passages (given, or the hybrid pool for the query)."""
     index = get_search_index()
     return _result("reranking", query, index.rerank(query, candidates, top_k), index)
@@ -107,14 +110,31 @@ _DESCRIPTIONS = {
         "those. Answer from the top passages."),
 }
 
-_FUNCTIONS: dict[str, tuple[Callable[..., tuple[str, list[dict[str, object]]]],
-                            type[BaseModel]]] = {
+_FUNCTIONS: dict[str, tuple[Callable[..., ToolResult], type[BaseModel]]] = {
     "search_v1": (search_v1, SearchArgs),
     "search_v2": (search_v2, SearchArgs),
     "reranking": (reranking, RerankArgs),
 }
 
 SEARCH_TOOL_NAMES = tuple(_FUNCTIONS)
+
+
+class SearchTool(BaseTool):
+    """A knowledge-base function as a LangChain tool that runs on the event loop.
+
+    A query takes well under a millisecond, so running it inline is cheaper than the thread
+    hop LangChain makes for a sync-only tool; and unlike `StructuredTool`, a subclass spares
+    the per-call type-hint resolution of a wrapped coroutine.
+    """
+
+    func: Callable[..., ToolResult]
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+    def _run(self, **kwargs: Any) -> ToolResult:
+        return self.func(**kwargs)
+
+    async def _arun(self, **kwargs: Any) -> ToolResult:
+        return self.func(**kwargs)
 
 
 def make_search_tool(name: str) -> BaseTool:
@@ -124,12 +144,4 @@ def make_search_tool(name: str) -> BaseTool:
     except KeyError:
         raise ValueError(f"unknown search tool {name!r}: expected one of "
                          f"{', '.join(SEARCH_TOOL_NAMES)}") from None
-
-    async def run_inline(**kwargs: object) -> tuple[str, list[dict[str, object]]]:
-        # A query takes well under a millisecond: running it on the event loop is cheaper
-        # than the thread hop LangChain makes for a sync-only tool.
-        return func(**kwargs)
-
-    return StructuredTool.from_function(
-        func=func, coroutine=run_inline, name=name, description=_DESCRIPTIONS[name],
-        args_schema=schema, response_format="content_and_artifact")
+    return SearchTool(name=name, description=_DESCRIPTIONS[name], args_schema=schema, func=func)

@@ -59,6 +59,9 @@ def content_terms(text: str) -> frozenset[str]:
 _count_tokens = lru_cache(maxsize=16384)(count_tokens)
 
 
+_profile_for = lru_cache(maxsize=256)(get_profile)
+
+
 def _text_of(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -84,7 +87,7 @@ class SimulatedChatModel(BaseChatModel):
 
     @property
     def sim_profile(self) -> SimProfile:
-        return get_profile(self.model_name)
+        return _profile_for(self.model_name)
 
     def bind_tools(
         self,
@@ -101,9 +104,9 @@ class SimulatedChatModel(BaseChatModel):
     # -- generation ---------------------------------------------------------------------
 
     def _plan(self, messages: list[BaseMessage], tools: list[dict[str, Any]],
-              tool_choice: Any) -> tuple[str, list[dict[str, Any]]]:
+              tool_choice: Any, seed: int) -> tuple[str, list[dict[str, Any]]]:
         """Decide the reply: text content and tool calls."""
-        rng = random.Random(self._seed_for(messages))
+        rng = random.Random(seed)
         tool_names = [t["function"]["name"] for t in tools]
         forced = _forced_tool(tool_choice, tool_names)
         if forced is not None and forced not in SEARCH_PREFERENCE + (RERANK_TOOL,):
@@ -170,10 +173,10 @@ class SimulatedChatModel(BaseChatModel):
             digest.update(_text_of(message).encode())
         return int.from_bytes(digest.digest()[:8], "big")
 
-    def _latency_ms(self, messages: list[BaseMessage], output_tokens: int) -> tuple[float, float]:
+    def _latency_ms(self, seed: int, output_tokens: int) -> tuple[float, float]:
         """(time to first token, total) in ms, from the profile with seeded jitter."""
         profile = self.sim_profile
-        rng = random.Random(self._seed_for(messages) ^ 0x5EED)
+        rng = random.Random(seed ^ 0x5EED)
         factor = max(0.3, 1.0 + profile.jitter * rng.gauss(0.0, 1.0))
         ttft = profile.ttft_ms * factor
         total = ttft + 1000.0 * output_tokens / profile.output_tokens_per_s * factor
@@ -181,13 +184,14 @@ class SimulatedChatModel(BaseChatModel):
 
     def _build(self, messages: list[BaseMessage], **kwargs: Any) -> tuple[ChatResult, float]:
         tools = kwargs.get("tools") or []
-        content, tool_calls = self._plan(messages, tools, kwargs.get("tool_choice"))
+        seed = self._seed_for(messages)
+        content, tool_calls = self._plan(messages, tools, kwargs.get("tool_choice"), seed)
         input_tokens = sum(_count_tokens(_text_of(m)) + 4 for m in messages)
         if tools:
-            input_tokens += _count_tokens(json.dumps(tools))
+            input_tokens += _schema_tokens(tools)
         emitted = content + "".join(json.dumps(c["args"]) + c["name"] for c in tool_calls)
         output_tokens = max(1, _count_tokens(emitted))
-        ttft, total = self._latency_ms(messages, output_tokens)
+        ttft, total = self._latency_ms(seed, output_tokens)
         slept = total * self.time_scale
         message = AIMessage(
             content=content,
@@ -233,6 +237,20 @@ def _prose(text: str) -> str:
 
 
 _converted: dict[int, tuple[Any, dict[str, Any]]] = {}
+_schema_token_counts: dict[tuple[int, ...], tuple[list[dict[str, Any]], int]] = {}
+
+
+def _schema_tokens(tools: list[dict[str, Any]]) -> int:
+    """Tokens of the tool schemas sent with a call, counted once per list of schema dicts
+    (the cache holds the dicts, so their ids cannot be reused while they are keys)."""
+    key = tuple(map(id, tools))
+    cached = _schema_token_counts.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], tools, strict=True)):
+        return cached[1]
+    count = _count_tokens(json.dumps(tools))
+    if len(_schema_token_counts) < 1024:
+        _schema_token_counts[key] = (list(tools), count)
+    return count
 
 
 def _openai_tool(tool: Any) -> dict[str, Any]:

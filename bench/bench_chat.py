@@ -6,7 +6,8 @@ Starts `uvicorn api.main:app` and `uvicorn bench.floor_app:app` as subprocesses 
 DATA_DIR (flags from `python -m bootstrap.create_configs`), with LLM_MODE=simulated and
 SIM_TIME_SCALE=0, then measures:
 
-- latency: median and p99 of N sequential /chat requests (one keep-alive client);
+- latency: median and p99 of N sequential /chat requests (one keep-alive client), the
+  three endpoints interleaved in blocks so that load from other tenants hits them alike;
 - server CPU ms per request, from the server process's own utime+stime in /proc (a busy
   load generator cannot distort it), for /chat, the floor (/floor: three AI-config
   evaluations in a compiled 3-node LangGraph and one SQLite commit) and a bare /echo;
@@ -139,21 +140,44 @@ class SequentialResult:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def run_sequential(server: ApiProcess, path: str, bodies: list[dict[str, Any]],
-                   warmup: int = 30) -> SequentialResult:
-    """POST each body in turn on one keep-alive connection; wall time and server CPU."""
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        for body in bodies[:warmup]:
-            client.post(path, json=body)
-        latencies, failures = [], 0
-        cpu0 = cpu_seconds(server.pid)
-        for body in bodies:
-            start = time.perf_counter()
-            response = client.post(path, json=body)
-            latencies.append((time.perf_counter() - start) * 1000)
-            failures += response.status_code != 200
-        cpu = cpu_seconds(server.pid) - cpu0
-    return SequentialResult(latencies, cpu * 1000 / len(bodies), failures)
+def run_interleaved(endpoints: dict[str, tuple[ApiProcess, str]],
+                    bodies: list[dict[str, Any]], *, blocks: int = 5,
+                    warmup: int = 30) -> dict[str, SequentialResult]:
+    """POST every body to every endpoint, one keep-alive client each, in interleaved blocks.
+
+    The bodies are cut into `blocks` blocks; each block goes to each endpoint in turn (the
+    order rotating from block to block), so a noisy neighbour on this shared machine slows
+    all endpoints alike and the CPU ratios stay comparable. Server CPU is the delta of the
+    server's utime+stime over its own blocks (the floor app serves /floor and /echo, one at
+    a time).
+    """
+    names = list(endpoints)
+    clients = {name: httpx.Client(base_url=server.url, timeout=60)
+               for name, (server, _) in endpoints.items()}
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    cpu = dict.fromkeys(names, 0.0)
+    failures = dict.fromkeys(names, 0)
+    try:
+        for name, (_, path) in endpoints.items():
+            for body in bodies[:warmup]:
+                clients[name].post(path, json=body)
+        size = -(-len(bodies) // blocks)
+        for number, start in enumerate(range(0, len(bodies), size)):
+            shift = number % len(names)
+            for name in names[shift:] + names[:shift]:
+                server, path = endpoints[name]
+                cpu0 = cpu_seconds(server.pid)
+                for body in bodies[start:start + size]:
+                    began = time.perf_counter()
+                    response = clients[name].post(path, json=body)
+                    latencies[name].append((time.perf_counter() - began) * 1000)
+                    failures[name] += response.status_code != 200
+                cpu[name] += cpu_seconds(server.pid) - cpu0
+    finally:
+        for client in clients.values():
+            client.close()
+    return {name: SequentialResult(latencies[name], cpu[name] * 1000 / len(bodies),
+                                   failures[name]) for name in names}
 
 
 @dataclass
@@ -307,10 +331,10 @@ def main() -> int:
         app = start_server("api.main:app", data_dir)
         floor = start_server("bench.floor_app:app", data_dir)
         try:
-            chat = run_sequential(app, "/chat", bodies)
+            sequential = run_interleaved({"chat": (app, "/chat"), "floor": (floor, "/floor"),
+                                          "echo": (floor, "/echo")}, bodies)
+            chat, floor_seq, echo_seq = (sequential[k] for k in ("chat", "floor", "echo"))
             rss_after = rss_mb(app.pid)
-            floor_seq = run_sequential(floor, "/floor", bodies)
-            echo_seq = run_sequential(floor, "/echo", bodies)
             wrk = {name: run_wrk(server, path, bodies[:64], args.wrk_seconds, Path(tmp))
                    for name, server, path in (("chat", app, "/chat"),
                                               ("floor", floor, "/floor"),
@@ -322,7 +346,8 @@ def main() -> int:
 
     cpu_ratio = chat.cpu_ms_per_request / floor_seq.cpu_ms_per_request
     pii_share = sum(b["message"] in PII_QUESTIONS for b in bodies) / len(bodies)
-    print(f"\n/chat speed: {args.requests} sequential requests, SIM_TIME_SCALE=0, "
+    print(f"\n/chat speed: {args.requests} sequential requests per endpoint (interleaved in "
+          f"blocks), SIM_TIME_SCALE=0, "
           f"LLM_MODE=simulated, {os.cpu_count()} cores (shared), flags from {flags_source}, "
           f"{pii_share:.0%} of messages carry PII (security route)")
     print(f"{'endpoint':<10}{'median ms':>11}{'p99 ms':>9}{'CPU ms/req':>12}{'× floor':>9}"

@@ -95,6 +95,7 @@ def normalize_model_name(name: str) -> str:
     return family
 
 
+@lru_cache(maxsize=4096)  # a handful of model ids, looked up several times per request
 def model_lookup_keys(name: str) -> tuple[str, ...]:
     """Keys to try for a model, most specific first: the exact snapshot, then its family."""
     exact, family = _clean_model_name(name), normalize_model_name(name)

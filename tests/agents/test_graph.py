@@ -90,3 +90,23 @@ def test_history_is_sanitized_like_the_message(make_service) -> None:
     assert response.route == "security"
     rows = service.store.query("SELECT context_json FROM exposures")
     assert all("bob@example.com" not in row["context_json"] for row in rows)
+
+
+@pytest.mark.parametrize(("reply_calls", "route"), [
+    ([{"name": "RouteDecision", "args": {"needs_security": True}}], "security"),
+    ([], "security"),  # the model ignored the forced tool: no decision, fail closed
+    ([{"name": "RouteDecision", "args": {"needs_security": "maybe"}}], "security"),
+    ([{"name": "RouteDecision", "args": {"needs_security": False}}], "support"),
+])
+def test_supervisor_model_can_add_the_security_route_never_remove_it(
+        make_service, monkeypatch, reply_calls, route) -> None:
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableLambda
+
+    import agents.supervisor as supervisor
+
+    calls = [{**call, "id": f"c{i}", "type": "tool_call"} for i, call in enumerate(reply_calls)]
+    reply = AIMessage("", tool_calls=calls)
+    monkeypatch.setattr(supervisor, "_classifier", lambda model: RunnableLambda(lambda _: reply))
+    response = ask(make_service(), "What is the Bellman optimality equation?")
+    assert response.route == route

@@ -58,6 +58,35 @@ def test_openai_compatible_server_usage_is_parsed(monkeypatch) -> None:
     assert fake.requests[0]["body"]["temperature"] == 0.1
 
 
+def test_supervisor_forces_its_route_tool_on_a_live_provider(monkeypatch) -> None:
+    import asyncio
+
+    from agents.supervisor import RouteDecision, _classifier, parse_decision
+
+    verdict = {"needs_security": True, "reason": "a person is named"}
+    with FakeOpenAI(tool_call=("RouteDecision", verdict), usage=(90, 12)) as fake:
+        settings = _settings(monkeypatch, LLM_MODE="auto", OPENAI_BASE_URL=fake.base_url)
+        model = build_chat_model("openai", "gpt-4o-mini", {"temperature": 0}, settings)
+        reply = asyncio.run(_classifier(model).ainvoke(
+            [SystemMessage("Route."), HumanMessage("Ask Maria about SARSA.")]))
+    body = fake.requests[0]["body"]
+    assert body["tool_choice"] == "required"  # "any" on the wire for OpenAI
+    assert [t["function"]["name"] for t in body["tools"]] == ["RouteDecision"]
+    assert parse_decision(reply) == RouteDecision(**verdict)
+    assert reply.usage_metadata["input_tokens"] == 90
+
+
+def test_a_reply_without_a_valid_route_call_is_no_decision() -> None:
+    from langchain_core.messages import AIMessage
+
+    from agents.supervisor import parse_decision
+
+    assert parse_decision(AIMessage("I think it is fine.")) is None
+    bad = AIMessage("", tool_calls=[{"name": "RouteDecision", "id": "1", "type": "tool_call",
+                                     "args": {"needs_security": "perhaps"}}])
+    assert parse_decision(bad) is None
+
+
 def test_provider_500_becomes_a_502_with_the_error_tracked(flags_file, monkeypatch) -> None:
     from fastapi.testclient import TestClient
 

@@ -12,9 +12,11 @@ class FakeOpenAI:
     """Answers POST /v1/chat/completions; records requests; can be told to fail."""
 
     def __init__(self, answer: str = "Q-learning is off-policy TD control.",
-                 usage: tuple[int, int] = (42, 7)) -> None:
+                 usage: tuple[int, int] = (42, 7),
+                 tool_call: tuple[str, dict[str, Any]] | None = None) -> None:
         self.answer = answer
         self.usage = usage
+        self.tool_call = tool_call  # (function name, arguments): answer with this call
         self.fail_status: int | None = None
         self.requests: list[dict[str, Any]] = []
         fake = self
@@ -51,11 +53,18 @@ class FakeOpenAI:
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt, completion = self.usage
+        message: dict[str, Any] = {"role": "assistant", "content": self.answer}
+        finish = "stop"
+        if self.tool_call is not None:
+            name, arguments = self.tool_call
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_fake1", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)}}]}
+            finish = "tool_calls"
         return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
             "model": body.get("model", "gpt-4o"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.answer}}],
+            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         }

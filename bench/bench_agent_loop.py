@@ -1,0 +1,176 @@
+"""What the agent framework costs per support answer (issue 2, the CPU target).
+
+    .venv/bin/python bench/bench_agent_loop.py [--runs 300]
+
+The support agent makes, for a typical question, three model calls and three tool calls
+(both searches in parallel, then `reranking`, then the answer). This script runs exactly
+those calls three ways, in this process, and prints CPU ms per answer (median of rounds):
+
+1. `create_agent` + `ToolCallLimitMiddleware`, as agents/support.py runs it;
+2. `create_agent` without middleware;
+3. a hand-written loop: `ainvoke` the tool-bound model, run its tool calls with
+   `asyncio.gather`, repeat (the same LangChain model and tool objects, so callbacks,
+   validation and the simulator's work are all still paid).
+
+Each is run twice: with the real simulated model and search tools, and with a no-op model
+and no-op tools, which isolates the framework's own cost. The hand loop's answers are
+checked to be identical to create_agent's, so the comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from langchain.agents import create_agent  # noqa: E402
+from langchain.agents.middleware import ToolCallLimitMiddleware  # noqa: E402
+from langchain_core.language_models import BaseChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+from langchain_core.tools import BaseTool  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+QUESTIONS = ("What is Q-learning?", "How does SARSA differ from Q-learning?",
+             "Explain the exploration-exploitation trade-off.",
+             "What does the discount factor gamma do?")
+TOOL_NAMES = ("search_v1", "search_v2", "reranking")
+
+
+class _NoOpModel(BaseChatModel):
+    """Asks for the same calls as the simulator (2 searches, then reranking), does nothing."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "no-op"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self.bind(**kwargs)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        done = sum(isinstance(m, ToolMessage) for m in messages)
+        names = ("search_v2", "search_v1") if done == 0 else ("reranking",) if done == 2 else ()
+        calls = [{"name": n, "args": {"query": "q"}, "id": f"{n}-{done}", "type": "tool_call"}
+                 for n in names]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("ok", tool_calls=calls))])
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None,
+                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        return self._generate(messages)
+
+
+class _QueryArgs(BaseModel):
+    query: str
+
+
+class _NoOpTool(BaseTool):
+    args_schema: type[BaseModel] = _QueryArgs
+
+    def _run(self, query: str) -> str:
+        return "nothing"
+
+    async def _arun(self, query: str) -> str:
+        return "nothing"
+
+
+async def hand_loop(model: BaseChatModel, tools: list[BaseTool], question: str,
+                    max_tool_calls: int = 5) -> list[BaseMessage]:
+    """The smallest honest tool-calling loop: model, tools in parallel, until no calls."""
+    bound = model.bind_tools(tools)
+    by_name = {tool.name: tool for tool in tools}
+    messages: list[BaseMessage] = [HumanMessage(question)]
+    used = 0
+    while True:
+        reply = await bound.ainvoke(messages)
+        messages.append(reply)
+        if not reply.tool_calls or used + len(reply.tool_calls) > max_tool_calls:
+            return messages
+        used += len(reply.tool_calls)
+        messages.extend(await asyncio.gather(
+            *(by_name[call["name"]].ainvoke(call) for call in reply.tool_calls)))
+
+
+def cpu_ms(run: Callable[[], Awaitable[Any]], runs: int, rounds: int = 7) -> float:
+    """Median over `rounds` of the process CPU ms per call of `run`."""
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(max(10, runs // 10)):
+            loop.run_until_complete(run())
+        per_round = max(1, runs // rounds)
+        samples = []
+        for _ in range(rounds):
+            start = time.process_time()
+            for _ in range(per_round):
+                loop.run_until_complete(run())
+            samples.append((time.process_time() - start) * 1000 / per_round)
+        return statistics.median(samples)
+    finally:
+        loop.close()
+
+
+def measure(label: str, model: BaseChatModel, tools: list[BaseTool],
+            runs: int) -> list[float]:
+    """CPU ms per answer: create_agent with the limit, create_agent bare, the hand loop."""
+    limited = create_agent(model, tools, middleware=[
+        ToolCallLimitMiddleware(run_limit=5, exit_behavior="end")])
+    bare = create_agent(model, tools)
+    for question in QUESTIONS:  # like for like: the same calls and the same answer
+        via_agent = asyncio.run(limited.ainvoke({"messages": [HumanMessage(question)]}))
+        via_loop = asyncio.run(hand_loop(model, tools, question))
+        if len(via_agent["messages"]) != len(via_loop):
+            raise SystemExit(f"{label}: the hand loop made different calls for {question!r}")
+        if _answer(via_agent["messages"]) != _answer(via_loop):
+            raise SystemExit(f"{label}: the hand loop answered {question!r} differently")
+    turn = iter(range(1 << 30))
+
+    def message() -> dict[str, list[BaseMessage]]:
+        return {"messages": [HumanMessage(QUESTIONS[next(turn) % len(QUESTIONS)])]}
+
+    return [cpu_ms(lambda: limited.ainvoke(message()), runs),
+            cpu_ms(lambda: bare.ainvoke(message()), runs),
+            cpu_ms(lambda: hand_loop(model, tools, message()["messages"][0].text), runs)]
+
+
+def _answer(messages: list[BaseMessage]) -> str:
+    return next(m.text for m in reversed(messages) if isinstance(m, AIMessage))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=300, help="answers per measurement")
+    args = parser.parse_args()
+
+    from agents.simulated import SimulatedChatModel
+    from agents.tools.registry import build_tools
+
+    setups = {
+        "simulated gpt-4o + real search tools": (SimulatedChatModel(model_name="gpt-4o"),
+                                                 build_tools(TOOL_NAMES)),
+        "no-op model + no-op tools": (_NoOpModel(), [_NoOpTool(name=n, description=n)
+                                                     for n in TOOL_NAMES]),
+    }
+    print(f"CPU ms per support answer (3 model calls, 3 tool calls), median of 7 rounds, "
+          f"{args.runs} answers each")
+    print(f"{'setup':<40}{'create_agent+limit':>20}{'create_agent':>14}{'hand loop':>11}"
+          f"{'framework share':>17}")
+    for label, (model, tools) in setups.items():
+        figures = measure(label, model, tools, args.runs)
+        share = 1 - figures[2] / figures[0]
+        print(f"{label:<40}{figures[0]:>20.2f}{figures[1]:>14.2f}{figures[2]:>11.2f}"
+              f"{share:>17.0%}")
+    print("framework share: the part of create_agent+limit's CPU that the hand loop does "
+          "not spend")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -139,10 +139,7 @@ class SimulatedChatModel(BaseChatModel):
         terms = content_terms(question)
         pool: list[tuple[float, str, int]] = []
         for rank, hit in enumerate(hits):
-            for sentence in _SENTENCE.split(_prose(hit.get("text", ""))):
-                words = content_terms(sentence)
-                if len(sentence) < 40 or not words:
-                    continue
+            for sentence, words in _sentences(hit.get("text", "")):
                 overlap = len(terms & words) / (1 + len(words)) ** 0.5
                 pool.append((overlap - 0.02 * rank, sentence, rank))
         pool.sort(key=lambda item: -item[0])
@@ -220,6 +217,13 @@ class SimulatedChatModel(BaseChatModel):
         if sleep_s > 0:
             await asyncio.sleep(sleep_s)
         return result
+
+
+@lru_cache(maxsize=4096)
+def _sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The answerable sentences of a passage with their content terms (passages recur)."""
+    pairs = ((sentence, content_terms(sentence)) for sentence in _SENTENCE.split(_prose(text)))
+    return tuple((sentence, words) for sentence, words in pairs if len(sentence) >= 40 and words)
 
 
 def _prose(text: str) -> str:

@@ -58,14 +58,32 @@ PII_QUESTIONS = (
 TARGET_MEDIAN_MS, TARGET_CPU_RATIO, TARGET_RSS_MB = 10.0, 4.0, 400.0
 
 
-def chat_bodies(count: int, pii_every: int = 8) -> list[dict[str, Any]]:
-    """Deterministic /chat bodies: four segments, 200 users, one message in `pii_every` with PII."""
+OPENERS = ("", "Quick question: ", "Hello! ", "Hi team, ", "Please help: ",
+           "I am studying RL. ", "From the course: ", "New to this. ", "Follow-up: ",
+           "One more thing: ", "Sorry to bother you. ", "For my exam: ")
+CLOSERS = ("", " Thanks!", " Thank you.", " Cheers.", " Short answer please.",
+           " With an example?", " In plain words?", " Much appreciated.", " Any pointers?",
+           " Please be brief.", " What would you recommend?", " Is that right?")
+
+
+def chat_bodies(count: int, pii_every: int = 8, *, distinct: bool = False
+                ) -> list[dict[str, Any]]:
+    """Deterministic /chat bodies: four segments, 200 users, one message in `pii_every` with PII.
+
+    By default the messages repeat (10 texts), so per-text memos (PII scans, token counts)
+    are warm, as for a FAQ-heavy workload; `distinct=True` words every message differently
+    (up to 1,440 distinct texts), so they are cold, as for free-form traffic.
+    """
     bodies = []
     for i in range(count):
         if pii_every and i % pii_every == pii_every - 1:
             message = PII_QUESTIONS[i // pii_every % len(PII_QUESTIONS)]
         else:
             message = QUESTIONS[i % len(QUESTIONS)]
+        if distinct:
+            opener = OPENERS[i // len(QUESTIONS) % len(OPENERS)]
+            closer = CLOSERS[i // (len(QUESTIONS) * len(OPENERS)) % len(CLOSERS)]
+            message = f"{opener}{message}{closer}"
         bodies.append({"user_id": f"bench-user-{i % 200}", "message": message,
                        "user_context": SEGMENTS[i % len(SEGMENTS)]})
     return bodies
@@ -320,6 +338,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--distinct", type=int, default=500, metavar="N",
+                        help="also run N requests whose messages are all worded differently "
+                             "(cold per-text memos); 0 to skip")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile N requests in-process with cProfile")
     args = parser.parse_args()
@@ -335,6 +356,9 @@ def main() -> int:
                                           "echo": (floor, "/echo")}, bodies)
             chat, floor_seq, echo_seq = (sequential[k] for k in ("chat", "floor", "echo"))
             rss_after = rss_mb(app.pid)
+            distinct = (run_interleaved({"chat": (app, "/chat"), "floor": (floor, "/floor")},
+                                        chat_bodies(args.distinct, distinct=True), warmup=0)
+                        if args.distinct else None)
             wrk = {name: run_wrk(server, path, bodies[:64], args.wrk_seconds, Path(tmp))
                    for name, server, path in (("chat", app, "/chat"),
                                               ("floor", floor, "/floor"),
@@ -361,6 +385,13 @@ def main() -> int:
               f"{seq.cpu_ms_per_request / floor_seq.cpu_ms_per_request:>9.2f}"
               f"{seq.cpu_ms_per_request / echo_seq.cpu_ms_per_request:>8.2f}{wrk_cols}"
               f"{failed:>8}")
+    if distinct:
+        d_chat, d_floor = distinct["chat"], distinct["floor"]
+        print(f"{'/chat':<10}{d_chat.median_ms:>11.2f}{d_chat.p99_ms:>9.2f}"
+              f"{d_chat.cpu_ms_per_request:>12.2f}"
+              f"{d_chat.cpu_ms_per_request / d_floor.cpu_ms_per_request:>9.2f}"
+              f"   ← {args.distinct} requests, every message worded differently (PII scans and "
+              "token counts not memoised)")
     if wrk["chat"] and wrk["echo"] and wrk["floor"]:
         print(f"throughput at concurrency 50: /chat {wrk['chat'].requests_per_s:.0f} req/s = "
               f"{wrk['chat'].requests_per_s / wrk['floor'].requests_per_s:.2f}× floor, "

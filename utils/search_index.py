@@ -100,6 +100,14 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return idx[np.argsort(-scores[idx], kind="stable")]
 
 
+def _pool_rows(keyword: np.ndarray, cosine: np.ndarray, size: int) -> list[int]:
+    """Rows in the keyword top-`size` then the vector top-`size` (positive scores), each once."""
+    rows = [int(i) for i in _top_k(keyword, size) if keyword[i] > 0]
+    seen = set(rows)
+    rows += [int(i) for i in _top_k(cosine, size) if cosine[i] > 0 and int(i) not in seen]
+    return rows
+
+
 # --------------------------------------------------------------------------- keyword
 
 class KeywordIndex:
@@ -142,6 +150,7 @@ class SearchIndex:
         self._by_id = kb.chunk_by_id()
         self._row = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._sentence_cache: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        self._query_vectors: dict[str, np.ndarray] = {}
         t0 = time.perf_counter()
         self._terms = [analyze(c.search_text) for c in self.chunks]
         self._term_sets = [frozenset(t) for t in self._terms]
@@ -197,22 +206,31 @@ class SearchIndex:
         """Cosine-similarity top-k in the embedding space of the active backend."""
         if not self.chunks:
             return []
-        return self._vector_hits(self.backend.embed_query(query), top_k)
+        return self._vector_hits(self.query_vector(query), top_k)
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The backend's (read-only) vector for `query`, memoised: a support answer embeds its
+        question for search_v2 and again for reranking."""
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = self.backend.embed_query(query)
+            vector.setflags(write=False)
+            if len(self._query_vectors) >= 4096:
+                self._query_vectors.clear()
+            self._query_vectors[query] = vector
+        return vector
 
     def _vector_hits(self, query_vector: np.ndarray, top_k: int) -> list[Hit]:
         scores = self.vectors @ query_vector
         return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
 
-    def candidate_pool(self, query: str, size: int = 20,
-                       query_vector: np.ndarray | None = None) -> list[Chunk]:
+    def candidate_pool(self, query: str, size: int = 20) -> list[Chunk]:
         """Union of the keyword and vector top-`size` lists, keyword order first."""
-        if query_vector is None:
-            query_vector = self.backend.embed_query(query)
-        vector_hits = self._vector_hits(query_vector, size) if self.chunks else []
-        seen: dict[str, Chunk] = {}
-        for hit in self.search_keyword(query, size) + vector_hits:
-            seen.setdefault(hit.chunk_id, self._by_id[hit.chunk_id])
-        return list(seen.values())
+        if not self.chunks:
+            return []
+        keyword = self.keyword.scores(analyze(query))
+        cosine = self.vectors @ self.query_vector(query)
+        return [self.chunks[r] for r in _pool_rows(keyword, cosine, size)]
 
     def rerank(self, query: str, candidates: Sequence[Chunk | str] | None = None,
                top_k: int = 5) -> list[Hit]:
@@ -224,28 +242,41 @@ class SearchIndex:
         + 0.10 x the share of query terms it contains, so a passage must do well on both
         words and meaning to lead.
         """
-        query_vector = self.backend.embed_query(query)
-        pool = (self._resolve(candidates) if candidates
-                else self.candidate_pool(query, query_vector=query_vector))
-        if not pool:
-            return []
         query_terms = analyze(query)
-        rows = [self._row.get(c.chunk_id) if isinstance(c, Chunk) else None for c in pool]
-        terms = [self._terms[r] if r is not None else self._terms_of(c)
-                 for r, c in zip(rows, pool, strict=True)]
-        if all(r is not None for r in rows):
-            # KB chunks: corpus-wide term statistics estimate idf far better than 20 passages.
-            bm25 = self.keyword.scores(query_terms)[np.asarray(rows, dtype=np.int64)]
+        query_vector = self.query_vector(query)
+        if not candidates:
+            if not self.chunks:
+                return []
+            # The hybrid pool: score the whole KB once, keep the rows both lists found.
+            keyword = self.keyword.scores(query_terms)
+            cosine_all = self.vectors @ query_vector
+            rows = _pool_rows(keyword, cosine_all, 20)
+            pool: list[Chunk | str] = [self.chunks[r] for r in rows]
+            picked = np.asarray(rows, dtype=np.int64)
+            bm25, cosine = keyword[picked], cosine_all[picked]
+            term_sets = [self._term_sets[r] for r in rows]
         else:
-            bm25 = KeywordIndex(terms).scores(query_terms)
-        vectors = np.vstack([
-            self.vectors[r] if r is not None else self.backend.embed_query(
-                c.text if isinstance(c, Chunk) else c)
-            for r, c in zip(rows, pool, strict=True)])
-        cosine = vectors @ query_vector
+            pool = self._resolve(candidates)
+            if not pool:
+                return []
+            kb_rows = [self._row.get(c.chunk_id) if isinstance(c, Chunk) else None
+                       for c in pool]
+            terms = [self._terms[r] if r is not None else self._terms_of(c)
+                     for r, c in zip(kb_rows, pool, strict=True)]
+            if all(r is not None for r in kb_rows):
+                # KB chunks: corpus-wide term statistics estimate idf far better than 20
+                # passages.
+                bm25 = self.keyword.scores(query_terms)[np.asarray(kb_rows, dtype=np.int64)]
+            else:
+                bm25 = KeywordIndex(terms).scores(query_terms)
+            vectors = np.vstack([
+                self.vectors[r] if r is not None else self.backend.embed_query(
+                    c.text if isinstance(c, Chunk) else c)
+                for r, c in zip(kb_rows, pool, strict=True)])
+            cosine = vectors @ query_vector
+            term_sets = [self._term_sets[r] if r is not None else frozenset(t)
+                         for r, t in zip(kb_rows, terms, strict=True)]
         wanted = frozenset(query_terms)
-        term_sets = [self._term_sets[r] if r is not None else frozenset(t)
-                     for r, t in zip(rows, terms, strict=True)]
         coverage = np.array([len(wanted & t) / len(wanted) if wanted else 0.0
                              for t in term_sets], dtype=np.float32)
         combined = 0.45 * _minmax(bm25) + 0.45 * _minmax(cosine) + 0.10 * coverage

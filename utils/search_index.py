@@ -151,6 +151,7 @@ class SearchIndex:
         self._row = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._sentence_cache: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._snippets: dict[tuple[str, frozenset[str], int], str] = {}
         t0 = time.perf_counter()
         self._terms = [analyze(c.search_text) for c in self.chunks]
         self._term_sets = [frozenset(t) for t in self._terms]
@@ -317,11 +318,25 @@ class SearchIndex:
         return result
 
     def snippet(self, hit: Hit, query: str | frozenset[str], max_chars: int = 420) -> str:
-        """The sentences of the hit that best match the query, up to `max_chars`."""
+        """The sentences of the hit that best match the query, up to `max_chars`.
+
+        Memoised per (KB chunk, query terms): the searches and reranking of one answer
+        return many of the same chunks for the same question."""
+        wanted = frozenset(analyze(query)) if isinstance(query, str) else query
+        key = (hit.chunk_id, wanted, max_chars)
+        cached = self._snippets.get(key)
+        if cached is None:
+            cached = self._snippet(hit, wanted, max_chars)
+            if hit.chunk_id in self._row:  # free passages are not remembered
+                if len(self._snippets) >= 8192:
+                    self._snippets.clear()
+                self._snippets[key] = cached
+        return cached
+
+    def _snippet(self, hit: Hit, wanted: frozenset[str], max_chars: int) -> str:
         analyzed = self._sentences(hit)
         if not analyzed:
             return ""
-        wanted = frozenset(analyze(query)) if isinstance(query, str) else query
         sentences = [s for s, _ in analyzed]
         best = max(range(len(analyzed)), key=lambda i: (len(wanted & analyzed[i][1]), -i))
         start = end = best

@@ -4,7 +4,8 @@
 
 The support agent makes, for a typical question, three model calls and three tool calls
 (both searches in parallel, then `reranking`, then the answer). This script runs exactly
-those calls three ways, in this process, and prints CPU ms per answer (median of rounds):
+those calls three ways, in this process, and prints CPU ms per answer (median of 7 rounds,
+the three ways interleaved round by round):
 
 1. `create_agent` + `ToolCallLimitMiddleware`, as agents/support.py runs it;
 2. `create_agent` without middleware;
@@ -99,20 +100,26 @@ async def hand_loop(model: BaseChatModel, tools: list[BaseTool], question: str,
             *(by_name[call["name"]].ainvoke(call) for call in reply.tool_calls)))
 
 
-def cpu_ms(run: Callable[[], Awaitable[Any]], runs: int, rounds: int = 7) -> float:
-    """Median over `rounds` of the process CPU ms per call of `run`."""
+def cpu_ms(runs_by_name: dict[str, Callable[[], Awaitable[Any]]], runs: int,
+           rounds: int = 7) -> dict[str, float]:
+    """Median over `rounds` of the process CPU ms per call of each runnable.
+
+    Rounds are interleaved (A, B, C, A, B, C, ...) so that load from other tenants of this
+    shared machine hits every variant alike."""
     loop = asyncio.new_event_loop()
     try:
-        for _ in range(max(10, runs // 10)):
-            loop.run_until_complete(run())
-        per_round = max(1, runs // rounds)
-        samples = []
-        for _ in range(rounds):
-            start = time.process_time()
-            for _ in range(per_round):
+        for run in runs_by_name.values():
+            for _ in range(max(10, runs // 10)):
                 loop.run_until_complete(run())
-            samples.append((time.process_time() - start) * 1000 / per_round)
-        return statistics.median(samples)
+        per_round = max(1, runs // rounds)
+        samples: dict[str, list[float]] = {name: [] for name in runs_by_name}
+        for _ in range(rounds):
+            for name, run in runs_by_name.items():
+                start = time.process_time()
+                for _ in range(per_round):
+                    loop.run_until_complete(run())
+                samples[name].append((time.process_time() - start) * 1000 / per_round)
+        return {name: statistics.median(values) for name, values in samples.items()}
     finally:
         loop.close()
 
@@ -135,9 +142,12 @@ def measure(label: str, model: BaseChatModel, tools: list[BaseTool],
     def message() -> dict[str, list[BaseMessage]]:
         return {"messages": [HumanMessage(QUESTIONS[next(turn) % len(QUESTIONS)])]}
 
-    return [cpu_ms(lambda: limited.ainvoke(message()), runs),
-            cpu_ms(lambda: bare.ainvoke(message()), runs),
-            cpu_ms(lambda: hand_loop(model, tools, message()["messages"][0].text), runs)]
+    figures = cpu_ms({
+        "limited": lambda: limited.ainvoke(message()),
+        "bare": lambda: bare.ainvoke(message()),
+        "hand": lambda: hand_loop(model, tools, message()["messages"][0].text),
+    }, runs)
+    return [figures["limited"], figures["bare"], figures["hand"]]
 
 
 def _answer(messages: list[BaseMessage]) -> str:

@@ -70,7 +70,10 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
             model_name=model, provider=provider, seed=settings.SIM_SEED,
             time_scale=settings.SIM_TIME_SCALE, **kwargs,
         )
-    common = {"timeout": _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES, **kwargs}
+    # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
+    # still hands callers one AIMessage with its tool calls and token usage.
+    common = {"timeout": _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES, "streaming": True,
+              **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 

@@ -52,7 +52,7 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
             reply = await model.ainvoke([SystemMessage(config.instructions),
-                                         HumanMessage(floor.text)])
+                                         HumanMessage(floor.text)], timer.config_for(model))
             usage.add(reply)
             candidate = reply.text if hasattr(reply, "text") else str(reply.content)
             if candidate == floor.text:

@@ -86,7 +86,8 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
             reply = await _classifier(model).ainvoke(
-                [SystemMessage(config.instructions), HumanMessage(screened)]
+                [SystemMessage(config.instructions), HumanMessage(screened)],
+                timer.config_for(model),
             )
             usage.add(reply)
             decision = parse_decision(reply)

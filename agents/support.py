@@ -82,7 +82,7 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
     try:
         model = ctx.models.get(config.provider, config.model, config.parameters)
         agent = _agents.get(model, tools, config.instructions, max(1, max_calls))
-        result = await agent.ainvoke({"messages": inputs})
+        result = await agent.ainvoke({"messages": inputs}, timer.config_for(model))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
         run = finish_run(config, "support", timer, usage, error=error)

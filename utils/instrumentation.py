@@ -12,8 +12,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
 
 from utils import metrics
 from utils.config_flags import AgentConfig
@@ -84,11 +87,41 @@ class AgentRun:
     sources: list[str] | None = None
 
 
-class RunTimer:
-    """Measures an agent run: wall time, minus what a simulator slept, plus its modelled time."""
+class RunTimer(BaseCallbackHandler):
+    """Measures an agent run: wall time, minus what a simulator slept, plus its modelled time;
+    and, for live models (which stream), the time to the first token of its first model call.
+
+    Pass `timer.config_for(model)` as the config of the run's model or agent call: for a
+    streaming model it registers the timer as a callback, so `on_llm_new_token` marks the
+    first token; simulated models report a modelled time to first token instead.
+    """
+
+    run_inline = True  # called on the event loop, never in a thread pool
+    ignore_chain = ignore_agent = ignore_retriever = True
 
     def __init__(self) -> None:
         self._start = time.perf_counter()
+        self._call_started: dict[UUID, float] = {}
+        self.first_token_ms: float | None = None
+
+    def config_for(self, model: Any) -> RunnableConfig:
+        """The config that lets this timer see `model`'s tokens (empty if it does not stream)."""
+        return {"callbacks": [self]} if getattr(model, "streaming", False) is True else {}
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
+                            **kwargs: Any) -> None:
+        if self.first_token_ms is None and not self._call_started:
+            self._call_started[run_id] = time.perf_counter()
+
+    def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID,
+                         **kwargs: Any) -> None:
+        started = self._call_started.get(run_id)
+        if started is None or self.first_token_ms is not None:
+            return
+        message = getattr(chunk, "message", None)
+        # The first chunk often only names the role: wait for text or a tool call.
+        if token or getattr(message, "tool_call_chunks", None):
+            self.first_token_ms = round((time.perf_counter() - started) * 1000.0, 3)
 
     def elapsed_ms(self, usage: ModelUsage) -> float:
         wall = (time.perf_counter() - self._start) * 1000.0
@@ -105,7 +138,8 @@ def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsa
         simulated=usage.simulated, tools_used=list(tools_used or []),
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
-        time_to_first_token_ms=usage.ttft_ms,
+        time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
+                                else timer.first_token_ms),
         cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens),
         success=error is None, error=error, **details,
     )

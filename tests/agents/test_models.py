@@ -56,6 +56,28 @@ def test_openai_compatible_server_usage_is_parsed(monkeypatch) -> None:
     assert reply.usage_metadata["output_tokens"] == 30
     assert fake.requests[0]["body"]["model"] == "gpt-4o"
     assert fake.requests[0]["body"]["temperature"] == 0.1
+    assert fake.requests[0]["body"]["stream"] is True  # streamed, for time to first token
+
+
+def test_live_runs_report_a_measured_time_to_first_token(flags_file, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with FakeOpenAI(first_token_delay_s=0.08) as fake:
+        _settings(monkeypatch, LLM_MODE="auto", OPENAI_BASE_URL=fake.base_url)
+        with TestClient(create_app()) as client:
+            response = client.post("/chat", json={
+                "user_id": "ttft", "message": "What is Q-learning?",
+                "user_context": {"country": "US", "plan": "paid"}})
+    assert response.status_code == 200
+    runs = {run["agent"]: run for run in response.json()["agents"]}
+    # The supervisor (gpt-4o-mini) and support (gpt-4o) models are OpenAI: live, via the fake.
+    for agent in ("supervisor", "support"):
+        run = runs[agent]
+        assert run["simulated"] is False
+        assert 80 <= run["time_to_first_token_ms"] <= run["duration_ms"]
+    assert runs["support"]["output_tokens"] == 7  # usage from the stream's last chunk
 
 
 def test_supervisor_forces_its_route_tool_on_a_live_provider(monkeypatch) -> None:

@@ -1,9 +1,15 @@
-"""A local fake of OpenAI's Chat Completions wire protocol, for live-provider tests."""
+"""A local fake of OpenAI's Chat Completions wire protocol, for live-provider tests.
+
+Answers plain requests with one JSON completion and `"stream": true` requests with
+server-sent events (`chat.completion.chunk` objects, a usage chunk when
+`stream_options.include_usage` is set, then `data: [DONE]`), as the API does.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,10 +19,12 @@ class FakeOpenAI:
 
     def __init__(self, answer: str = "Q-learning is off-policy TD control.",
                  usage: tuple[int, int] = (42, 7),
-                 tool_call: tuple[str, dict[str, Any]] | None = None) -> None:
+                 tool_call: tuple[str, dict[str, Any]] | None = None,
+                 first_token_delay_s: float = 0.0) -> None:
         self.answer = answer
         self.usage = usage
         self.tool_call = tool_call  # (function name, arguments): answer with this call
+        self.first_token_delay_s = first_token_delay_s  # streams: pause after the role chunk
         self.fail_status: int | None = None
         self.requests: list[dict[str, Any]] = []
         fake = self
@@ -34,7 +42,23 @@ class FakeOpenAI:
                     self._send(fake.fail_status, {"error": {"message": "upstream exploded",
                                                             "type": "server_error"}})
                     return
-                self._send(200, fake.completion(body))
+                if body.get("stream"):
+                    self._stream(fake.chunks(body))
+                else:
+                    self._send(200, fake.completion(body))
+
+            def _stream(self, chunks: list[dict[str, Any] | None]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for chunk in chunks:
+                    if chunk is None:  # the pause before the first token
+                        time.sleep(fake.first_token_delay_s)
+                        continue
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -68,6 +92,32 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         }
+
+    def chunks(self, body: dict[str, Any]) -> list[dict[str, Any] | None]:
+        """The streamed form of `completion(body)`; None marks the pause before the 1st token."""
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                    "created": 1_700_000_000, "model": body.get("model", "gpt-4o"),
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        out: list[dict[str, Any] | None] = [chunk({"role": "assistant", "content": ""}), None]
+        if self.tool_call is not None:
+            name, arguments = self.tool_call
+            out.append(chunk({"tool_calls": [{
+                "index": 0, "id": "call_fake1", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)}}]}))
+            out.append(chunk({}, "tool_calls"))
+        else:
+            words = self.answer.split(" ")
+            out += [chunk({"content": word if i == 0 else " " + word})
+                    for i, word in enumerate(words)]
+            out.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            prompt, completion = self.usage
+            out.append({**chunk({}), "choices": [], "usage": {
+                "prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}})
+        return out
 
     def __enter__(self) -> FakeOpenAI:
         self.thread.start()

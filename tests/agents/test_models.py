@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -59,17 +63,27 @@ def test_openai_compatible_server_usage_is_parsed(monkeypatch) -> None:
     assert fake.requests[0]["body"]["stream"] is True  # streamed, for time to first token
 
 
-def test_live_runs_report_a_measured_time_to_first_token(flags_file, monkeypatch) -> None:
+@contextmanager
+def _app_with_live_openai(fake: FakeOpenAI, monkeypatch) -> Iterator[Any]:
+    """A test client of the app whose OpenAI models are live, served by `fake`."""
     from fastapi.testclient import TestClient
 
     from api.main import create_app
 
-    with FakeOpenAI(first_token_delay_s=0.08) as fake:
-        _settings(monkeypatch, LLM_MODE="auto", OPENAI_BASE_URL=fake.base_url)
-        with TestClient(create_app()) as client:
-            response = client.post("/chat", json={
-                "user_id": "ttft", "message": "What is Q-learning?",
-                "user_context": {"country": "US", "plan": "paid"}})
+    _settings(monkeypatch, LLM_MODE="auto", OPENAI_BASE_URL=fake.base_url)
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def _ask_us_paid(client: Any, user_id: str) -> Any:
+    return client.post("/chat", json={"user_id": user_id, "message": "What is Q-learning?",
+                                      "user_context": {"country": "US", "plan": "paid"}})
+
+
+def test_live_runs_report_a_measured_time_to_first_token(flags_file, monkeypatch) -> None:
+    with FakeOpenAI(first_token_delay_s=0.08) as fake, \
+            _app_with_live_openai(fake, monkeypatch) as client:
+        response = _ask_us_paid(client, "ttft")
     assert response.status_code == 200
     runs = {run["agent"]: run for run in response.json()["agents"]}
     # The supervisor (gpt-4o-mini) and support (gpt-4o) models are OpenAI: live, via the fake.
@@ -110,30 +124,22 @@ def test_a_reply_without_a_valid_route_call_is_no_decision() -> None:
 
 
 def test_provider_500_becomes_a_502_with_the_error_tracked(flags_file, monkeypatch) -> None:
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-
-    with FakeOpenAI() as fake:
+    with FakeOpenAI() as fake, _app_with_live_openai(fake, monkeypatch) as client:
         fake.fail_status = 500
-        _settings(monkeypatch, LLM_MODE="auto", OPENAI_BASE_URL=fake.base_url)
-        with TestClient(create_app()) as client:
-            response = client.post("/chat", json={
-                "user_id": "u500", "message": "What is Q-learning?",
-                "user_context": {"country": "US", "plan": "paid"}})
-            assert response.status_code == 502
-            detail = response.json()["detail"]
-            assert "openai" in detail["error"] and detail["request_id"]
-            rows = client.app.state.service.store.query(
-                "SELECT agent FROM events WHERE request_id = ? AND event_key = "
-                "'$ld:ai:generation:error' ORDER BY id", (detail["request_id"],))
-            # Both OpenAI-backed agents failed: the supervisor (then failed closed to
-            # security, which is simulated here) and the support agent.
-            assert [row["agent"] for row in rows] == ["supervisor", "support"]
-            routed = client.app.state.service.store.query(
-                "SELECT routed_to_security, status FROM requests WHERE request_id = ?",
-                (detail["request_id"],))
-            assert tuple(routed[0]) == (1, "error")
+        response = _ask_us_paid(client, "u500")
+        assert response.status_code == 502
+        detail = response.json()["detail"]
+        assert "openai" in detail["error"] and detail["request_id"]
+        rows = client.app.state.service.store.query(
+            "SELECT agent FROM events WHERE request_id = ? AND event_key = "
+            "'$ld:ai:generation:error' ORDER BY id", (detail["request_id"],))
+        # Both OpenAI-backed agents failed: the supervisor (then failed closed to
+        # security, which is simulated here) and the support agent.
+        assert [row["agent"] for row in rows] == ["supervisor", "support"]
+        routed = client.app.state.service.store.query(
+            "SELECT routed_to_security, status FROM requests WHERE request_id = ?",
+            (detail["request_id"],))
+        assert tuple(routed[0]) == (1, "error")
 
 
 def test_simulated_model_is_deterministic_for_a_seed() -> None:

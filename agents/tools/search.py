@@ -70,8 +70,7 @@ def format_hits(tool_name: str, query: str, hits: list[Hit], index: SearchIndex)
     return "\n".join(lines)
 
 
-def _result(tool_name: str, query: str, hits: list[Hit], index: SearchIndex
-            ) -> ToolResult:
+def _result(tool_name: str, query: str, hits: list[Hit], index: SearchIndex) -> ToolResult:
     return format_hits(tool_name, query, hits, index), [h.as_dict() for h in hits]
 
 
@@ -87,8 +86,7 @@ def search_v2(query: str, top_k: int = 5) -> ToolResult:
     return _result("search_v2", query, index.search_vector(query, top_k), index)
 
 
-def reranking(query: str, top_k: int = 5, candidates: list[str] | None = None
-              ) -> ToolResult:
+def reranking(query: str, top_k: int = 5, candidates: list[str] | None = None) -> ToolResult:
     """Re-rank candidate passages (given, or the hybrid pool for the query)."""
     index = get_search_index()
     return _result("reranking", query, index.rerank(query, candidates, top_k), index)

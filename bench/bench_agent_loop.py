@@ -16,6 +16,10 @@ the three ways interleaved round by round):
 Each is run twice: with the real simulated model and search tools, and with a no-op model
 and no-op tools, which isolates the framework's own cost. The hand loop's answers are
 checked to be identical to create_agent's, so the comparison is like for like.
+
+Then whole requests: the chat service in this process on bench_chat.py's message mix, with
+the support agent as shipped and with the hand loop swapped in (here only), beside the floor
+app's handler, so the issue's ≤4× ratio can be read for both designs (no HTTP on any side).
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ sys.path.insert(0, str(ROOT))
 from langchain.agents import create_agent  # noqa: E402
 from langchain.agents.middleware import ToolCallLimitMiddleware  # noqa: E402
 from langchain_core.language_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
+from langchain_core.messages import (  # noqa: E402
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from langchain_core.tools import BaseTool  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
@@ -86,18 +96,92 @@ class _NoOpTool(BaseTool):
 async def hand_loop(model: BaseChatModel, tools: list[BaseTool], question: str,
                     max_tool_calls: int = 5) -> list[BaseMessage]:
     """The smallest honest tool-calling loop: model, tools in parallel, until no calls."""
-    bound = model.bind_tools(tools)
+    return await _tool_loop(model, tools, [HumanMessage(question)], None, max_tool_calls)
+
+
+async def _tool_loop(model: BaseChatModel, tools: list[BaseTool], inputs: list[BaseMessage],
+                     system_prompt: str | None, max_tool_calls: int) -> list[BaseMessage]:
+    bound = model.bind_tools(tools) if tools else model
     by_name = {tool.name: tool for tool in tools}
-    messages: list[BaseMessage] = [HumanMessage(question)]
+    system = [SystemMessage(system_prompt)] if system_prompt else []
+    messages = list(inputs)
     used = 0
     while True:
-        reply = await bound.ainvoke(messages)
+        reply = await bound.ainvoke(system + messages)
         messages.append(reply)
         if not reply.tool_calls or used + len(reply.tool_calls) > max_tool_calls:
             return messages
         used += len(reply.tool_calls)
         messages.extend(await asyncio.gather(
             *(by_name[call["name"]].ainvoke(call) for call in reply.tool_calls)))
+
+
+class _HandLoopAgent:
+    """Stands in for a compiled `create_agent` inside the chat service (in this script only)."""
+
+    def __init__(self, model: BaseChatModel, tools: list[BaseTool], instructions: str,
+                 max_tool_calls: int) -> None:
+        self.args = (model, tools, instructions, max_tool_calls)
+
+    async def ainvoke(self, state: dict[str, Any], config: Any = None) -> dict[str, Any]:
+        model, tools, instructions, limit = self.args
+        return {"messages": await _tool_loop(model, tools, state["messages"], instructions,
+                                             limit)}
+
+
+def measure_requests(runs: int) -> dict[str, float]:
+    """In-process CPU ms per /chat request (the chat service, bench_chat's message mix), with
+    the support agent as shipped and swapped for the hand loop, beside the floor's handler."""
+    import os
+    import tempfile
+
+    from bench.bench_chat import chat_bodies, prepare_data_dir, server_env
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-agent-loop-")) / "data"
+    prepare_data_dir(data_dir)
+    os.environ.update(server_env(data_dir))
+    import agents.support as support
+    from agents.context import PresidioPiiDetector
+    from agents.graph import build_graph
+    from api.chat_service import ChatService
+    from api.main import _warm_up
+    from api.schemas import ChatRequest
+    from bench import floor_app
+    from utils.config_flags import ConfigFlags
+    from utils.event_store import EventStore
+    from utils.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    _warm_up()
+    service = ChatService(settings=settings, flags=ConfigFlags(settings),
+                          store=EventStore(data_dir / "events.db"), graph=build_graph(),
+                          pii=PresidioPiiDetector())
+    bodies = chat_bodies(1000)
+    turn = iter(range(1 << 30))
+
+    def body() -> dict[str, Any]:
+        return bodies[next(turn) % len(bodies)]
+
+    shipped = support._agents.get
+
+    def hand_loop_agents(model: Any, tools: list, instructions: str, limit: int) -> Any:
+        return _HandLoopAgent(model, tools, instructions, limit)
+
+    async def chat(get_agent: Callable[..., Any]) -> Any:
+        support._agents.get = get_agent
+        return await service.chat(ChatRequest(**body()))
+
+    try:
+        return cpu_ms({
+            "shipped": lambda: chat(shipped),
+            "hand": lambda: chat(hand_loop_agents),
+            "floor": lambda: floor_app.create_floor(floor_app.FloorRequest(**body())),
+        }, runs)
+    finally:
+        support._agents.get = shipped
+        service.store.close()
+        service.flags.close()
 
 
 def cpu_ms(runs_by_name: dict[str, Callable[[], Awaitable[Any]]], runs: int,
@@ -157,6 +241,9 @@ def _answer(messages: list[BaseMessage]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300, help="answers per measurement")
+    parser.add_argument("--requests", type=int, default=700,
+                        help="/chat requests per variant for the in-process comparison "
+                             "(0 skips it)")
     args = parser.parse_args()
 
     from agents.simulated import SimulatedChatModel
@@ -179,6 +266,15 @@ def main() -> int:
               f"{share:>17.0%}")
     print("framework share: the part of create_agent+limit's CPU that the hand loop does "
           "not spend")
+    if args.requests:
+        figures = measure_requests(args.requests)
+        floor = figures["floor"]
+        print(f"\nCPU ms per /chat request in-process (the chat service on bench_chat.py's "
+              f"message mix, no HTTP), median of 7 rounds, {args.requests} requests each")
+        for name, label in (("shipped", "support agent = create_agent (as shipped)"),
+                            ("hand", "support agent = the hand loop"),
+                            ("floor", "the floor app's handler")):
+            print(f"{label:<44}{figures[name]:>7.2f} ms  {figures[name] / floor:>5.2f}× floor")
     return 0
 
 

@@ -244,10 +244,10 @@ class SearchIndex:
         words and meaning to lead.
         """
         query_terms = analyze(query)
-        query_vector = self.query_vector(query)
         if not candidates:
             if not self.chunks:
                 return []
+            query_vector = self.query_vector(query)
             # The hybrid pool: score the whole KB once, keep the rows both lists found.
             keyword = self.keyword.scores(query_terms)
             cosine_all = self.vectors @ query_vector
@@ -260,6 +260,7 @@ class SearchIndex:
             pool = self._resolve(candidates)
             if not pool:
                 return []
+            query_vector = self.query_vector(query)
             kb_rows = [self._row.get(c.chunk_id) if isinstance(c, Chunk) else None
                        for c in pool]
             terms = [self._terms[r] if r is not None else self._terms_of(c)

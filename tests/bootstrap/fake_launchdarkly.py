@@ -19,8 +19,9 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.local_server import LocalServer, QuietHandler
 
 SEMANTIC = "domain-model=launchdarkly.semanticpatch"
 ALL_WEIGHT = 100_000
@@ -58,7 +59,7 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeLaunchDarkly:
+class FakeLaunchDarkly(LocalServer):
     """Start with `with FakeLaunchDarkly() as fake:`; `fake.base_url` is the API root."""
 
     def __init__(self, api_key: str = "api-test-key", project: str = "multi-agent-chatbot",
@@ -73,21 +74,11 @@ class FakeLaunchDarkly:
         self._disabled_ids: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        super().__init__(self._handler(), poll_interval_s=0.02)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeLaunchDarkly:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root_url
 
     def fail(self, method: str, path_contains: str, status: int, times: int = 1,
              headers: dict[str, str] | None = None) -> None:
@@ -108,10 +99,7 @@ class FakeLaunchDarkly:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -123,14 +111,7 @@ class FakeLaunchDarkly:
                     status, payload, headers = fake._dispatch(
                         self.command, self.path, body, ctype, version,
                         self.headers.get("Authorization"))
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload, headers)
 
             do_GET = do_POST = do_PATCH = do_DELETE = _serve
 

@@ -8,13 +8,13 @@ server-sent events (`chat.completion.chunk` objects, a usage chunk when
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.local_server import LocalServer, QuietHandler
 
-class FakeOpenAI:
+
+class FakeOpenAI(LocalServer):
     """Answers POST /v1/chat/completions; records requests; can be told to fail."""
 
     def __init__(self, answer: str = "Q-learning is off-policy TD control.",
@@ -29,23 +29,20 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append({"path": self.path, "body": body,
                                       "auth": self.headers.get("authorization")})
                 if fake.fail_status:
-                    self._send(fake.fail_status, {"error": {"message": "upstream exploded",
-                                                            "type": "server_error"}})
+                    self.send_json(fake.fail_status, {"error": {
+                        "message": "upstream exploded", "type": "server_error"}})
                     return
                 if body.get("stream"):
                     self._stream(fake.chunks(body))
                 else:
-                    self._send(200, fake.completion(body))
+                    self.send_json(200, fake.completion(body))
 
             def _stream(self, chunks: list[dict[str, Any] | None]) -> None:
                 self.send_response(200)
@@ -60,20 +57,12 @@ class FakeOpenAI:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.root_url}/v1"
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt, completion = self.usage
@@ -118,11 +107,3 @@ class FakeOpenAI:
                 "prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}})
         return out
-
-    def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -11,12 +11,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.local_server import LocalServer, QuietHandler
 from tests.flagfile import standard_flags
 from utils import metrics
 
@@ -26,7 +26,7 @@ AI_RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPU
                metrics.TOKENS_OUTPUT, metrics.GENERATION_SUCCESS}
 
 
-class FakeLaunchDarkly:
+class FakeLaunchDarkly(LocalServer):
     """Serves the flag stream and collects analytics events, on one local port."""
 
     def __init__(self, flag_data: dict[str, Any]) -> None:
@@ -36,11 +36,8 @@ class FakeLaunchDarkly:
         self._stop = threading.Event()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"  # chunked SSE: the SDK reads each event as it lands
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 if self.path != "/all":
@@ -75,12 +72,11 @@ class FakeLaunchDarkly:
                 self.send_header("content-length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.root_url
 
     def custom_events(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -95,14 +91,9 @@ class FakeLaunchDarkly:
                 return events
             time.sleep(0.05)
 
-    def __enter__(self) -> FakeLaunchDarkly:
-        self.thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self._stop.set()  # ends the open flag streams first
+        super().__exit__(*exc)
 
 
 @pytest.fixture

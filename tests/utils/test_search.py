@@ -7,12 +7,12 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fakes.local_server import LocalServer, QuietHandler
 from utils.knowledge_base import load_knowledge_base
 from utils.search_index import (
     LsaBackend,
@@ -203,14 +203,14 @@ def _fake_embedding(text: str, dims: int = 32) -> list[float]:
     return vector.tolist()
 
 
-class _FakeEmbeddings:
+class _FakeEmbeddings(LocalServer):
     """A threaded HTTP server that answers POST /v1/embeddings like the OpenAI API."""
 
     def __init__(self, status: int = 200) -> None:
         self.requests: list[dict] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, "body": body,
@@ -224,27 +224,10 @@ class _FakeEmbeddings:
                                          "embedding": _fake_embedding(t)}
                                         for i, t in enumerate(inputs)],
                                "usage": {"prompt_tokens": 1, "total_tokens": 1}}
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.send_json(status, payload)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _FakeEmbeddings:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.root_url}/v1"
 
 
 def test_openai_backend_embeds_in_batches_and_caches_queries(

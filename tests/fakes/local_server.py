@@ -1,0 +1,49 @@
+"""What every wire-protocol fake in the tests shares: a local threaded HTTP server, quiet."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (test output stays readable) and can answer JSON."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def send_json(self, status: int, payload: Any,
+                  headers: dict[str, str] | None = None) -> None:
+        """`payload` as a JSON body (None: an empty one), with Content-Length."""
+        data = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class LocalServer:
+    """`handler` on 127.0.0.1 at a free port, served from a daemon thread inside `with`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler],
+                 poll_interval_s: float = 0.5) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        args=(poll_interval_s,), daemon=True)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -132,31 +132,17 @@ class _HandLoopAgent:
 def measure_requests(runs: int) -> dict[str, float]:
     """In-process CPU ms per /chat request (the chat service, bench_chat's message mix), with
     the support agent as shipped and swapped for the hand loop, beside the floor's handler."""
-    import os
     import tempfile
 
-    from bench.bench_chat import chat_bodies, prepare_data_dir, server_env
+    from bench.bench_chat import chat_bodies, in_process_service, prepare_data_dir
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-agent-loop-")) / "data"
     prepare_data_dir(data_dir)
-    os.environ.update(server_env(data_dir))
+    service = in_process_service(data_dir)  # sets DATA_DIR, which floor_app reads on import
     import agents.support as support
-    from agents.context import PresidioPiiDetector
-    from agents.graph import build_graph
-    from api.chat_service import ChatService
-    from api.main import _warm_up
     from api.schemas import ChatRequest
     from bench import floor_app
-    from utils.config_flags import ConfigFlags
-    from utils.event_store import EventStore
-    from utils.settings import get_settings
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    _warm_up()
-    service = ChatService(settings=settings, flags=ConfigFlags(settings),
-                          store=EventStore(data_dir / "events.db"), graph=build_graph(),
-                          pii=PresidioPiiDetector())
     bodies = chat_bodies(1000)
     turn = iter(range(1 << 30))
 

@@ -256,19 +256,14 @@ def run_wrk(server: ApiProcess, path: str, bodies: list[dict[str, Any]], seconds
 # -- in-process profile -------------------------------------------------------------------
 
 
-def profile_in_process(requests: int, data_dir: Path, top: int = 25) -> None:
-    """Run the chat service in this process under cProfile and print the hotspots."""
-    import asyncio
-    import cProfile
-    import io
-    import pstats
-
+def in_process_service(data_dir: Path) -> Any:
+    """The app's ChatService built in this process over `data_dir` (set up and warmed up as the
+    server's start-up does), with the simulated, offline environment of `server_env`."""
     os.environ.update(server_env(data_dir))
     from agents.context import PresidioPiiDetector
     from agents.graph import build_graph
     from api.chat_service import ChatService
     from api.main import _warm_up
-    from api.schemas import ChatRequest
     from utils.config_flags import ConfigFlags
     from utils.event_store import EventStore
     from utils.settings import get_settings
@@ -276,9 +271,21 @@ def profile_in_process(requests: int, data_dir: Path, top: int = 25) -> None:
     get_settings.cache_clear()
     settings = get_settings()
     _warm_up()
-    service = ChatService(settings=settings, flags=ConfigFlags(settings),
-                          store=EventStore(data_dir / "profile-events.db"), graph=build_graph(),
-                          pii=PresidioPiiDetector())
+    return ChatService(settings=settings, flags=ConfigFlags(settings),
+                       store=EventStore(settings.events_db), graph=build_graph(),
+                       pii=PresidioPiiDetector())
+
+
+def profile_in_process(requests: int, data_dir: Path, top: int = 25) -> None:
+    """Run the chat service in this process under cProfile and print the hotspots."""
+    import asyncio
+    import cProfile
+    import io
+    import pstats
+
+    from api.schemas import ChatRequest
+
+    service = in_process_service(data_dir)
     bodies = [ChatRequest(**b) for b in chat_bodies(requests)]
 
     async def run(batch: list[ChatRequest]) -> None:

@@ -101,7 +101,7 @@ class RunTimer(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self._start = time.perf_counter()
-        self._call_started: dict[UUID, float] = {}
+        self._first_call: tuple[UUID, float] | None = None  # (run id, start) of the first call
         self.first_token_ms: float | None = None
 
     def config_for(self, model: Any) -> RunnableConfig:
@@ -110,18 +110,18 @@ class RunTimer(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                             **kwargs: Any) -> None:
-        if self.first_token_ms is None and not self._call_started:
-            self._call_started[run_id] = time.perf_counter()
+        if self._first_call is None:
+            self._first_call = (run_id, time.perf_counter())
 
     def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID,
                          **kwargs: Any) -> None:
-        started = self._call_started.get(run_id)
-        if started is None or self.first_token_ms is not None:
+        if self._first_call is None or self._first_call[0] != run_id or \
+                self.first_token_ms is not None:
             return
         message = getattr(chunk, "message", None)
         # The first chunk often only names the role: wait for text or a tool call.
         if token or getattr(message, "tool_call_chunks", None):
-            self.first_token_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            self.first_token_ms = round((time.perf_counter() - self._first_call[1]) * 1000.0, 3)
 
     def elapsed_ms(self, usage: ModelUsage) -> float:
         wall = (time.perf_counter() - self._start) * 1000.0

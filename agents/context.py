@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents.models import ModelCache
-from utils.config_flags import AgentConfig, ConfigFlags
-from utils.instrumentation import RunRecorder
+from utils.flags.client import AgentConfig, ConfigFlags
+from utils.telemetry.instrumentation import RunRecorder
 from utils.settings import Settings
 
 
 class PiiDetector(Protocol):
-    """What the graph needs from PII detection (utils.pii provides the real one)."""
+    """What the graph needs from PII detection (utils.privacy.detector provides the real one)."""
 
     def detect(self, text: str, policy: str) -> list[Any]: ...
     def redact(self, text: str, policy: str) -> Any: ...
@@ -27,25 +27,25 @@ class PiiDetector(Protocol):
 
 
 class PresidioPiiDetector:
-    """The deterministic detector of utils.pii (Presidio pattern recognizers plus our own)."""
+    """The deterministic detector of utils.privacy.detector (Presidio pattern recognizers plus our own)."""
 
     def detect(self, text: str, policy: str) -> list[Any]:
-        from utils.pii import detect_pii
+        from utils.privacy.detector import detect_pii
 
         return detect_pii(text, policy)
 
     def redact(self, text: str, policy: str) -> Any:
-        from utils.pii import redact_pii
+        from utils.privacy.detector import redact_pii
 
         return redact_pii(text, policy)
 
     def surviving(self, original: str, entities: list[Any], candidate: str) -> list[Any]:
-        from utils.pii import surviving_entities
+        from utils.privacy.detector import surviving_entities
 
         return surviving_entities(original, entities, candidate)
 
     def count_exposed(self, text: str) -> int:
-        from utils.pii import count_exposed
+        from utils.privacy.detector import count_exposed
 
         return count_exposed(text)
 

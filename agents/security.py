@@ -17,8 +17,8 @@ from langgraph.runtime import Runtime
 
 from agents.context import RequestContext
 from agents.state import ChatState, Turn
-from utils.config_flags import SECURITY_CONFIG
-from utils.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.flags.client import SECURITY_CONFIG
+from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from utils.cost_calculator import model_lookup_keys, normalize_model_name
+from utils.telemetry.cost_calculator import model_lookup_keys, normalize_model_name
 
 PROFILES_PATH = Path(__file__).with_name("sim_profiles.json")
 DEFAULT_PROFILE = "default"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Literal, TypedDict
 
-from utils.instrumentation import AgentRun
+from utils.telemetry.instrumentation import AgentRun
 
 Route = Literal["security", "support"]
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agents.context import RequestContext
 from agents.state import ChatState
-from utils.config_flags import SUPERVISOR_CONFIG
-from utils.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.flags.client import SUPERVISOR_CONFIG
+from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from agents.context import ConfigResolver, PiiDetector, RequestContext
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
-from utils.config_flags import ConfigFlags, build_context
-from utils.event_store import EventStore
-from utils.instrumentation import RunRecorder
+from utils.flags.client import ConfigFlags, build_context
+from utils.telemetry.event_store import EventStore
+from utils.telemetry.instrumentation import RunRecorder
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from agents.context import PresidioPiiDetector
 from agents.graph import build_graph
 from api.chat_service import ChatService
 from api.routes import admin, chat, configs, experiments, feedback, health
-from utils.config_flags import ConfigFlags
-from utils.event_store import EventStore
+from utils.flags.client import ConfigFlags
+from utils.telemetry.event_store import EventStore
 from utils.logging_setup import configure_logging
 from utils.settings import Settings, get_settings
 
@@ -31,7 +31,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def _warm_up() -> None:
     """Build the PII analyzer and the search indexes before the first request needs them."""
     from agents.tools.registry import warm_up as warm_up_tools
-    from utils.pii import warm_up as warm_up_pii
+    from utils.privacy.detector import warm_up as warm_up_pii
 
     warm_up_pii()
     warm_up_tools()

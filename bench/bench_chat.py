@@ -264,8 +264,8 @@ def in_process_service(data_dir: Path) -> Any:
     from agents.graph import build_graph
     from api.chat_service import ChatService
     from api.main import _warm_up
-    from utils.config_flags import ConfigFlags
-    from utils.event_store import EventStore
+    from utils.flags.client import ConfigFlags
+    from utils.telemetry.event_store import EventStore
     from utils.settings import get_settings
 
     get_settings.cache_clear()
@@ -321,7 +321,7 @@ def profile_in_process(requests: int, data_dir: Path, top: int = 25) -> None:
 
 _AREAS = (("select.epoll", "idle (waiting for the store commit)"),
           ("tiktoken", "tokenizer (tiktoken)"), ("CoreBPE", "tokenizer (tiktoken)"), ("presidio", "PII (presidio)"),
-          ("/utils/pii", "PII (utils.pii)"), ("langgraph", "langgraph"),
+          ("/utils/pii", "PII (utils.privacy.detector)"), ("langgraph", "langgraph"),
           ("langchain", "langchain"), ("pydantic", "pydantic"), ("ldclient", "LD SDK"),
           ("ldai", "LD SDK"), ("/agents/", "agents/"), ("/utils/", "utils/"),
           ("/api/", "api/"), ("asyncio", "asyncio"), ("selectors", "asyncio"))

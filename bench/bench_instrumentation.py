@@ -28,10 +28,10 @@ from langchain_core.messages import AIMessage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils import metrics  # noqa: E402
-from utils.config_flags import AgentConfig  # noqa: E402
-from utils.event_store import EventStore, WriteBatch  # noqa: E402
-from utils.instrumentation import ModelUsage, RunRecorder, RunTimer, finish_run  # noqa: E402
+from utils.telemetry import metrics  # noqa: E402
+from utils.flags.client import AgentConfig  # noqa: E402
+from utils.telemetry.event_store import EventStore, WriteBatch  # noqa: E402
+from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer, finish_run  # noqa: E402
 
 CONFIGS = (
     ("supervisor", AgentConfig(config_key="supervisor-agent", variation_key="supervisor-basic",

@@ -1,4 +1,4 @@
-"""Speed and accuracy figures for utils.pii: start-up cost, redact_pii p50/p99, corpus scores.
+"""Speed and accuracy figures for utils.privacy.detector: start-up cost, redact_pii p50/p99, corpus scores.
 
 Run `python -m bench.bench_pii` (or `python bench/bench_pii.py`). Target from issue 4:
 p50 <= 5 ms for a 500-character message after warm-up.
@@ -35,13 +35,13 @@ CLEAN = ("How does Q-learning differ from SARSA, and when is the Bellman optimal
          "Is Thompson sampling better than UCB1 for Bernoulli bandits with 10 arms? Monte Carlo "
          "returns have high variance; Dyna-Q plans with a model. Adam with lr 3e-4 diverges "
          "after step 250000. Why?")
-STARTUP = ("import time; t=time.perf_counter(); from utils.pii import warm_up, redact_pii; "
+STARTUP = ("import time; t=time.perf_counter(); from utils.privacy.detector import warm_up, redact_pii; "
            "t1=time.perf_counter(); warm_up(); t2=time.perf_counter(); "
            "redact_pii('x', 'strict'); print(t1-t, t2-t1)")
 
 
 def _timings(text: str, policy: str, runs: int) -> list[float]:
-    from utils.pii import redact_pii
+    from utils.privacy.detector import redact_pii
 
     out = []
     for _ in range(runs):
@@ -67,7 +67,7 @@ def bench_startup() -> None:
 
 def bench_latency(runs: int = 300) -> None:
     """redact_pii latency by message length and policy, after warm-up."""
-    from utils.pii import warm_up
+    from utils.privacy.detector import warm_up
 
     warm_up()
     for name, text in (("pii", MESSAGE), ("clean", CLEAN)):
@@ -84,7 +84,7 @@ def bench_accuracy() -> None:
     sys.path.insert(0, str(ROOT / "tests" / "data"))
     from make_pii_corpus import build_corpus
 
-    from utils.pii import detect_pii, evaluate, format_report
+    from utils.privacy.detector import detect_pii, evaluate, format_report
 
     committed = [json.loads(line) for line in
                  (ROOT / "tests" / "data" / "pii_corpus.jsonl").read_text("utf-8").splitlines()]

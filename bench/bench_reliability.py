@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_chat import chat_bodies, prepare_data_dir, start_server  # noqa: E402
-from utils import metrics  # noqa: E402
+from utils.telemetry import metrics  # noqa: E402
 
 RUN_EVENT_KEYS = 6  # duration, tokens total/input/output, success|error, cost
 

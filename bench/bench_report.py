@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils import metrics as mk  # noqa: E402
-from utils.verdicts import build_report  # noqa: E402
+from utils.telemetry import metrics as mk  # noqa: E402
+from utils.experiments.verdicts import build_report  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE exposures(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
@@ -30,7 +30,7 @@ CREATE TABLE events(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key T
     event_key TEXT, value REAL, config_key TEXT, variation_key TEXT, agent TEXT, model TEXT,
     provider TEXT, simulated INTEGER);
 """
-# The same indexes utils/event_store.py creates.
+# The same indexes utils/telemetry/event_store.py creates.
 INDEXES = """
 CREATE INDEX exposures_by_config ON exposures (config_key, user_key, ts);
 CREATE INDEX events_by_key ON events (event_key, user_key);

@@ -20,8 +20,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from utils.knowledge_base import KnowledgeBase, load_knowledge_base
-from utils.search_index import LsaBackend, SearchIndex
+from utils.knowledge.documents import KnowledgeBase, load_knowledge_base
+from utils.knowledge.search_index import LsaBackend, SearchIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "tests" / "data" / "kb_questions.jsonl"

@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--server-pid", type=int, default=None)
     args = parser.parse_args()
 
-    from tools.traffic import TrafficOptions, run_traffic
+    from tools.traffic.run import TrafficOptions, run_traffic
     from utils.settings import get_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-traffic-") as tmp:

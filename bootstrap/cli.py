@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bootstrap.experiments import DEFAULT_PATH as EXPERIMENTS_PATH
-from bootstrap.experiments import ExperimentConfigError, load_experiments
+from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
+from utils.experiments.definitions import ExperimentConfigError, load_experiments
 from bootstrap.launchdarkly_backend import LaunchDarklyError
 from bootstrap.local_backend import FlagFileError
 from bootstrap.manifest import DEFAULT_PATH as MANIFEST_PATH

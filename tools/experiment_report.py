@@ -40,8 +40,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bootstrap.experiments import ExperimentConfigError, load_experiments
-from tools.report_format import (
+from utils.experiments.definitions import ExperimentConfigError, load_experiments
+from utils.experiments.report_format import (
     SIMULATED_BANNER,
     criterion_scale,
     format_interaction,
@@ -51,9 +51,9 @@ from tools.report_format import (
     format_threshold,
     format_value,
 )
-from tools.report_html import render_html
+from utils.experiments.report_html import render_html
 from utils.settings import get_settings
-from utils.verdicts import (
+from utils.experiments.verdicts import (
     EventStoreError,
     ExperimentResult,
     InteractionResult,

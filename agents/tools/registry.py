@@ -75,7 +75,7 @@ def build_tools(names: Sequence[str]) -> list[BaseTool]:
 
 def tool_status() -> dict[str, str]:
     """One status line per known tool for /health (`available ...`, `unavailable: why`)."""
-    from utils.search_index import peek_search_index
+    from utils.knowledge.search_index import peek_search_index
 
     index = peek_search_index()
     if index is None:
@@ -93,7 +93,7 @@ def tool_status() -> dict[str, str]:
 
 def warm_up() -> dict[str, str]:
     """Build the search index and start configured MCP servers (call at server start-up)."""
-    from utils.search_index import get_search_index
+    from utils.knowledge.search_index import get_search_index
 
     get_search_index()
     for name in SEARCH_TOOL_NAMES:

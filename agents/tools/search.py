@@ -20,7 +20,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, field_validator
 
-from utils.search_index import Hit, SearchIndex, analyze, get_search_index
+from utils.knowledge.search_index import Hit, SearchIndex, analyze, get_search_index
 
 MAX_TOP_K = 10
 MAX_CANDIDATES = 50

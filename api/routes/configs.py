@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ServiceDep
-from utils.config_flags import AGENT_CONFIG_KEYS, build_context
+from utils.flags.client import AGENT_CONFIG_KEYS, build_context
 
 router = APIRouter(prefix="/configs", tags=["configs"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from bootstrap.experiments import ExperimentConfigError, load_experiments
-from tools.report_html import render_html
+from utils.experiments.definitions import ExperimentConfigError, load_experiments
+from utils.experiments.report_html import render_html
 from utils.settings import get_settings
-from utils.verdicts import EventStoreError, Report, build_report, report_to_dict
+from utils.experiments.verdicts import EventStoreError, Report, build_report, report_to_dict
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException
 
 from api.deps import ServiceDep
 from api.schemas import FeedbackCreate, FeedbackPublic
-from utils.config_flags import build_context
-from utils.instrumentation import feedback_batch
+from utils.flags.client import build_context
+from utils.telemetry.instrumentation import feedback_batch
 
 router = APIRouter(tags=["feedback"])
 log = logging.getLogger(__name__)

@@ -113,7 +113,7 @@ function fmtPct(v, digits = 1) {
 
 function fmtProb(v) { return isNum(v) ? `${(v * 100).toFixed(1)}%` : "—"; }
 
-/** A metric value in its unit (units come from utils/metrics.py). */
+/** A metric value in its unit (units come from utils/telemetry/metrics.py). */
 function fmtMetric(v, unit) {
   if (!isNum(v)) return "—";
   switch (unit) {

@@ -11,8 +11,8 @@ from agents.context import PresidioPiiDetector
 from agents.graph import build_graph, route_after_supervisor
 from api.chat_service import ChatService
 from api.schemas import ChatRequest
-from utils.config_flags import ConfigFlags
-from utils.event_store import EventStore
+from utils.flags.client import ConfigFlags
+from utils.telemetry.event_store import EventStore
 from utils.settings import get_settings
 
 

@@ -12,8 +12,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from agents.context import PresidioPiiDetector, RequestContext
 from agents.security import REFUSAL, security_node
-from utils.config_flags import DEFAULT_CONFIGS, SECURITY_CONFIG
-from utils.instrumentation import RunRecorder
+from utils.flags.client import DEFAULT_CONFIGS, SECURITY_CONFIG
+from utils.telemetry.instrumentation import RunRecorder
 from utils.settings import get_settings
 
 MESSAGE = "I'm Maria Gonzalez, card 4111 1111 1111 1111, mail maria.g@acme.de. What is TD?"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from utils import metrics
+from utils.telemetry import metrics
 from utils.settings import get_settings
 
 US_PAID = {"country": "US", "plan": "paid"}

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from bootstrap.experiments import (
+from utils.experiments.definitions import (
     DEFAULT_PATH,
     CostValueRatioAtLeast,
     ExperimentConfigError,
@@ -15,7 +15,7 @@ from bootstrap.experiments import (
     load_experiments,
     parse_experiments,
 )
-from utils.metrics import METRICS
+from utils.telemetry.metrics import METRICS
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from tools.judge import (
+from tools.traffic.judge import (
     NEGATIVE_THRESHOLD,
     POSITIVE_THRESHOLD,
     JudgeVerdict,
@@ -16,7 +16,7 @@ from tools.judge import (
     make_judge,
     parse_verdict,
 )
-from tools.topics import KBSection
+from tools.traffic.topics import KBSection
 
 SECTIONS = [
     KBSection("bandits.md", "Exploration", "Thompson sampling",

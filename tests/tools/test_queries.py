@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.queries import COMPLEXITIES, PII_WRAPPERS, generate_queries
-from tools.topics import Topic, _offline_topics, get_topics, kb_hash, load_kb_sections
+from tools.traffic.queries import COMPLEXITIES, PII_WRAPPERS, generate_queries
+from tools.traffic.topics import Topic, _offline_topics, get_topics, kb_hash, load_kb_sections
 
 TOPICS = [Topic("Q-learning", "q.md", "Q-learning"), Topic("SARSA", "q.md", "Q-learning"),
           Topic("The Markov property", "mdp.md", "MDPs"), Topic("PPO", "ppo.md", "PPO")]
@@ -105,8 +105,8 @@ def test_the_project_kb_yields_at_least_20_offline_topics():
 
 def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_path,
                                                                     monkeypatch):
-    import tools.judge
-    import tools.topics
+    import tools.traffic.judge
+    import tools.traffic.topics
 
     class FakeStructured:
         def __init__(self, schema):
@@ -121,8 +121,8 @@ def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_
         def with_structured_output(self, schema):
             return FakeStructured(schema)
 
-    monkeypatch.setattr(tools.topics, "live_provider", lambda: "openai")
-    monkeypatch.setattr(tools.judge, "make_chat_model", lambda provider, timeout_s: FakeModel())
+    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda: "openai")
+    monkeypatch.setattr(tools.traffic.judge, "make_chat_model", lambda provider, timeout_s: FakeModel())
     topics = get_topics(tiny_kb, tmp_path / "data", source="llm")
     assert len(topics) == 25 and topics[0].title == "Multi-Armed Bandits"
     assert (tmp_path / "data" / "topics" / f"topics-{kb_hash(tiny_kb)}-llm.json").exists()
@@ -130,20 +130,20 @@ def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_
 
 def test_a_failing_live_extraction_falls_back_to_offline_keyphrases(tiny_kb, tmp_path,
                                                                      monkeypatch):
-    import tools.judge
-    import tools.topics
+    import tools.traffic.judge
+    import tools.traffic.topics
 
     def broken(provider, timeout_s):
         raise RuntimeError("no network")
 
-    monkeypatch.setattr(tools.topics, "live_provider", lambda: "openai")
-    monkeypatch.setattr(tools.judge, "make_chat_model", broken)
+    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda: "openai")
+    monkeypatch.setattr(tools.traffic.judge, "make_chat_model", broken)
     names = {t.name for t in get_topics(tiny_kb, tmp_path / "data", source="llm")}
     assert "Thompson sampling" in names
 
 
 def test_loggable_text_never_holds_the_woven_personal_details():
-    from utils.pii import detect_pii
+    from utils.privacy.detector import detect_pii
 
     queries = generate_queries(200, TOPICS, pii_percentage=100, seed=5)
     for query in queries:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tools import concurrent_traffic_generator, traffic_generator
-from tools.traffic import (
+from tools.traffic.run import (
     EU_COUNTRIES,
     SEGMENTS,
     build_parser,

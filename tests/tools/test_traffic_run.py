@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
-from tools.judge import JudgeResult
-from tools.traffic import TrafficOptions, arun_traffic, run_traffic
+from tools.traffic.judge import JudgeResult
+from tools.traffic.run import TrafficOptions, arun_traffic, run_traffic
 
 KB_TEXT = ("Thompson sampling keeps a Beta posterior over each arm and pulls the arm with the "
            "highest sample.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.flagfile import ai_variation, standard_flags, write_flags
-from utils.config_flags import (
+from utils.flags.client import (
     DEFAULT_VARIATION_KEY,
     SECURITY_CONFIG,
     SUPERVISOR_CONFIG,

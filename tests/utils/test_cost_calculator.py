@@ -1,4 +1,4 @@
-"""Prices, model-name normalisation and cost arithmetic (utils/cost_calculator.py)."""
+"""Prices, model-name normalisation and cost arithmetic (utils/telemetry/cost_calculator.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import cost_calculator
-from utils.cost_calculator import (
+from utils.telemetry import cost_calculator
+from utils.telemetry.cost_calculator import (
     PricingError,
     calculate_cost,
     get_price,
@@ -174,7 +174,7 @@ def test_calculate_cost_accepts_an_explicit_table() -> None:
 
 
 def test_unpriced_model_costs_none_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="utils.cost_calculator"):
+    with caplog.at_level(logging.WARNING, logger="utils.telemetry.cost_calculator"):
         first = calculate_cost("acme-llm-9000", 100, 100)
         second = calculate_cost("openai/acme-llm-9000-2025-01-01", 5, 5)  # same family
     assert first is None and second is None

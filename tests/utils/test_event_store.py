@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.event_store import SCHEMA_VERSION, EventRow, EventStore, Exposure, WriteBatch, connect
+from utils.telemetry.event_store import SCHEMA_VERSION, EventRow, EventStore, Exposure, WriteBatch, connect
 
 TABLES = ("requests", "exposures", "events", "feedback")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage
 
-from utils import metrics
-from utils.config_flags import AgentConfig
-from utils.event_store import EventStore
-from utils.instrumentation import ModelUsage, RunRecorder, RunTimer, feedback_batch, finish_run
+from utils.telemetry import metrics
+from utils.flags.client import AgentConfig
+from utils.telemetry.event_store import EventStore
+from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer, feedback_batch, finish_run
 
 US_PAID = {"country": "US", "plan": "paid"}
 RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,
@@ -25,7 +25,7 @@ async def service(flags_file: Path):
     from agents.context import PresidioPiiDetector
     from agents.graph import build_graph
     from api.chat_service import ChatService
-    from utils.config_flags import ConfigFlags
+    from utils.flags.client import ConfigFlags
     from utils.settings import get_settings
 
     settings = get_settings()

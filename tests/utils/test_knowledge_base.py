@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.knowledge_base import (
+from utils.knowledge.documents import (
     ChunkingConfig,
     chunk_document,
     get_knowledge_base,

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.local_server import LocalServer, QuietHandler
 from tests.flagfile import standard_flags
-from utils import metrics
+from utils.telemetry import metrics
 
 ADMIN_TOKEN = "test-admin-token"
 US_PAID = {"country": "US", "plan": "paid"}

@@ -1,4 +1,4 @@
-"""Behaviour of utils.pii: policies, byte-for-byte safety, fail-closed helpers, corpus scores."""
+"""Behaviour of utils.privacy.detector: policies, byte-for-byte safety, fail-closed helpers, corpus scores."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import pytest  # noqa: E402
 
-from utils import pii  # noqa: E402
-from utils.pii import (  # noqa: E402
+from utils.privacy import detector as pii  # noqa: E402
+from utils.privacy.detector import (  # noqa: E402
     BASIC_TYPES,
     STRICT_TYPES,
     Entity,
@@ -234,8 +234,8 @@ def test_long_numbers_failing_luhn_are_not_cards():
 
 
 def test_every_generated_pii_query_is_detected():
-    from tools.queries import generate_queries
-    from tools.topics import Topic
+    from tools.traffic.queries import generate_queries
+    from tools.traffic.topics import Topic
 
     topics = [Topic("Q-learning", "q.md", "Q-learning"), Topic("PPO", "ppo.md", "PPO")]
     missed = [q.pii_kinds for q in generate_queries(400, topics, 100, seed=11)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tests.fakes.local_server import LocalServer, QuietHandler
-from utils.knowledge_base import load_knowledge_base
-from utils.search_index import (
+from utils.knowledge.documents import load_knowledge_base
+from utils.knowledge.search_index import (
     LsaBackend,
     OpenAIBackend,
     SearchIndex,

@@ -1,4 +1,4 @@
-"""utils/stats.py against the STATS §7 vectors, edge cases and calibration."""
+"""utils/stats/bayesian.py against the STATS §7 vectors, edge cases and calibration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from utils.stats import (
+from utils.stats.bayesian import (
     ConversionStats,
     MeanStats,
     bootstrap_percentile_draws,

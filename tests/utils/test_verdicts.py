@@ -1,4 +1,4 @@
-"""utils/verdicts.py on small synthetic event stores with planted effects."""
+"""utils/experiments/verdicts.py on small synthetic event stores with planted effects."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bootstrap.experiments import load_experiments, parse_experiments
-from utils import metrics as mk
-from utils.verdicts import EventStoreError, build_report, report_to_dict
+from utils.experiments.definitions import load_experiments, parse_experiments
+from utils.telemetry import metrics as mk
+from utils.experiments.verdicts import EventStoreError, build_report, report_to_dict
 
 SCHEMA = """
 CREATE TABLE exposures(ts REAL, request_id TEXT, user_key TEXT, config_key TEXT,

@@ -2,8 +2,8 @@
 
 Reads only the DESIGN §7 columns of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment) by
-`utils.user_metrics`, the criteria are evaluated in `utils.decision_rules` and the maths is
-in `utils.stats`. The `Report` returned here is the single source that the terminal, JSON,
+`utils.experiments.user_metrics`, the criteria are evaluated in `utils.experiments.decision_rules` and the maths is
+in `utils.stats.bayesian`. The `Report` returned here is the single source that the terminal, JSON,
 HTML and API views render.
 """
 
@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bootstrap.experiments import Experiment, load_experiments
-from utils.decision_rules import (
+from utils.experiments.definitions import Experiment, load_experiments
+from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     CriterionResult,
     MetricResult,
@@ -28,10 +28,10 @@ from utils.decision_rules import (
     estimate_users_needed,
     evaluate_criterion,
 )
-from utils.metrics import METRICS
-from utils.stats import Comparison, srm_p_value
-from utils.stats_bootstrap import Interaction, interaction_2x2
-from utils.user_metrics import (
+from utils.telemetry.metrics import METRICS
+from utils.stats.bayesian import Comparison, srm_p_value
+from utils.stats.resampling import Interaction, interaction_2x2
+from utils.experiments.user_metrics import (
     ArmData,
     EventStoreError,
     connect_event_store,

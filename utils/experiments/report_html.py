@@ -9,7 +9,7 @@ from html import escape
 import numpy as np
 from scipy import stats as sps
 
-from tools.report_format import (
+from utils.experiments.report_format import (
     SIMULATED_BANNER,
     criterion_scale,
     format_interaction,
@@ -19,7 +19,7 @@ from tools.report_format import (
     format_threshold,
     format_value,
 )
-from utils.verdicts import ExperimentResult, InteractionResult, MetricResult, Report
+from utils.experiments.verdicts import ExperimentResult, InteractionResult, MetricResult, Report
 
 CONTROL_COLOUR, TREATMENT_COLOUR = "#5b6b7f", "#d9480f"
 GOOD, BAD, NEUTRAL = "#2b8a3e", "#c92a2a", "#868e96"

@@ -18,10 +18,10 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
-from utils import metrics
-from utils.config_flags import AgentConfig
-from utils.cost_calculator import calculate_cost
-from utils.event_store import EventRow, Exposure, WriteBatch
+from utils.telemetry import metrics
+from utils.flags.client import AgentConfig
+from utils.telemetry.cost_calculator import calculate_cost
+from utils.telemetry.event_store import EventRow, Exposure, WriteBatch
 
 log = logging.getLogger(__name__)
 

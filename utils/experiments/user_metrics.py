@@ -2,7 +2,7 @@
 
 Reads only the DESIGN §7 columns of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment); the maths is
-in `utils.stats` and the verdicts in `utils.verdicts`.
+in `utils.stats.bayesian` and the verdicts in `utils.experiments.verdicts`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from bootstrap.experiments import Experiment
-from utils.metrics import METRICS, MetricDefinition
+from utils.experiments.definitions import Experiment
+from utils.telemetry.metrics import METRICS, MetricDefinition
 
 
 class EventStoreError(RuntimeError):

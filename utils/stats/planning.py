@@ -1,4 +1,4 @@
-"""Sample ratio check and sample sizes (STATS §4, §6); re-exported by `utils.stats`.
+"""Sample ratio check and sample sizes (STATS §4, §6); re-exported by `utils.stats.bayesian`.
 
 Pure functions over numbers: no I/O.
 """

@@ -4,9 +4,9 @@ Pure functions over numbers: no I/O. Degenerate input (an empty arm, zero varian
 conversions) gives a defined `Comparison` whose `reason` says why a value is NaN or a prior
 was replaced, never an exception from deep inside numpy.
 
-The sample ratio check and sample sizes live in `utils.stats_planning` and are re-exported
+The sample ratio check and sample sizes live in `utils.stats.planning` and are re-exported
 here; the user-level bootstraps (cost-value ratio, 2x2 interaction) are in
-`utils.stats_bootstrap`.
+`utils.stats.resampling`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-from utils.stats_planning import sample_size_conversion, sample_size_mean, srm_p_value
+from utils.stats.planning import sample_size_conversion, sample_size_mean, srm_p_value
 
 __all__ = [
     "GAMMA2_CONVERSION",

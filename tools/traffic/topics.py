@@ -55,7 +55,7 @@ class Topic:
 
 def kb_hash(kb_dir: Path) -> str:
     """SHA-256 over the KB's file names and contents (first 16 hex digits)."""
-    from utils.knowledge_base import iter_kb_files
+    from utils.knowledge.documents import iter_kb_files
 
     digest = hashlib.sha256()
     for path in iter_kb_files(kb_dir):
@@ -73,7 +73,7 @@ def _clean_heading(text: str) -> str:
 
 def load_kb_sections(kb_dir: Path) -> list[KBSection]:
     """Every KB document's sections, read by the app's own KB loader (Markdown, text, PDF)."""
-    from utils.knowledge_base import iter_kb_files, load_document
+    from utils.knowledge.documents import iter_kb_files, load_document
 
     sections: list[KBSection] = []
     for path in iter_kb_files(kb_dir):
@@ -159,7 +159,7 @@ def _live_topics(sections: list[KBSection], provider: str, timeout_s: float) -> 
     """Ask a chat model for at least 20 topics users would ask about, as structured output."""
     from pydantic import BaseModel, Field
 
-    from tools.judge import make_chat_model
+    from tools.traffic.judge import make_chat_model
 
     class ExtractedTopic(BaseModel):
         name: str = Field(description="a short noun phrase naming the topic")

@@ -12,8 +12,8 @@
 - Rerank: re-scores a candidate pool with BM25 computed over the pool, vector cosine and
   query-term coverage (see `SearchIndex.rerank`).
 
-The backends live in `utils.embeddings`, the vector cache in `utils.vector_cache` and the
-term analysis in `utils.text_analysis`; the names other modules use are re-exported here.
+The backends live in `utils.knowledge.embeddings`, the vector cache in `utils.knowledge.vector_cache` and the
+term analysis in `utils.knowledge.text_analysis`; the names other modules use are re-exported here.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from utils.embeddings import (
+from utils.knowledge.embeddings import (
     EmbeddingBackend,
     LsaBackend,
     OpenAIBackend,
@@ -38,10 +38,10 @@ from utils.embeddings import (
     choose_backend,
     sentence_transformers_available,
 )
-from utils.knowledge_base import Chunk, KnowledgeBase, get_knowledge_base
+from utils.knowledge.documents import Chunk, KnowledgeBase, get_knowledge_base
 from utils.settings import Settings, get_settings
-from utils.text_analysis import analyze
-from utils.vector_cache import load_cached_vectors, save_vectors
+from utils.knowledge.text_analysis import analyze
+from utils.knowledge.vector_cache import load_cached_vectors, save_vectors
 
 __all__ = [
     "BuildInfo",
@@ -427,7 +427,7 @@ def get_search_index() -> SearchIndex:
 def reset_search_index() -> None:
     """Forget the process-wide index (tests; or after the KB changed on disk)."""
     global _cached
-    from utils.knowledge_base import reset_knowledge_base
+    from utils.knowledge.documents import reset_knowledge_base
 
     with _lock:
         _cached = None

@@ -1,4 +1,4 @@
-"""Dollar cost of a model call from its token usage, priced from `utils/pricing.json`.
+"""Dollar cost of a model call from its token usage, priced from `utils/telemetry/pricing.json`.
 
 The table is read once per process (plus the optional user override file named by the
 setting `PRICING_OVERRIDES_PATH`). An unknown model is *unpriced*: its cost is `None`

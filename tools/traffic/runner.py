@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from tools.judge import Judge
-from tools.queries import Query
-from tools.traffic_args import TrafficOptions
-from tools.traffic_output import QueryResult, Summary
-from tools.traffic_users import SimUser
+from tools.traffic.judge import Judge
+from tools.traffic.queries import Query
+from tools.traffic.args import TrafficOptions
+from tools.traffic.output import QueryResult, Summary
+from tools.traffic.users import SimUser
 
 # After this many connection errors in a row the API is gone: stop instead of failing on.
 MAX_CONSECUTIVE_CONNECTION_ERRORS = 5

@@ -16,7 +16,7 @@ from typing import Literal
 
 from faker import Faker
 
-from tools.topics import Topic
+from tools.traffic.topics import Topic
 
 Complexity = Literal["basic", "intermediate", "advanced"]
 COMPLEXITIES: tuple[Complexity, ...] = ("basic", "intermediate", "advanced")

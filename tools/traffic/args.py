@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.judge import JudgeMode
-from tools.traffic_users import SEGMENT_CHOICES
+from tools.traffic.judge import JudgeMode
+from tools.traffic.users import SEGMENT_CHOICES
 
 Mode = Literal["concurrent", "sequential"]
 MAX_CONCURRENCY = 200

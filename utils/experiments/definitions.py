@@ -17,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-from utils.metrics import METRICS
+from utils.telemetry.metrics import METRICS
 
-DEFAULT_PATH = Path(__file__).with_name("experiments.yaml")
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "bootstrap" / "experiments.yaml"
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 

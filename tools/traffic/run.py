@@ -10,9 +10,9 @@ Exit codes of `main`: 0 the run finished (some queries may have failed; see the 
 1 every query failed or the run could not start, 2 bad arguments, 3 the API was unreachable,
 130 interrupted with Ctrl-C (after printing the partial summary).
 
-The pieces live in sibling modules: `tools.traffic_users` (simulated users),
-`tools.traffic_args` (options and command line), `tools.traffic_output` (results, summary,
-progress and log file) and `tools.traffic_runner` (the sending loop); the names other modules
+The pieces live in sibling modules: `tools.traffic.users` (simulated users),
+`tools.traffic.args` (options and command line), `tools.traffic.output` (results, summary,
+progress and log file) and `tools.traffic.runner` (the sending loop); the names other modules
 use are re-exported here.
 """
 
@@ -39,17 +39,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tools.judge import Judge, make_judge
-from tools.queries import generate_queries
-from tools.topics import get_topics
-from tools.traffic_args import (
+from tools.traffic.judge import Judge, make_judge
+from tools.traffic.queries import generate_queries
+from tools.traffic.topics import get_topics
+from tools.traffic.args import (
     MAX_CONCURRENCY,
     Mode,
     TrafficOptions,
     build_parser,
     options_from_args,
 )
-from tools.traffic_output import (
+from tools.traffic.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -60,8 +60,8 @@ from tools.traffic_output import (
     close_run_log,
     open_run_log,
 )
-from tools.traffic_runner import MAX_CONSECUTIVE_CONNECTION_ERRORS, Runner
-from tools.traffic_users import (
+from tools.traffic.runner import MAX_CONSECUTIVE_CONNECTION_ERRORS, Runner
+from tools.traffic.users import (
     EU_COUNTRIES,
     OTHER_COUNTRIES,
     SEGMENT_CHOICES,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-from bootstrap.experiments import (
+from utils.experiments.definitions import (
     AbsoluteIncreaseAtMost,
     CostValueRatioAtLeast,
     Experiment,
@@ -18,8 +18,8 @@ from bootstrap.experiments import (
     RelativeIncreaseAtMost,
     RelativeLiftAtLeast,
 )
-from utils.metrics import METRICS, MetricDefinition
-from utils.stats import (
+from utils.telemetry.metrics import METRICS, MetricDefinition
+from utils.stats.bayesian import (
     Comparison,
     ConversionStats,
     MeanStats,
@@ -29,8 +29,8 @@ from utils.stats import (
     sample_size_conversion,
     sample_size_mean,
 )
-from utils.stats_bootstrap import CostValueRatio, cost_value_ratio
-from utils.user_metrics import ArmData
+from utils.stats.resampling import CostValueRatio, cost_value_ratio
+from utils.experiments.user_metrics import ArmData
 
 MIN_USERS_PER_ARM = 100
 # When a criterion has no effect size of its own, plan to detect at least this relative change.

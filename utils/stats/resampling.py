@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from utils.stats import bootstrap_percentile_draws
+from utils.stats.bayesian import bootstrap_percentile_draws
 
 _NAN = math.nan
 

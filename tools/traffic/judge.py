@@ -45,7 +45,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.topics import KBSection, live_provider, load_kb_sections
+from tools.traffic.topics import KBSection, live_provider, load_kb_sections
 
 Verdict = Literal["positive", "negative", "none"]
 VERDICTS: tuple[Verdict, ...] = ("positive", "negative", "none")

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from agents.models import ModelCache
 from utils.flags.client import AgentConfig, ConfigFlags
-from utils.telemetry.instrumentation import RunRecorder
 from utils.settings import Settings
+from utils.telemetry.instrumentation import RunRecorder
 
 
 class PiiDetector(Protocol):

@@ -19,8 +19,8 @@ from langgraph.runtime import Runtime
 from agents.context import RequestContext
 from agents.state import ChatState
 from agents.tools.registry import build_tools
-from utils.telemetry import metrics
 from utils.flags.client import SUPPORT_CONFIG
+from utils.telemetry import metrics
 from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
 
 log = logging.getLogger(__name__)

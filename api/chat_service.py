@@ -11,9 +11,9 @@ from agents.models import ModelCache
 from agents.support import SupportAgentError
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
+from utils.settings import Settings
 from utils.telemetry.event_store import EventStore
 from utils.telemetry.instrumentation import RunRecorder
-from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 

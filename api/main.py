@@ -20,9 +20,9 @@ from agents.graph import build_graph
 from api.chat_service import ChatService
 from api.routes import admin, chat, configs, experiments, feedback, health
 from utils.flags.client import ConfigFlags
-from utils.telemetry.event_store import EventStore
 from utils.logging_setup import configure_logging
 from utils.settings import Settings, get_settings
+from utils.telemetry.event_store import EventStore
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"

@@ -123,10 +123,10 @@ def prepare_data_dir(data_dir: Path) -> str:
                             env=server_env(data_dir), capture_output=True, text=True)
     if result.returncode == 0 and (data_dir / "flags.json").exists():
         return "bootstrap.create_configs"
-    from tests.flagfile import standard_flags, write_flags
+    from tests.fakes.flagfile import standard_flags, write_flags
 
     write_flags(data_dir / "flags.json", standard_flags())
-    return "tests/flagfile.py (bootstrap failed: " + (result.stderr.strip()[-200:] or "?") + ")"
+    return "tests/fakes/flagfile.py (bootstrap failed: " + (result.stderr.strip()[-200:] or "?") + ")"
 
 
 def start_server(target: str, data_dir: Path, *, port: int | None = None,
@@ -265,8 +265,8 @@ def in_process_service(data_dir: Path) -> Any:
     from api.chat_service import ChatService
     from api.main import _warm_up
     from utils.flags.client import ConfigFlags
-    from utils.telemetry.event_store import EventStore
     from utils.settings import get_settings
+    from utils.telemetry.event_store import EventStore
 
     get_settings.cache_clear()
     settings = get_settings()

@@ -28,8 +28,8 @@ from langchain_core.messages import AIMessage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.telemetry import metrics  # noqa: E402
 from utils.flags.client import AgentConfig  # noqa: E402
+from utils.telemetry import metrics  # noqa: E402
 from utils.telemetry.event_store import EventStore, WriteBatch  # noqa: E402
 from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer, finish_run  # noqa: E402
 

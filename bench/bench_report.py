@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.telemetry import metrics as mk  # noqa: E402
 from utils.experiments.verdicts import build_report  # noqa: E402
+from utils.telemetry import metrics as mk  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE exposures(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
-from utils.experiments.definitions import ExperimentConfigError, load_experiments
 from bootstrap.launchdarkly_backend import LaunchDarklyError
 from bootstrap.local_backend import FlagFileError
 from bootstrap.manifest import DEFAULT_PATH as MANIFEST_PATH
 from bootstrap.manifest import Manifest, ManifestError, experiment_errors
 from bootstrap.state import StateError
+from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
+from utils.experiments.definitions import ExperimentConfigError, load_experiments
 from utils.settings import Settings
 
 # Failures reported as one clear message and exit code 1 (anything else is a bug: traceback).

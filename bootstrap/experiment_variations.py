@@ -19,8 +19,8 @@ from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import load_manifest
 from bootstrap.state import BootstrapState, ExperimentState
-from utils.telemetry.metrics import METRICS
 from utils.settings import get_settings
+from utils.telemetry.metrics import METRICS
 
 
 def start_experiments(state: BootstrapState, experiments: list) -> BootstrapState:

@@ -44,7 +44,7 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, shared_data_dir: Path) -> Itera
 @pytest.fixture
 def flags_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A per-test flag file with the standard segments and targeting, and a per-test store."""
-    from tests.flagfile import standard_flags, write_flags
+    from tests.fakes.flagfile import standard_flags, write_flags
     from utils.settings import get_settings
 
     path = tmp_path / "flags.json"

@@ -52,7 +52,6 @@ from utils.experiments.report_format import (
     format_value,
 )
 from utils.experiments.report_html import render_html
-from utils.settings import get_settings
 from utils.experiments.verdicts import (
     EventStoreError,
     ExperimentResult,
@@ -61,6 +60,7 @@ from utils.experiments.verdicts import (
     build_report,
     report_to_dict,
 )
+from utils.settings import get_settings
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from utils.experiments.definitions import ExperimentConfigError, load_experiments
 from utils.experiments.report_html import render_html
-from utils.settings import get_settings
 from utils.experiments.verdicts import EventStoreError, Report, build_report, report_to_dict
+from utils.settings import get_settings
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 

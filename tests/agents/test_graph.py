@@ -12,8 +12,8 @@ from agents.graph import build_graph, route_after_supervisor
 from api.chat_service import ChatService
 from api.schemas import ChatRequest
 from utils.flags.client import ConfigFlags
-from utils.telemetry.event_store import EventStore
 from utils.settings import get_settings
+from utils.telemetry.event_store import EventStore
 
 
 class BrokenDetector(PresidioPiiDetector):

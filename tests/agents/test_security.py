@@ -13,8 +13,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from agents.context import PresidioPiiDetector, RequestContext
 from agents.security import REFUSAL, security_node
 from utils.flags.client import DEFAULT_CONFIGS, SECURITY_CONFIG
-from utils.telemetry.instrumentation import RunRecorder
 from utils.settings import get_settings
+from utils.telemetry.instrumentation import RunRecorder
 
 MESSAGE = "I'm Maria Gonzalez, card 4111 1111 1111 1111, mail maria.g@acme.de. What is TD?"
 RAW_VALUES = ("Maria Gonzalez", "4111 1111 1111 1111", "maria.g@acme.de")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.flagfile import standard_flags, write_flags
+from tests.fakes.flagfile import standard_flags, write_flags
 
 US_PAID = {"country": "US", "plan": "paid"}
 
@@ -48,7 +48,7 @@ def test_unknown_tool_in_a_variation_is_skipped(flags_file) -> None:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.flagfile import ai_variation
+    from tests.fakes.flagfile import ai_variation
 
     data = standard_flags()
     data["flags"]["support-agent"]["variations"][4] = ai_variation(

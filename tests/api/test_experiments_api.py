@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
-from test_verdicts import make_store  # noqa: E402
-
-from api.routes.experiments import router  # noqa: E402
-from utils.settings import get_settings  # noqa: E402
+from api.routes.experiments import router
+from tests.fakes.event_store import make_store
+from utils.settings import get_settings
 
 
 @pytest.fixture()

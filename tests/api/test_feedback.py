@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from utils.telemetry import metrics
 from utils.settings import get_settings
+from utils.telemetry import metrics
 
 US_PAID = {"country": "US", "plan": "paid"}
 

@@ -12,7 +12,7 @@ import yaml
 from bootstrap import create_configs, experiment_variations, promote
 from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklyError, LaunchDarklySync
 from bootstrap.manifest import DEFAULT_PATH, load_manifest, parse_manifest
-from tests.bootstrap.fake_launchdarkly import FakeLaunchDarkly
+from tests.fakes.launchdarkly import FakeLaunchDarkly
 
 API_KEY = "api-test-key"
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
-from test_verdicts import make_store  # noqa: E402
-
-from tools.experiment_report import main  # noqa: E402
+from tests.fakes.event_store import make_store
+from tools.experiment_report import main
 
 
 @pytest.fixture(scope="module")

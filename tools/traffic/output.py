@@ -14,8 +14,8 @@ from typing import Any
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
-from tools.traffic.queries import Query
 from tools.traffic.args import Mode
+from tools.traffic.queries import Query
 from tools.traffic.users import SimUser
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 3, 130

@@ -39,9 +39,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tools.traffic.judge import Judge, make_judge
-from tools.traffic.queries import generate_queries
-from tools.traffic.topics import get_topics
 from tools.traffic.args import (
     MAX_CONCURRENCY,
     Mode,
@@ -49,6 +46,7 @@ from tools.traffic.args import (
     build_parser,
     options_from_args,
 )
+from tools.traffic.judge import Judge, make_judge
 from tools.traffic.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -60,7 +58,9 @@ from tools.traffic.output import (
     close_run_log,
     open_run_log,
 )
+from tools.traffic.queries import generate_queries
 from tools.traffic.runner import MAX_CONSECUTIVE_CONNECTION_ERRORS, Runner
+from tools.traffic.topics import get_topics
 from tools.traffic.users import (
     EU_COUNTRIES,
     OTHER_COUNTRIES,

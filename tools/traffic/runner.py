@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from tools.traffic.judge import Judge
-from tools.traffic.queries import Query
 from tools.traffic.args import TrafficOptions
+from tools.traffic.judge import Judge
 from tools.traffic.output import QueryResult, Summary
+from tools.traffic.queries import Query
 from tools.traffic.users import SimUser
 
 # After this many connection errors in a row the API is gone: stop instead of failing on.

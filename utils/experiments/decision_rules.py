@@ -18,7 +18,7 @@ from utils.experiments.definitions import (
     RelativeIncreaseAtMost,
     RelativeLiftAtLeast,
 )
-from utils.telemetry.metrics import METRICS, MetricDefinition
+from utils.experiments.user_metrics import ArmData
 from utils.stats.bayesian import (
     Comparison,
     ConversionStats,
@@ -30,7 +30,7 @@ from utils.stats.bayesian import (
     sample_size_mean,
 )
 from utils.stats.resampling import CostValueRatio, cost_value_ratio
-from utils.experiments.user_metrics import ArmData
+from utils.telemetry.metrics import METRICS, MetricDefinition
 
 MIN_USERS_PER_ARM = 100
 # When a criterion has no effect size of its own, plan to detect at least this relative change.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from utils.telemetry.metrics import METRICS
 from utils.experiments.verdicts import CriterionResult
+from utils.telemetry.metrics import METRICS
 
 OUTCOME_LABEL = {
     "SHIP": "SHIP",

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from utils.experiments.definitions import Experiment, load_experiments
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     CriterionResult,
@@ -28,9 +27,7 @@ from utils.experiments.decision_rules import (
     estimate_users_needed,
     evaluate_criterion,
 )
-from utils.telemetry.metrics import METRICS
-from utils.stats.bayesian import Comparison, srm_p_value
-from utils.stats.resampling import Interaction, interaction_2x2
+from utils.experiments.definitions import Experiment, load_experiments
 from utils.experiments.user_metrics import (
     ArmData,
     EventStoreError,
@@ -39,6 +36,9 @@ from utils.experiments.user_metrics import (
     load_all_arm_data,
     store_is_simulated,
 )
+from utils.stats.bayesian import Comparison, srm_p_value
+from utils.stats.resampling import Interaction, interaction_2x2
+from utils.telemetry.metrics import METRICS
 
 Outcome = Literal["SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"]
 

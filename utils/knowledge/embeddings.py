@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from utils.settings import Settings
 from utils.knowledge.text_analysis import analyze
+from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 

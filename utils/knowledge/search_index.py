@@ -30,6 +30,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from utils.knowledge.documents import Chunk, KnowledgeBase, get_knowledge_base
 from utils.knowledge.embeddings import (
     EmbeddingBackend,
     LsaBackend,
@@ -38,10 +39,9 @@ from utils.knowledge.embeddings import (
     choose_backend,
     sentence_transformers_available,
 )
-from utils.knowledge.documents import Chunk, KnowledgeBase, get_knowledge_base
-from utils.settings import Settings, get_settings
 from utils.knowledge.text_analysis import analyze
 from utils.knowledge.vector_cache import load_cached_vectors, save_vectors
+from utils.settings import Settings, get_settings
 
 __all__ = [
     "BuildInfo",

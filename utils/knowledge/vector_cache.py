@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.knowledge.embeddings import EmbeddingBackend, LsaBackend
 from utils.knowledge.documents import KnowledgeBase
+from utils.knowledge.embeddings import EmbeddingBackend, LsaBackend
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
-from utils.telemetry import metrics
 from utils.flags.client import AgentConfig
+from utils.telemetry import metrics
 from utils.telemetry.cost_calculator import calculate_cost
 from utils.telemetry.event_store import EventRow, Exposure, WriteBatch
 

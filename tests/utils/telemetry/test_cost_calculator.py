@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from utils.settings import get_settings
 from utils.telemetry import cost_calculator
 from utils.telemetry.cost_calculator import (
     PricingError,
@@ -18,7 +19,6 @@ from utils.telemetry.cost_calculator import (
     normalize_model_name,
     reload_pricing,
 )
-from utils.settings import get_settings
 
 # Every model the tutorial, the manifest and the embeddings backend use.
 REQUIRED_MODELS = [

@@ -28,7 +28,7 @@ from utils.privacy.detector import (  # noqa: E402
     warm_up,
 )
 
-CORPUS = Path(__file__).parents[1] / "data" / "pii_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "pii_corpus.jsonl"
 DONE_WHEN = ("Hi, I'm Maria Gonzalez from Acme GmbH in Munich, card 4111 1111 1111 1111, mail "
              "maria.g@acme.de — how does Q-learning work?")
 RAW_VALUES = ["Maria Gonzalez", "Acme GmbH", "Munich", "4111 1111 1111 1111", "maria.g@acme.de"]

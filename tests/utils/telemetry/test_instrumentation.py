@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage
 
-from utils.telemetry import metrics
 from utils.flags.client import AgentConfig
+from utils.telemetry import metrics
 from utils.telemetry.event_store import EventStore
-from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer, feedback_batch, finish_run
+from utils.telemetry.instrumentation import (
+    ModelUsage,
+    RunRecorder,
+    RunTimer,
+    feedback_batch,
+    finish_run,
+)
 
 US_PAID = {"country": "US", "plan": "paid"}
 RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,

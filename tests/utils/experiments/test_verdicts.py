@@ -4,78 +4,13 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.fakes.event_store import EVENT_COLUMNS, EXPOSURE_COLUMNS, make_store
 from utils.experiments.definitions import load_experiments, parse_experiments
-from utils.telemetry import metrics as mk
 from utils.experiments.verdicts import EventStoreError, build_report, report_to_dict
-
-SCHEMA = """
-CREATE TABLE exposures(ts REAL, request_id TEXT, user_key TEXT, config_key TEXT,
-                       variation_key TEXT, in_experiment INTEGER, context_json TEXT);
-CREATE TABLE events(ts REAL, request_id TEXT, user_key TEXT, event_key TEXT, value REAL,
-                    config_key TEXT, variation_key TEXT, agent TEXT, model TEXT, provider TEXT,
-                    simulated INTEGER);
-"""
-
-SEC = ("security-agent", "basic-security", "strict-security")
-SUP = ("support-agent", "other-paid", "claude-opus-treatment")
-
-
-def make_store(
-    path: Path,
-    *,
-    users: int = 2000,
-    seed: int = 1,
-    feedback: tuple[float, float] = (0.30, 0.30),  # P(positive) for premium control/treatment
-    cost: tuple[float, float] = (0.010, 0.010),  # mean support cost per request
-    pii: tuple[float, float] = (0.5, 0.5),  # mean exposed entities for security control/treat.
-    latency_ms: tuple[float, float] = (2000.0, 2000.0),  # security agent duration
-    split: float = 0.5,
-    simulated: int = 1,
-    requests_per_user: int = 2,
-) -> Path:
-    """A DESIGN §7 store: every user is in both experiments, arms drawn independently."""
-    rng = np.random.default_rng(seed)
-    ex, ev = [], []
-    for u in range(users):
-        user = f"user-{u:05d}"
-        a_sec = int(rng.random() >= split)
-        a_sup = int(rng.random() >= split)
-        t = 1000.0 + u
-        for r in range(requests_per_user):
-            rid = f"{user}-r{r}"
-            ts = t + r * 0.1
-            ex.append((ts, rid, user, SEC[0], SEC[1 + a_sec], 1, "{}"))
-            ex.append((ts + 0.01, rid, user, SUP[0], SUP[1 + a_sup], 1, "{}"))
-
-            def event(key, value, agent, cfg, var, ts=ts, rid=rid, user=user):
-                ev.append((ts + 0.02, rid, user, key, value, cfg, var, agent, "m", "p",
-                           simulated))
-
-            event(mk.DURATION_TOTAL, rng.gamma(4, latency_ms[a_sec] / 4), "security", SEC[0],
-                  SEC[1 + a_sec])
-            event(mk.DURATION_TOTAL, rng.gamma(4, 500), "support", SUP[0], SUP[1 + a_sup])
-            event(mk.TOKENS_TOTAL, float(rng.poisson(800)), "support", SUP[0], SUP[1 + a_sup])
-            event(mk.COST_PER_REQUEST, 0.001, "security", SEC[0], SEC[1 + a_sec])
-            event(mk.COST_PER_REQUEST, rng.gamma(4, cost[a_sup] / 4), "support", SUP[0],
-                  SUP[1 + a_sup])
-            event(mk.PII_EXPOSED_ENTITIES, float(rng.poisson(pii[a_sec])), "support", SUP[0],
-                  SUP[1 + a_sup])
-        if rng.random() < feedback[a_sup]:
-            for cfg, var in ((SEC[0], SEC[1 + a_sec]), (SUP[0], SUP[1 + a_sup])):
-                ev.append((t + 5, f"{user}-r0", user, mk.FEEDBACK_POSITIVE, 1.0, cfg, var,
-                           "feedback", None, None, 0))
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA)
-    conn.executemany("INSERT INTO exposures VALUES (?,?,?,?,?,?,?)", ex)
-    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)", ev)
-    conn.commit()
-    conn.close()
-    return path
+from utils.telemetry import metrics as mk
 
 
 def by_key(report):
@@ -143,9 +78,9 @@ def test_users_per_arm_and_per_user_aggregation_are_exact(tmp_path):
 def test_user_in_both_arms_is_excluded_and_counted(tmp_path):
     store = make_store(tmp_path / "e.db", users=200)
     conn = sqlite3.connect(store)
-    conn.execute("INSERT INTO exposures VALUES (5000, 'x', 'user-00001', 'support-agent', "
-                 "'other-paid', 1, '{}'), (5001, 'y', 'user-00001', 'support-agent', "
-                 "'claude-opus-treatment', 1, '{}')")
+    conn.execute(f"INSERT INTO exposures ({EXPOSURE_COLUMNS}) VALUES "
+                 "(5000, 'x', 'user-00001', 'support-agent', 'other-paid', 1, '{}'), "
+                 "(5001, 'y', 'user-00001', 'support-agent', 'claude-opus-treatment', 1, '{}')")
     conn.commit()
     prem = by_key(build_report(store))["premium-model-value"]
     assert prem.excluded_users == 1
@@ -155,8 +90,8 @@ def test_user_in_both_arms_is_excluded_and_counted(tmp_path):
 def test_events_before_first_exposure_do_not_count(tmp_path):
     store = make_store(tmp_path / "e.db", users=150, simulated=0)
     conn = sqlite3.connect(store)
-    conn.execute("INSERT INTO events VALUES (1.0, 'old', 'user-00000', ?, 100.0, "
-                 "'support-agent', 'other-paid', 'support', 'm', 'p', 0)",
+    conn.execute(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (1.0, 'old', 'user-00000', ?, "
+                 "100.0, 'support-agent', 'other-paid', 'support', 'm', 'p', 0)",
                  (mk.COST_PER_REQUEST,))
     conn.commit()
     before = by_key(build_report(store))["premium-model-value"]

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.flagfile import standard_flags
 from tests.fakes.local_server import LocalServer, QuietHandler
-from tests.flagfile import standard_flags
 from utils.telemetry import metrics
 
 ADMIN_TOKEN = "test-admin-token"

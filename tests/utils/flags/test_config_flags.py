@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flagfile import ai_variation, standard_flags, write_flags
+from tests.fakes.flagfile import ai_variation, standard_flags, write_flags
 from utils.flags.client import (
     DEFAULT_VARIATION_KEY,
     SECURITY_CONFIG,

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from utils.telemetry.event_store import SCHEMA_VERSION, EventRow, EventStore, Exposure, WriteBatch, connect
+from utils.telemetry.event_store import (
+    SCHEMA_VERSION,
+    EventRow,
+    EventStore,
+    Exposure,
+    WriteBatch,
+    connect,
+)
 
 TABLES = ("requests", "exposures", "events", "feedback")
 

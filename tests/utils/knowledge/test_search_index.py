@@ -26,7 +26,7 @@ from utils.knowledge.search_index import (
 )
 from utils.settings import get_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 QUESTIONS = REPO / "tests" / "data" / "kb_questions.jsonl"
 
 DOCS = {

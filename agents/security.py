@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from agents.context import RequestContext
 from agents.state import ChatState, Turn
 from utils.flags.client import SECURITY_CONFIG
-from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
                 return _refuse(ctx, config, timer, usage, error)
 
     pii_types = sorted({entity.type for entity in floor.entities})
-    run = finish_run(config, "security", timer, usage, error=error, pii_types=pii_types,
-                     redacted_text=safe_message)
-    ctx.recorder.track_run(run, config)
-    return {"safe_message": safe_message, "safe_history": safe_history, "runs": [run]}
+    ctx.recorder.finish_run(config, "security", timer, usage, error=error, pii_types=pii_types,
+                            redacted_text=safe_message)
+    return {"safe_message": safe_message, "safe_history": safe_history}
 
 
 def _redact_request(ctx: RequestContext, message: str, history: list[Turn],
@@ -107,6 +106,5 @@ def _words(text: str) -> list[str]:
 
 
 def _refuse(ctx: RequestContext, config, timer: RunTimer, usage: ModelUsage, why: str) -> dict:
-    run = finish_run(config, "security", timer, usage, error=why)
-    ctx.recorder.track_run(run, config)
-    return {"refused": True, "response": REFUSAL, "safe_message": "", "runs": [run]}
+    ctx.recorder.finish_run(config, "security", timer, usage, error=why)
+    return {"refused": True, "response": REFUSAL, "safe_message": ""}

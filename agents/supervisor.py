@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agents.context import RequestContext
 from agents.state import ChatState
 from utils.flags.client import SUPERVISOR_CONFIG
-from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
                         ctx.request_id, type(exc).__name__)
             found, reason = True, "supervisor model error"
 
-    run = finish_run(config, "supervisor", timer, usage, error=error)
-    ctx.recorder.track_run(run, config)
-    return {"route": "security" if found else "support", "route_reason": reason,
-            "runs": [run]}
+    ctx.recorder.finish_run(config, "supervisor", timer, usage, error=error)
+    route = "security" if found else "support"
+    log.debug("request %s routed to %s: %s", ctx.request_id, route, reason)
+    return {"route": route}

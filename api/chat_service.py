@@ -9,9 +9,11 @@ from typing import Any
 from agents.context import ConfigResolver, PiiDetector, RequestContext
 from agents.models import ModelCache
 from agents.support import SupportAgentError
+from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
 from utils.settings import Settings
+from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore
 from utils.telemetry.instrumentation import RunRecorder
 
@@ -30,13 +32,23 @@ class ChatService:
     """Owns the compiled graph and the shared clients; answers one chat request at a time."""
 
     def __init__(self, *, settings: Settings, flags: ConfigFlags, store: EventStore,
-                 graph: Any, pii: PiiDetector) -> None:
+                 graph: Any, pii: PiiDetector, models: ModelCache, tools: Toolbox,
+                 pricing: PricingTable) -> None:
         self.settings = settings
         self.flags = flags
         self.store = store
         self.graph = graph
         self.pii = pii
-        self.models = ModelCache(settings)
+        self.models = models
+        self.tools = tools
+        self.pricing = pricing
+
+    def close(self) -> None:
+        """Flush and close the store and the flag client (server shutdown)."""
+        try:
+            self.store.close()
+        finally:
+            self.flags.close()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         request_id = uuid.uuid4().hex
@@ -45,11 +57,12 @@ class ChatService:
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
             ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
+            pricing=self.pricing,
         )
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,
             configs=ConfigResolver(self.flags, ld_context, recorder), models=self.models,
-            recorder=recorder, pii=self.pii, settings=self.settings,
+            recorder=recorder, pii=self.pii, tools=self.tools, settings=self.settings,
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}

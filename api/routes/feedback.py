@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from fastapi import APIRouter, HTTPException
 
 from api.deps import ServiceDep
 from api.schemas import FeedbackCreate, FeedbackPublic
-from utils.flags.client import build_context
-from utils.telemetry.instrumentation import feedback_batch
+from utils.telemetry.instrumentation import feedback_batch, send_feedback_to_launchdarkly
 
 router = APIRouter(tags=["feedback"])
-log = logging.getLogger(__name__)
 
 
 @router.post("/feedback", response_model=FeedbackPublic)
@@ -28,23 +25,5 @@ async def create_feedback(body: FeedbackCreate, service: ServiceDep) -> Feedback
     status = await service.store.write(feedback_batch(
         body.request_id, body.user_id, body.kind, body.source, record.exposures))
     if status == "recorded" and service.flags.mode == "launchdarkly":
-        _send_feedback_to_launchdarkly(service, record, body.kind)
+        send_feedback_to_launchdarkly(service.flags.client, record, body.kind)
     return FeedbackPublic(request_id=body.request_id, status=status)
-
-
-def _send_feedback_to_launchdarkly(service, record, kind: str) -> None:
-    """The AI SDK's feedback event for each variation served in the request (never raises)."""
-    try:
-        from ldai.tracker import FeedbackKind, LDAIConfigTracker
-
-        context = build_context(record.user_key, record.context)
-        feedback = {"kind": FeedbackKind.Positive if kind == "positive" else FeedbackKind.Negative}
-        for exposure in record.exposures:
-            tracker = LDAIConfigTracker(
-                ld_client=service.flags.client, run_id=record.request_id,
-                config_key=exposure["config_key"], variation_key=exposure["variation_key"],
-                version=1, context=context, model_name="", provider_name="",
-            )
-            tracker.track_feedback(feedback)
-    except Exception:
-        log.exception("sending feedback to LaunchDarkly failed for %s", record.request_id)

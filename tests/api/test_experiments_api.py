@@ -19,6 +19,7 @@ def client_for(monkeypatch):
         monkeypatch.setenv("EVENTS_DB", str(db))
         get_settings.cache_clear()
         app = FastAPI()
+        app.state.settings = get_settings()
         app.include_router(router)
         return TestClient(app)
 

@@ -41,7 +41,7 @@ from utils.knowledge.embeddings import (
 )
 from utils.knowledge.text_analysis import analyze
 from utils.knowledge.vector_cache import load_cached_vectors, save_vectors
-from utils.settings import Settings, get_settings
+from utils.settings import Settings
 
 __all__ = [
     "BuildInfo",
@@ -366,13 +366,12 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- process-wide index
 
 def build_search_index(
+    settings: Settings,
     kb: KnowledgeBase | None = None,
-    settings: Settings | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> SearchIndex:
     """Build (or load from cache) the index for `kb` with the backend the settings choose."""
-    settings = settings or get_settings()
-    kb = kb or get_knowledge_base()
+    kb = kb or get_knowledge_base(settings.KB_DIR)
     if on_stage:
         on_stage("embedding backend")
     backend = choose_backend(settings)
@@ -400,7 +399,7 @@ _last_settings: tuple[Settings, tuple[object, ...]] | None = None
 
 
 def _current_key(settings: Settings) -> tuple[object, ...]:
-    # get_settings() returns the same object until its cache is cleared: skip the path work.
+    # A service passes the same Settings object on every call: skip the path work.
     global _last_settings
     last = _last_settings
     if last is not None and last[0] is settings:
@@ -410,17 +409,16 @@ def _current_key(settings: Settings) -> tuple[object, ...]:
     return key
 
 
-def get_search_index() -> SearchIndex:
+def get_search_index(settings: Settings) -> SearchIndex:
     """The process-wide index, built once per settings (thread-safe; cheap after the first)."""
     global _cached
-    settings = get_settings()
     key = _current_key(settings)
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
     with _lock:
         if _cached is None or _cached[0] != key:
-            _cached = (key, build_search_index(get_knowledge_base(), settings))
+            _cached = (key, build_search_index(settings))
         return _cached[1]
 
 
@@ -434,14 +432,14 @@ def reset_search_index() -> None:
     reset_knowledge_base()
 
 
-def peek_search_index() -> SearchIndex | None:
-    """The process-wide index if it is already built for the current settings, else None."""
+def peek_search_index(settings: Settings) -> SearchIndex | None:
+    """The process-wide index if it is already built for these settings, else None."""
     cached = _cached
-    if cached is not None and cached[0] == _current_key(get_settings()):
+    if cached is not None and cached[0] == _current_key(settings):
         return cached[1]
     return None
 
 
-def warm_up() -> SearchIndex:
+def warm_up(settings: Settings) -> SearchIndex:
     """Build the process-wide index now (server start-up) so no request pays for it."""
-    return get_search_index()
+    return get_search_index(settings)

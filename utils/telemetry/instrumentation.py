@@ -20,8 +20,8 @@ from langchain_core.runnables import RunnableConfig
 
 from utils.flags.client import AgentConfig
 from utils.telemetry import metrics
-from utils.telemetry.cost_calculator import calculate_cost
-from utils.telemetry.event_store import EventRow, Exposure, WriteBatch
+from utils.telemetry.cost_calculator import PricingTable, calculate_cost
+from utils.telemetry.event_store import EventRow, Exposure, RequestRecord, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -128,36 +128,40 @@ class RunTimer(BaseCallbackHandler):
         return max(0.0, wall - usage.slept_ms) + usage.simulated_latency_ms
 
 
-def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage, *,
-               tools_used: list[str] | None = None, error: str | None = None,
-               **details: Any) -> AgentRun:
-    """The measured record of an agent run."""
-    return AgentRun(
-        agent=agent, config_key=config.config_key, variation_key=config.variation_key,
-        model=config.model, provider=config.provider, in_experiment=config.in_experiment,
-        simulated=usage.simulated, tools_used=list(tools_used or []),
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
-        time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
-                                else timer.first_token_ms),
-        cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens),
-        success=error is None, error=error, **details,
-    )
-
-
 class RunRecorder:
     """Collects one request's exposures, agent runs and metrics, then hands them to the store."""
 
     def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
-                 ld_context: Any = None, ld_client: Any = None) -> None:
+                 ld_context: Any = None, ld_client: Any = None, *,
+                 pricing: PricingTable) -> None:
         self.request_id = request_id
         self.user_key = user_key
         self.context_attributes = context_attributes
         self._ld_context = ld_context
         self._ld_client = ld_client  # set in LaunchDarkly mode only
+        self._pricing = pricing
         self.exposures: list[Exposure] = []
         self.events: list[EventRow] = []
-        self.runs: list[AgentRun] = []
+        self.runs: list[AgentRun] = []  # the one record of this request's agent runs
+
+    def finish_run(self, config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage,
+                   *, tools_used: list[str] | None = None, error: str | None = None,
+                   **details: Any) -> AgentRun:
+        """Measure an agent run, price it, and record it (tracking never raises)."""
+        run = AgentRun(
+            agent=agent, config_key=config.config_key, variation_key=config.variation_key,
+            model=config.model, provider=config.provider, in_experiment=config.in_experiment,
+            simulated=usage.simulated, tools_used=list(tools_used or []),
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
+            time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
+                                    else timer.first_token_ms),
+            cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens,
+                                    table=self._pricing),
+            success=error is None, error=error, **details,
+        )
+        self.track_run(run, config)
+        return run
 
     def record_exposure(self, config: AgentConfig) -> None:
         self.exposures.append(Exposure(config.config_key, config.variation_key,
@@ -240,3 +244,23 @@ def feedback_batch(request_id: str, user_key: str, kind: str, source: str,
                        False) for e in exposures]
     return WriteBatch(request_id=request_id, user_key=user_key, events=events,
                       feedback=(kind, source))
+
+
+def send_feedback_to_launchdarkly(ld_client: Any, record: RequestRecord, kind: str) -> None:
+    """The AI SDK's feedback event for each variation served in the request (never raises)."""
+    try:
+        from ldai.tracker import FeedbackKind, LDAIConfigTracker
+
+        from utils.flags.client import build_context
+
+        context = build_context(record.user_key, record.context)
+        feedback = {"kind": FeedbackKind.Positive if kind == "positive" else FeedbackKind.Negative}
+        for exposure in record.exposures:
+            tracker = LDAIConfigTracker(
+                ld_client=ld_client, run_id=record.request_id,
+                config_key=exposure["config_key"], variation_key=exposure["variation_key"],
+                version=1, context=context, model_name="", provider_name="",
+            )
+            tracker.track_feedback(feedback)
+    except Exception:
+        log.exception("sending feedback to LaunchDarkly failed for %s", record.request_id)

@@ -62,7 +62,7 @@ def _model_kwargs(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
-                     settings: Settings) -> BaseChatModel:
+                     settings: Settings, *, timeout_s: float | None = None) -> BaseChatModel:
     """A chat model for the variation's provider, model and parameters."""
     kwargs = _model_kwargs(parameters)
     if not provider_is_live(provider, settings):
@@ -72,8 +72,8 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
         )
     # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
     # still hands callers one AIMessage with its tool calls and token usage.
-    common = {"timeout": _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES, "streaming": True,
-              **kwargs}
+    common = {"timeout": timeout_s or _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES,
+              "streaming": True, **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 

@@ -45,7 +45,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.traffic.topics import KBSection, live_provider, load_kb_sections
+from tools.traffic.llm import live_provider, make_chat_model
+from utils.knowledge.sections import KBSection, load_kb_sections
+from utils.settings import get_settings
 
 Verdict = Literal["positive", "negative", "none"]
 VERDICTS: tuple[Verdict, ...] = ("positive", "negative", "none")
@@ -176,8 +178,6 @@ class SimulatedJudge:
     @classmethod
     def from_kb(cls, kb_dir: Path | None = None, seed: int = 0) -> SimulatedJudge:
         """A judge over the KB in `kb_dir` (default: settings.KB_DIR)."""
-        from utils.settings import get_settings
-
         return cls(load_kb_sections(Path(kb_dir or get_settings().KB_DIR)), seed=seed)
 
     def score(self, question: str, answer: str) -> tuple[float, dict[str, float]]:
@@ -229,25 +229,6 @@ class SimulatedJudge:
 
 # --- live judge -----------------------------------------------------------------------------
 
-def make_chat_model(provider: str, timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> Any:
-    """A LangChain chat model for `provider` ("openai" or "anthropic") at temperature 0."""
-    from utils.settings import get_settings
-
-    settings = get_settings()
-    if provider == "openai":
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model="gpt-4o-mini", temperature=0, timeout=timeout_s, max_retries=2,
-                          base_url=settings.OPENAI_BASE_URL, api_key=settings.OPENAI_API_KEY)
-    if provider == "anthropic":
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model="claude-haiku-4-5", temperature=0, timeout=timeout_s,
-                             max_retries=2, base_url=settings.ANTHROPIC_BASE_URL,
-                             api_key=settings.ANTHROPIC_API_KEY)
-    raise ValueError(f"unknown judge provider {provider!r}; use 'openai' or 'anthropic'")
-
-
 class LLMJudge:
     """A chat model applying `RUBRIC` with structured output; failures are results, not raises."""
 
@@ -275,11 +256,12 @@ JudgeMode = Literal["auto", "llm", "simulated"]
 def make_judge(mode: JudgeMode = "auto", seed: int = 0, kb_dir: Path | None = None,
                timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> Judge:
     """The judge for `mode`: auto = LLM when OPENAI_API_KEY or ANTHROPIC_API_KEY is set."""
-    provider = live_provider()
+    settings = get_settings()
+    provider = live_provider(settings)
     if mode == "llm" and provider is None:
         raise ValueError("--judge llm needs OPENAI_API_KEY or ANTHROPIC_API_KEY; "
                          "use --judge simulated to judge offline")
     if mode == "llm" or (mode == "auto" and provider is not None):
         assert provider is not None
-        return LLMJudge(make_chat_model(provider, timeout_s), timeout_s)
+        return LLMJudge(make_chat_model(provider, settings, timeout_s), timeout_s)
     return SimulatedJudge.from_kb(kb_dir, seed=seed)

@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from agents.simulated import SimulatedChatModel
+from utils.providers import PROVIDER_NAMES, PROVIDERS
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,10 @@ def provider_is_live(provider: str, settings: Settings) -> bool:
     """Whether calls to `provider` go to the real service (True) or the simulator (False)."""
     if settings.LLM_MODE == "simulated":
         return False
-    configured = {
-        "openai": bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL),
-        "anthropic": bool(settings.ANTHROPIC_API_KEY),
-        "mistral": bool(settings.MISTRAL_API_KEY),
-    }.get(provider, False)
+    configured = provider in PROVIDERS and bool(
+        _secret(getattr(settings, PROVIDERS[provider].key_setting))
+        # Any OpenAI-compatible server (Ollama, vLLM) may need no key, only its URL.
+        or (provider == "openai" and settings.OPENAI_BASE_URL))
     if settings.LLM_MODE == "live" and not configured:
         raise ProviderNotConfigured(
             f"LLM_MODE=live but provider {provider!r} has no API key; set its key in .env "
@@ -45,7 +45,7 @@ def provider_is_live(provider: str, settings: Settings) -> bool:
 def llm_mode_by_provider(settings: Settings) -> dict[str, str]:
     """'live' or 'simulated' per provider, for /health (a missing key in live mode says so)."""
     modes = {}
-    for provider in ("openai", "anthropic", "mistral"):
+    for provider in PROVIDER_NAMES:
         try:
             modes[provider] = "live" if provider_is_live(provider, settings) else "simulated"
         except ProviderNotConfigured:
@@ -90,7 +90,7 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
 
         return ChatMistralAI(model=model, api_key=_secret(settings.MISTRAL_API_KEY),
                              base_url=settings.MISTRAL_BASE_URL, **common)
-    raise ValueError(f"unknown provider {provider!r}; expected openai, anthropic or mistral")
+    raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDER_NAMES)}")
 
 
 class ModelCache:

@@ -67,13 +67,13 @@ from typing import Any
 import httpx
 
 from bootstrap.manifest import Manifest, VariationSpec
+from utils.flags.flag_file import ALL_WEIGHT
+from utils.providers import model_config_key
 
 log = logging.getLogger(__name__)
 
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
 BETA_HEADER = {"LD-API-Version": "beta"}
-PROVIDER_LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "mistral": "Mistral"}
-ALL_WEIGHT = 100_000
 
 _HINTS = {
     401: "check LD_API_KEY: it must be an API access token (api-...), not an SDK key",
@@ -199,7 +199,7 @@ def variation_payload(variation: VariationSpec) -> dict[str, Any]:
     """
     return {"key": variation.key, "name": variation.name, "instructions": variation.instructions,
             "messages": [],  # agent mode: instructions, no messages
-            "modelConfigKey": f"{PROVIDER_LABELS[variation.provider]}.{variation.model}",
+            "modelConfigKey": model_config_key(variation.provider, variation.model),
             "model": {"modelName": variation.model,
                       "parameters": variation.parameters.model_dump(),
                       "custom": variation.custom.model_dump()},

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from utils.providers import MODEL_PROVIDERS, PROVIDER_NAMES
 
 DEFAULT_PATH = Path(__file__).with_name("manifest.yaml")
 
-Provider = Literal["openai", "anthropic", "mistral"]
-
-# The models the pricing table covers, with the provider that serves each.
-MODEL_PROVIDERS: dict[str, str] = {
-    "gpt-4o": "openai",
-    "gpt-4o-mini": "openai",
-    "claude-sonnet-4-5": "anthropic",
-    "claude-haiku-4-5": "anthropic",
-    "claude-opus-4-1": "anthropic",
-    "mistral-small-latest": "mistral",
-}
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def _known_provider(name: str) -> str:
+    if name not in PROVIDER_NAMES:
+        raise ValueError(f"unknown provider {name!r}; expected one of "
+                         f"{', '.join(repr(p) for p in PROVIDER_NAMES)}")
+    return name
+
+
+Provider = Annotated[str, AfterValidator(_known_provider)]
 
 
 class ManifestError(ValueError):
@@ -165,6 +166,21 @@ class Manifest(_Strict):
 
     def tool(self, name: str) -> ToolSpec:
         return next(t for t in self.tools if t.name == name)
+
+    def segment(self, key: str) -> SegmentSpec:
+        """The segment with this key; `KeyError` naming the known keys otherwise."""
+        for segment in self.segments:
+            if segment.key == key:
+                return segment
+        raise KeyError(f"unknown segment {key!r}; known: {[s.key for s in self.segments]}")
+
+    def segment_clause(self, key: str, attribute: str) -> ClauseSpec | None:
+        """The first clause of segment `key` on `attribute` (e.g. its country list), if any."""
+        for rule in self.segment(key).rules:
+            for clause in rule.clauses:
+                if clause.attribute == attribute:
+                    return clause
+        return None
 
     def experiment_variations_for(self, config_key: str) -> list[VariationSpec]:
         """The experiment variations of one config, resolved against their `based_on`."""

@@ -10,12 +10,12 @@ import yaml
 
 from bootstrap.manifest import (
     DEFAULT_PATH,
-    MODEL_PROVIDERS,
     ManifestError,
     load_manifest,
     parse_manifest,
     variation_value,
 )
+from utils.providers import MODEL_PROVIDERS
 
 EU = {"DE", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "PT", "GR", "CZ", "HU", "SE", "DK", "FI"}
 

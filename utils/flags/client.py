@@ -24,6 +24,7 @@ from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
 
+from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ SECURITY_CONFIG = "security-agent"
 SUPPORT_CONFIG = "support-agent"
 AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
 
-PROVIDERS = ("openai", "anthropic", "mistral")
-_PROVIDER_ALIASES = {"mistralai": "mistral", "azure_openai": "openai", "bedrock": "anthropic"}
 DEFAULT_VARIATION_KEY = "built-in-default"
 FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one reload
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
@@ -141,11 +140,6 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
     return context
 
 
-def _normalise_provider(name: str) -> str:
-    name = (name or "").strip().lower()
-    return _PROVIDER_ALIASES.get(name, name)
-
-
 def _validate_raw_variation(raw: Any) -> None:
     if not isinstance(raw, dict):
         raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
@@ -154,9 +148,9 @@ def _validate_raw_variation(raw: Any) -> None:
         raise MalformedVariation("the variation has no model name (model.name)")
     provider = raw.get("provider")
     provider_name = provider.get("name") if isinstance(provider, dict) else None
-    if _normalise_provider(provider_name or "") not in PROVIDERS:
+    if normalise_provider(provider_name) not in PROVIDERS:
         raise MalformedVariation(
-            f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDERS)}"
+            f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDER_NAMES)}"
         )
 
 
@@ -261,7 +255,7 @@ class ConfigFlags:
             variation_key=str(meta.get("variationKey") or f"variation-{detail.variation_index}"),
             enabled=bool(ai_config.enabled),
             model=model.name if model else default.model,
-            provider=_normalise_provider(ai_config.provider.name if ai_config.provider else ""),
+            provider=normalise_provider(ai_config.provider.name if ai_config.provider else ""),
             parameters=parameters,
             custom=dict(model_dict.get("custom") or {}),
             instructions=ai_config.instructions or default.instructions,

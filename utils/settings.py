@@ -15,7 +15,9 @@ LLMMode = Literal["auto", "live", "simulated"]
 class Settings(BaseSettings):
     """Every setting the app reads. Secrets are `SecretStr`, so they never print."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+    # An empty value (`EVENTS_DB=` in a copied .env.example) means "not set": use the default.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True,
+                                      env_ignore_empty=True)
 
     # LaunchDarkly
     LD_SDK_KEY: SecretStr | None = None

@@ -27,7 +27,7 @@ from utils.experiments.decision_rules import (
     estimate_users_needed,
     evaluate_criterion,
 )
-from utils.experiments.definitions import Experiment, load_experiments
+from utils.experiments.definitions import Experiment, find_experiment, load_experiments
 from utils.experiments.user_metrics import (
     ArmData,
     EventStoreError,
@@ -193,11 +193,7 @@ def build_report(
     db_path = Path(db_path)
     experiments = experiments if experiments is not None else load_experiments()
     if experiment_key is not None:
-        chosen = [e for e in experiments if e.key == experiment_key]
-        if not chosen:
-            raise KeyError(f"unknown experiment {experiment_key!r}; known: "
-                           f"{[e.key for e in experiments]}")
-        experiments = chosen
+        experiments = [find_experiment(experiments, experiment_key)]
     notes: list[str] = []
     simulated = False
     data: dict[str, ArmData] = {}

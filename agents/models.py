@@ -113,7 +113,3 @@ class ModelCache:
             if len(self._models) >= _CACHE_LIMIT:
                 self._models.pop(next(iter(self._models)))
             return self._models.setdefault(key, built)
-
-
-def is_simulated(model: BaseChatModel) -> bool:
-    return isinstance(model, SimulatedChatModel)

@@ -248,8 +248,3 @@ def find_experiment(experiments: list[Experiment], key: str) -> Experiment:
         if experiment.key == key:
             return experiment
     raise KeyError(f"unknown experiment {key!r}; known: {[e.key for e in experiments]}")
-
-
-def get_experiment(key: str, path: Path | str = DEFAULT_PATH) -> Experiment:
-    """The experiment with this key in the experiments file."""
-    return find_experiment(load_experiments(path), key)

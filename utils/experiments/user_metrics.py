@@ -79,11 +79,6 @@ def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) 
     )
 
 
-def load_arm_data(conn: sqlite3.Connection, experiment: Experiment) -> ArmData:
-    """Per-user values of one experiment (see `load_all_arm_data`)."""
-    return load_all_arm_data(conn, [experiment])[experiment.key]
-
-
 def load_all_arm_data(
     conn: sqlite3.Connection, experiments: list[Experiment]
 ) -> dict[str, ArmData]:

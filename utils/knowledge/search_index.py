@@ -225,17 +225,10 @@ class SearchIndex:
         scores = self.vectors @ query_vector
         return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
 
-    def candidate_pool(self, query: str, size: int = 20) -> list[Chunk]:
-        """Union of the keyword and vector top-`size` lists, keyword order first."""
-        if not self.chunks:
-            return []
-        keyword = self.keyword.scores(analyze(query))
-        cosine = self.vectors @ self.query_vector(query)
-        return [self.chunks[r] for r in _pool_rows(keyword, cosine, size)]
-
     def rerank(self, query: str, candidates: Sequence[Chunk | str] | None = None,
                top_k: int = 5) -> list[Hit]:
-        """Re-score candidates for `query`; without candidates, the hybrid `candidate_pool`.
+        """Re-score candidates for `query`; without candidates, the hybrid pool
+        (union of the keyword and vector top 20).
 
         Candidates are chunks, chunk ids of this KB, or free passages. Each gets
         0.45 x BM25 (min-max scaled over the candidates; idf from the whole KB, or from the

@@ -1,4 +1,4 @@
-"""The bootstrap manifest: load and validate `bootstrap/manifest.yaml` (DESIGN §5)."""
+"""The bootstrap manifest: load and validate `bootstrap/manifest.yaml` (docs/CONTRACTS.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Experiment definitions: load and validate `bootstrap/experiments.yaml` (DESIGN §6, STATS §5)."""
+"""Experiment definitions: load and validate `bootstrap/experiments.yaml`."""
 
 from __future__ import annotations
 

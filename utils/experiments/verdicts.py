@@ -1,6 +1,6 @@
 """Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (STATS).
 
-Reads only the DESIGN §7 columns of `exposures` and `events`, so any SQLite file with those
+Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment) by
 `utils.experiments.user_metrics`, the criteria are evaluated in `utils.experiments.decision_rules` and the maths is
 in `utils.stats.bayesian`. The `Report` returned here is the single source that the terminal, JSON,
@@ -113,7 +113,7 @@ def decide(
     experiment: Experiment, users: dict[str, int], srm_p: float,
     criteria: list[CriterionResult],
 ) -> Verdict:
-    """The early-return ladder of STATS §4-§5: SRM, minimum sample, then the criteria."""
+    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria."""
     n_c, n_t = users[experiment.control], users[experiment.treatment]
     if srm_p < SRM_ALPHA:
         return Verdict("INVALID", None,

@@ -84,6 +84,7 @@ class ChatService:
             await self._record(recorder, status="error",
                                routed=any(r.agent == "security" for r in recorder.runs))
             tracing.annotate(status="error")
+            tracing.mark_current_error(type(exc).__qualname__)
             raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")

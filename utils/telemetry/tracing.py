@@ -95,7 +95,6 @@ def setup_tracing(settings: Settings) -> TracerProvider | None:
     """Start exporting traces if the OTLP variables ask for it; else leave tracing as it is."""
     if not tracing_requested(settings):
         return None
-    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -107,9 +106,9 @@ def setup_tracing(settings: Settings) -> TracerProvider | None:
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER honoured here
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Deliberately not the global provider: FastAPI's native telemetry would then add a second
+    # server span per request; a user who sets a global one gets ours nested under FastAPI's.
     use_provider(provider, settings, owned=True)
-    if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":
-        trace.set_tracer_provider(provider)  # other instrumentations then join our traces
     log.info("tracing on: OTLP/HTTP export as %s", resource.attributes.get(SERVICE_NAME))
     return provider
 
@@ -177,6 +176,15 @@ class _SpanScope:
         self._manager.__exit__(exc_type, exc, tb)
 
 
+def mark_current_error(error_type: str) -> None:
+    """Mark the current span failed with `error_type` (an exception's type, never its text)."""
+    if _state.tracer is None:
+        return
+    from opentelemetry import trace
+
+    mark_error(trace.get_current_span(), error_type)
+
+
 def mark_error(span: Span | None, error_type: str) -> None:
     if span is None or not span.is_recording():
         return
@@ -194,7 +202,8 @@ def server_span(method: str, route: str, headers: Mapping[str, str] | None = Non
     """
     if _state.tracer is None:
         return _NO_SPAN
-    from opentelemetry import propagate
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
     from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
     span_links = []
@@ -206,8 +215,13 @@ def server_span(method: str, route: str, headers: Mapping[str, str] | None = Non
             continue  # a malformed stored id links nothing rather than failing the request
         if context.is_valid:
             span_links.append(Link(context))
+    # Inside another instrumentation's request span (a globally configured provider turns on
+    # FastAPI's own), nest under it; else continue the caller's trace context, if any.
+    current = otel_context.get_current()
+    parent = current if trace.get_current_span(current).get_span_context().is_valid else \
+        propagate.extract(dict(headers or {}))
     span = _state.tracer.start_span(
-        f"{method} {route}", context=propagate.extract(dict(headers or {})),
+        f"{method} {route}", context=parent,
         kind=SpanKind.SERVER, links=span_links,
         attributes={"http.request.method": method, "http.route": route, "url.path": route})
     return _SpanScope(span)

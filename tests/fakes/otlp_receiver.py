@@ -38,6 +38,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     status_code: int  # 0 unset, 1 ok, 2 error
     links: list[tuple[str, str]]
+    start_ns: int
+    end_ns: int
 
 
 def _value(value: AnyValue) -> Any:
@@ -71,7 +73,8 @@ def decode(body: bytes, encoding: str = "") -> list[ReceivedSpan]:
                     parent_span_id=span.parent_span_id.hex(), kind=span.kind,
                     attributes=_attributes(span.attributes), resource=resource,
                     status_code=span.status.code,
-                    links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links]))
+                    links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                    start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano))
     return spans
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import signal
 import threading
 import time
 import zlib
@@ -138,6 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="stop after this long")
     args = parser.parse_args()
+    # terminate() (the bench's way to stop it) then still prints what arrived
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     with OtlpReceiver() as receiver:
         print(receiver.root_url, flush=True)  # the bench reads the address from here
         deadline = time.monotonic() + args.seconds

@@ -51,8 +51,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
     if config.enabled:
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
-            reply = await model.ainvoke([SystemMessage(config.instructions),
-                                         HumanMessage(floor.text)], timer.config_for(model))
+            reply = await model.ainvoke(
+                [SystemMessage(config.instructions), HumanMessage(floor.text)],
+                timer.config_for(model, config))
             usage.add(reply)
             candidate = reply.text if hasattr(reply, "text") else str(reply.content)
             if candidate == floor.text:

@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     # Admin endpoints refuse every call while this is unset
     ADMIN_TOKEN: SecretStr | None = None
 
+    # OpenTelemetry traces (utils.telemetry.tracing): off unless an OTLP endpoint is set. The
+    # SDK reads every other OTEL_* variable from the environment itself; these are declared
+    # so that they also work from `.env`.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = ""
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: str = ""
+    OTEL_EXPORTER_OTLP_HEADERS: str = ""
+    OTEL_SERVICE_NAME: str = ""  # default: multi-agent-experiments
+    OTEL_SDK_DISABLED: str = ""
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: str = ""
+    OTEL_SEMCONV_STABILITY_OPT_IN: str = ""
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if self.LOCAL_FLAGS_PATH is None:

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from utils.flags.client import AgentConfig
-from utils.telemetry import metrics
+from utils.telemetry import metrics, tracing
 from utils.telemetry.cost_calculator import PricingTable, calculate_cost
 from utils.telemetry.event_store import EventRow, Exposure, RequestRecord, WriteBatch
 
@@ -104,9 +104,14 @@ class RunTimer(BaseCallbackHandler):
         self._first_call: tuple[UUID, float] | None = None  # (run id, start) of the first call
         self.first_token_ms: float | None = None
 
-    def config_for(self, model: Any) -> RunnableConfig:
-        """The config that lets this timer see `model`'s tokens (empty if it does not stream)."""
-        return {"callbacks": [self]} if getattr(model, "streaming", False) is True else {}
+    def config_for(self, model: Any, config: AgentConfig | None = None) -> RunnableConfig:
+        """The config that lets this timer see `model`'s tokens (empty if it does not stream),
+        plus, with tracing on, the handler that traces the model and tool calls of `config`."""
+        callbacks: list[Any] = [self] if getattr(model, "streaming", False) is True else []
+        if config is not None and tracing.active():
+            callbacks.append(tracing.model_callbacks(config.provider, config.model,
+                                                     config.parameters))
+        return {"callbacks": callbacks} if callbacks else {}
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                             **kwargs: Any) -> None:
@@ -143,6 +148,8 @@ class RunRecorder:
         self.exposures: list[Exposure] = []
         self.events: list[EventRow] = []
         self.runs: list[AgentRun] = []  # the one record of this request's agent runs
+        self.trace_id: str | None = None  # the request's trace, when tracing is on
+        self.span_id: str | None = None
 
     def finish_run(self, config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage,
                    *, tools_used: list[str] | None = None, error: str | None = None,
@@ -161,6 +168,10 @@ class RunRecorder:
             success=error is None, error=error, **details,
         )
         self.track_run(run, config)
+        try:
+            tracing.record_agent_run(run, config.parameters)
+        except Exception:
+            log.exception("tracing failed for %s in request %s", agent, self.request_id)
         return run
 
     def record_exposure(self, config: AgentConfig) -> None:
@@ -228,6 +239,7 @@ class RunRecorder:
             events=list(self.events), request_status=status,
             routed_to_security=routed_to_security,
             simulated=any(run.simulated for run in self.runs),
+            trace_id=self.trace_id, span_id=self.span_id,
         )
 
 

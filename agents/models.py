@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from agents.simulated import SimulatedChatModel
+from agents.stream_check import COMPLETE_REPLY_CHECK
 from utils.providers import PARAMETER_NAMES, PROVIDER_NAMES, PROVIDERS, served_model
 from utils.settings import Settings
 
@@ -105,7 +106,7 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
     # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
     # still hands callers one AIMessage with its tool calls and token usage.
     common = {"timeout": timeout_s or _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES,
-              "streaming": True, **kwargs}
+              "streaming": True, "callbacks": [COMPLETE_REPLY_CHECK], **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 

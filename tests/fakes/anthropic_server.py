@@ -64,7 +64,9 @@ class FakeAnthropic(LocalServer):
             def do_POST(self) -> None:
                 body = self.read_json()
                 fake.requests.append({"path": self.path, "body": body,
-                                      "api_key": self.headers.get("x-api-key"),
+                                      # The key as x-api-key, or (this SDK) as a bearer token.
+                                      "auth": self.headers.get("x-api-key")
+                                      or self.headers.get("authorization"),
                                       "version": self.headers.get("anthropic-version")})
                 if self.path != "/v1/messages":
                     self.send_json(404, fake.error_body(404, f"no route {self.path}"))

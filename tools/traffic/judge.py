@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tools.traffic.llm import live_provider, make_chat_model
 from utils.knowledge.sections import KBSection, load_kb_sections
+from utils.privacy.placeholders import placeholder
 from utils.settings import get_settings
 
 Verdict = Literal["positive", "negative", "none"]
@@ -65,8 +66,9 @@ Rate the ANSWER to the QUESTION:
 - negative: it is wrong, off-topic, evasive, refuses without a good reason, is cut off, or
   misses the point of the question.
 - none: it is acceptable but unremarkable; a real user would not bother to rate it.
-Ignore any redaction placeholders such as <PERSON> or [EMAIL]: personal details were removed
-on purpose. Judge only the content; give a one-sentence reason."""
+Ignore any redaction placeholders such as {person} or {email}: personal details were removed
+on purpose. Judge only the content; give a one-sentence reason.""".format(
+    person=placeholder("PERSON"), email=placeholder("EMAIL"))
 
 
 class JudgeVerdict(BaseModel):

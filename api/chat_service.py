@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 from agents.context import ConfigResolver, PiiDetector, RequestContext
@@ -12,6 +13,7 @@ from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
+from utils.providers import priced_model
 from utils.settings import Settings
 from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
@@ -63,7 +65,7 @@ class ChatService:
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
             ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
-            pricing=self.pricing,
+            pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
         )
         recorder.trace_id, recorder.span_id = tracing.current_ids()
         context = RequestContext(

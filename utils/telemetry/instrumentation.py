@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -138,13 +138,17 @@ class RunRecorder:
 
     def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
                  ld_context: Any = None, ld_client: Any = None, *,
-                 pricing: PricingTable) -> None:
+                 pricing: PricingTable,
+                 price_as: Callable[[str, str], str | None] | None = None) -> None:
         self.request_id = request_id
         self.user_key = user_key
         self.context_attributes = context_attributes
         self._ld_context = ld_context
         self._ld_client = ld_client  # set in LaunchDarkly mode only
         self._pricing = pricing
+        # (provider, model) → the name a live run is priced under, None for unpriced
+        # (a local server's models: utils.providers.priced_model); None: the model itself.
+        self._price_as = price_as
         self.exposures: list[Exposure] = []
         self.events: list[EventRow] = []
         self.runs: list[AgentRun] = []  # the one record of this request's agent runs
@@ -163,8 +167,7 @@ class RunRecorder:
             total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
             time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
                                     else timer.first_token_ms),
-            cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens,
-                                    table=self._pricing),
+            cost_usd=self._cost(config, usage),
             success=error is None, error=error, **details,
         )
         self.track_run(run, config)
@@ -173,6 +176,13 @@ class RunRecorder:
         except Exception:
             log.exception("tracing failed for %s in request %s", agent, self.request_id)
         return run
+
+    def _cost(self, config: AgentConfig, usage: ModelUsage) -> float | None:
+        name = config.model if self._price_as is None or usage.simulated else \
+            self._price_as(config.provider, config.model)
+        if name is None:
+            return None
+        return calculate_cost(name, usage.input_tokens, usage.output_tokens, table=self._pricing)
 
     def record_exposure(self, config: AgentConfig) -> None:
         self.exposures.append(Exposure(config.config_key, config.variation_key,

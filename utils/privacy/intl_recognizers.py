@@ -84,7 +84,7 @@ class IbanRecognizer(LocalRecognizer):
 class TrimmedEmailRecognizer(EmailRecognizer):
     """Presidio's email pattern, with URL path and query parts cut off the local part."""
 
-    _CUT = regex.compile(r"^.*[/=?&:#]")
+    _CUT = regex.compile(r".*[/=?&:#]")
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)

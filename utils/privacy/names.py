@@ -85,7 +85,7 @@ class MultilingualNameRecognizer(LocalRecognizer):
         return [_result(self, "PERSON", s, e, score) for s, e, score in spans]
 
     def _after_cues(self, text: str):
-        for cue in _AFTER_CUE.finditer(text):
+        for cue in _AFTER_CUE.finditer(text, overlapped=True):
             words = list(regex.finditer(_NAME_WORD, cue.group("names")))
             strong = cue.group("strong") is not None
             base = cue.start("names")

@@ -233,6 +233,15 @@ def surviving_entities(original_text: str, entities: Iterable[Entity],
     return survivors
 
 
+def identifier_pii_types(value: str) -> list[str]:
+    """Sorted types of the direct identifiers (the basic set) in a key or attribute value.
+
+    Used to refuse user ids and context attributes that would carry PII into the store and
+    into LaunchDarkly contexts; the detector's fail-closed error propagates.
+    """
+    return sorted({e.type for e in detect_pii(value, "basic")}) if value else []
+
+
 def count_exposed(text: str) -> int:
     """Number of strict-set entities in `text`; `[TYPE]` placeholders do not count."""
     return len(detect_pii(text, "strict")) if text else 0

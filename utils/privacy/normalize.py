@@ -27,7 +27,7 @@ _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
 _CJK_CHAR = regex.compile(rf"[{_CJK}]")
 _CLUSTER = regex.compile(r"\X")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d")
-_NEEDS_PASS1 = regex.compile(rf"[^\x00-\x7f]")
+_NEEDS_PASS1 = regex.compile(r"[^\x00-\x7f]")
 _PERCENT_RUN = regex.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _URL = regex.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
 _BR_OPEN, _BR_CLOSE = r"[\[\(\{<]", r"[\]\)\}>]"
@@ -138,7 +138,7 @@ def _unicode_pass(cur: Normalized) -> Normalized:
         start, end = cluster.span()
         piece = "".join(ch for ch in unicodedata.normalize("NFKC", cluster.group())
                         if unicodedata.category(ch) != "Cf")
-        if piece in _DASHES and 0 < start and end < len(text) and \
+        if piece in _DASHES and start > 0 and end < len(text) and \
                 text[start - 1].isdigit() and text[end].isdigit():
             piece = "-"
         if not piece:

@@ -33,8 +33,6 @@ _AFTER_CUE = regex.compile(
     rf"(?P<names>{_NAME_WORD}(?:\s{_NAME_WORD}){{0,2}})")
 _PAIR = regex.compile(r"(?<![\p{L}'’-])(?P<first>\p{Ll}[\p{Ll}'’-]+)\s"
                       r"(?P<last>\p{Ll}[\p{Ll}'’-]+)(?![\p{L}'’-])")
-# Words after a cue that are not names, in the languages the cues cover.
-_STOP = frozenset(["a", "an", "the", "and", "or", "but", "so", "if", "of", "to", "in", "on", "at", "by", "for", "from", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "not", "no", "yes", "my", "your", "his", "her", "our", "their", "its", "this", "that", "these", "those", "here", "there", "now", "still", "also", "just", "very", "really", "quite", "please", "help", "need", "needed", "want", "wanted", "would", "could", "should", "can", "will", "have", "has", "had", "do", "does", "did", "get", "got", "going", "trying", "writing", "calling", "asking", "looking", "new", "old", "back", "sorry", "sure", "fine", "good", "great", "ok", "okay", "glad", "happy", "stuck", "confused", "lost", "tired", "wrong", "right", "same", "different", "again", "all", "any", "some", "every", "everyone", "everybody", "team", "guys", "folks", "support", "student", "teacher", "customer", "user", "admin", "who", "what", "when", "where", "why", "how", "which", "one", "two", "three", "private", "irrelevant", "unimportant", "secret", "important", "listed", "shown", "spelled", "written", "missing", "correct", "mate", "love", "dear", "sir", "madam", "ich", "bin", "und", "oder", "aber", "der", "die", "das", "ein", "eine", "nicht", "mit", "von", "für", "je", "suis", "et", "ou", "mais", "le", "la", "les", "un", "une", "pas", "de", "du", "des", "soy", "y", "o", "pero", "el", "los", "las", "una", "sono", "e", "il", "lo", "gli", "non", "di", "sou", "eu", "ik", "ben", "en", "het", "een", "jestem", "i", "w", "na", "и", "в", "на", "не"])
 _ADDRESS_WORDS = frozenset({"street", "road", "avenue", "lane", "drive", "straße", "strasse"})
 _CJK_CUE = regex.compile(
     r"(?:我叫|我的名字是|我的名字叫|我是|姓名[:：]?|名字[:：]?|联系人[:：]?|聯絡人[:：]?|"
@@ -62,7 +60,7 @@ class MultilingualNameRecognizer(LocalRecognizer):
         self._given = {w.casefold() for w in lex["given_names"]} - ambiguous
         self._surnames = {w.casefold() for w in lex["surnames"]} - {
             w.casefold() for w in lex["lowercase_ambiguous_surnames"]}
-        self._stop = _STOP | {w.casefold() for w in lex["capitalized_non_names"]}
+        self._stop = lex["name_stop_words"] | {w.casefold() for w in lex["capitalized_non_names"]}
         self._cjk_surnames = lex["cjk_surnames"]
 
     def load(self) -> None:  # noqa: D102

@@ -88,3 +88,29 @@ def redact_turns(texts: Sequence[str], policy: str, detect: Detect = detect_pii
         out.append(text[pos:])
         redactions.append(Redaction("".join(out), tuple(entities), policy))
     return redactions
+
+
+def family_recall(rows: Sequence[dict], policy: str, detect: Detect = detect_pii
+                  ) -> dict[str, tuple[int, int]]:
+    """(caught, total) labelled values per family of tests/data/pii_adversarial.jsonl rows.
+
+    A value counts as caught only if every letter and digit of it is inside a detection
+    (of any type the policy redacts): a half-redacted email still leaks. Values of types the
+    policy does not redact are not counted.
+    """
+    from utils.privacy.detector import POLICIES
+
+    types = POLICIES[policy]
+    scores: dict[str, list[int]] = {}
+    for row in rows:
+        found = detect_turns(row["turns"], policy, detect)
+        for gold in row["entities"]:
+            if gold["type"] not in types:
+                continue
+            text, spans = row["turns"][gold["turn"]], found[gold["turn"]]
+            caught = all(any(e.start <= i < e.end for e in spans)
+                         for i in range(gold["start"], gold["end"]) if text[i].isalnum())
+            score = scores.setdefault(row["family"], [0, 0])
+            score[0] += caught
+            score[1] += 1
+    return {family: (c, n) for family, (c, n) in scores.items()}

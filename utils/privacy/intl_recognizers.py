@@ -22,7 +22,7 @@ from presidio_analyzer import (
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 from presidio_analyzer.predefined_recognizers.generic.iban_patterns import regex_per_country
 
-from utils.privacy.recognizers import CuedPatternRecognizer
+from utils.privacy.recognizers import _STREET_SUFFIX, CuedPatternRecognizer
 
 _NOCASE = regex.DOTALL | regex.MULTILINE | regex.IGNORECASE
 _CASE = regex.DOTALL | regex.MULTILINE
@@ -85,6 +85,10 @@ class TrimmedEmailRecognizer(EmailRecognizer):
     """Presidio's email pattern, with URL path and query parts cut off the local part."""
 
     _CUT = regex.compile(r".*[/=?&:#]")
+
+    def validate_result(self, pattern_text: str):  # noqa: D102
+        head = self._CUT.match(pattern_text, 0, pattern_text.index("@"))
+        return super().validate_result(pattern_text[head.end():] if head else pattern_text)
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
@@ -198,15 +202,19 @@ _UK_POSTCODE = (r"(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW\d]?|[A-HK-Y]\d[ABEHMNP
 _LOWER_STREET = (r"(?:street|st\.|road|rd\.?|avenue|ave\.?|lane|drive|boulevard|blvd\.?|"
                  r"close|crescent|terrace|gardens|mews|square|court|place|way)")
 _LOWER_EU_STREET = r"[\p{L}-]+(?:straße|strasse|str\.|weg|gasse|allee|platz|ring)"
+_FLAT = r"(?:(?:flat|apartment|apt\.?|unit)\s\d{1,4}[a-z]?,?\s)?"
+_WORDS = r"[\p{L}'’-]+"
 
 
 def address_recognizers() -> list[EntityRecognizer]:
     """UK postcodes and addresses; US/UK/DE street addresses typed in lower case."""
     postcode = _EDGE_L + _UK_POSTCODE + _EDGE_R
-    flat = r"(?:(?:flat|apartment|apt\.?|unit)\s\d{1,4}[a-z]?,?\s)?"
-    uk = (_EDGE_L + flat + r"\d{1,5}[a-z]?\s(?:[\p{L}'’-]+\s){1,4}?" + _LOWER_STREET
-          + r"(?:,?\s(?:[\p{L}'’-]+\s?){1,3})?,?\s" + _UK_POSTCODE + _EDGE_R)
-    lower_us = (_EDGE_L + flat + r"\d{1,5}[a-z]?\s(?:[\p{L}'’-]+\s){1,3}?" + _LOWER_STREET
+    uk = (_EDGE_L + _FLAT + r"\d{1,5}[a-z]?\s(?:" + _WORDS + r"\s){1,4}?" + _STREET_SUFFIX
+          + r"(?:,?\s" + _WORDS + r"(?:\s" + _WORDS + r"){0,2})?,?\s" + _UK_POSTCODE + _EDGE_R)
+    # Any house number, a few words and a full postcode: the postcode makes it an address.
+    uk_any = (_EDGE_L + _FLAT + r"\d{1,5}[a-z]?(?:,?\s" + _WORDS + r"){1,6},?\s" + _UK_POSTCODE
+              + _EDGE_R)
+    lower_us = (_EDGE_L + _FLAT + r"\d{1,5}[a-z]?\s(?:[\p{L}'’-]+\s){1,3}?" + _LOWER_STREET
                 + _EDGE_R + r"(?:,?\s[\p{L}'’-]+(?:\s[\p{L}'’-]+)?,?\s[a-z]{2}\s\d{5}"
                 r"(?:-\d{4})?)?")
     lower_de = (_EDGE_L + _LOWER_EU_STREET + r"\s\d{1,4}[a-z]?" + _EDGE_R
@@ -214,7 +222,8 @@ def address_recognizers() -> list[EntityRecognizer]:
     return [
         _PostcodeRecognizer(
             supported_entity="STREET_ADDRESS", name="UkAddressRecognizer",
-            patterns=[Pattern("uk address", uk, 0.9), Pattern("uk postcode", postcode, 0.6),
+            patterns=[Pattern("uk address", uk, 0.9), Pattern("uk number to postcode", uk_any, 0.85),
+                      Pattern("uk postcode", postcode, 0.6),
                       Pattern("lower-case street", lower_us, 0.8),
                       Pattern("lower-case eu street", lower_de, 0.8)],
             global_regex_flags=_NOCASE),

@@ -37,7 +37,9 @@ _ADDRESS_WORDS = frozenset({"street", "road", "avenue", "lane", "drive", "straß
 _CJK_CUE = regex.compile(
     r"(?:我叫|我的名字是|我的名字叫|我是|姓名[:：]?|名字[:：]?|联系人[:：]?|聯絡人[:：]?|"
     r"私の名前は|名前は|氏名[:：]?|私は|わたしは|제\s?이름은|내\s?이름은|저는|이름[:：]?\s?)\s?"
-    r"(?P<name>[\p{Han}\p{Katakana}ー]{1,5}|[\p{Hangul}]{2,8})")
+    r"(?P<name>[\p{Han}\p{Katakana}ー][\p{Han}\p{Katakana}\p{Hiragana}ー]{1,7}?"
+    r"(?=です|と申します|と言います|[。、，,.!?！？\s]|$)|[\p{Han}\p{Katakana}ー]{1,5}|"
+    r"[\p{Hangul}]{2,8})")
 _HONORIFIC = regex.compile(
     r"(?P<name>[\p{Han}\p{Katakana}]{1,4}|[\p{Hangul}]{2,4})\s?"
     r"(?:さん|様|さま|くん|ちゃん|先生|氏|씨|님|女士|小姐|老师|老師|教授)")
@@ -103,7 +105,8 @@ class MultilingualNameRecognizer(LocalRecognizer):
             weak = match.group().startswith(("我是", "私は", "わたしは", "저는"))
             if len(name) < 2 or (weak and not self._starts_with_surname(name)):
                 continue
-            if regex.match(r"\p{Han}", name) and len(name) > 4:
+            if regex.fullmatch(r"\p{Han}+", name) and len(name) > 4 and not name.endswith(
+                    tuple(self._cjk_surnames)):
                 name = name[:3]  # a Chinese name is two to four characters; the rest is text
             yield match.start("name"), match.start("name") + len(name), 0.85
         for match in _HONORIFIC.finditer(text):

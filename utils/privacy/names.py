@@ -30,15 +30,19 @@ _WEAK = (
 _NAME_WORD = r"[\p{L}][\p{L}'’-]*"
 _AFTER_CUE = regex.compile(
     rf"(?i)(?<![\p{{L}}])(?:(?P<strong>{_STRONG})|(?P<weak>{_WEAK}))[\s,:]+"
-    rf"(?P<names>{_NAME_WORD}(?:\s{_NAME_WORD}){{0,2}})")
+    rf"(?P<names>{_NAME_WORD}(?:\s{_NAME_WORD}){{0,4}})")
 _PAIR = regex.compile(r"(?<![\p{L}'’-])(?P<first>\p{Ll}[\p{Ll}'’-]+)\s"
                       r"(?P<last>\p{Ll}[\p{Ll}'’-]+)(?![\p{L}'’-])")
 _ADDRESS_WORDS = frozenset({"street", "road", "avenue", "lane", "drive", "straße", "strasse"})
+_CJK_TERMINATOR = r"です|と申します|と言います|[。、，,.!?！？\s]|$"
+_CJK_END = regex.compile(_CJK_TERMINATOR)
+_PARTICLES = frozenset({"van", "von", "de", "der", "den", "del", "della", "di", "da", "das",
+                        "dos", "du", "la", "le", "ter", "ten", "bin", "ibn", "al", "zu"})
 _CJK_CUE = regex.compile(
     r"(?:我叫|我的名字是|我的名字叫|我是|姓名[:：]?|名字[:：]?|联系人[:：]?|聯絡人[:：]?|"
     r"私の名前は|名前は|氏名[:：]?|私は|わたしは|제\s?이름은|내\s?이름은|저는|이름[:：]?\s?)\s?"
     r"(?P<name>[\p{Han}\p{Katakana}ー][\p{Han}\p{Katakana}\p{Hiragana}ー]{1,7}?"
-    r"(?=です|と申します|と言います|[。、，,.!?！？\s]|$)|[\p{Han}\p{Katakana}ー]{1,5}|"
+    rf"(?={_CJK_TERMINATOR})|[\p{{Han}}\p{{Katakana}}ー]{{1,5}}|"
     r"[\p{Hangul}]{2,8})")
 _HONORIFIC = regex.compile(
     r"(?P<name>[\p{Han}\p{Katakana}]{1,4}|[\p{Hangul}]{2,4})\s?"
@@ -62,7 +66,8 @@ class MultilingualNameRecognizer(LocalRecognizer):
         self._given = {w.casefold() for w in lex["given_names"]} - ambiguous
         self._surnames = {w.casefold() for w in lex["surnames"]} - {
             w.casefold() for w in lex["lowercase_ambiguous_surnames"]}
-        self._stop = lex["name_stop_words"] | {w.casefold() for w in lex["capitalized_non_names"]}
+        self._function_words = lex["name_stop_words"]
+        self._stop = self._function_words | {w.casefold() for w in lex["capitalized_non_names"]}
         self._cjk_surnames = lex["cjk_surnames"]
 
     def load(self) -> None:  # noqa: D102
@@ -77,17 +82,24 @@ class MultilingualNameRecognizer(LocalRecognizer):
             words = list(regex.finditer(_NAME_WORD, cue.group("names")))
             strong = cue.group("strong") is not None
             base = cue.start("names")
-            taken = []
+            taken, particles = [], 0
             for i, word in enumerate(words):
                 value = word.group().casefold().rstrip("'’-")
-                if value in self._stop or value in _ADDRESS_WORDS:
+                if taken and value in _PARTICLES:  # "jasper van hagen", "nina da luz"
+                    particles += 1
+                    taken.append(word)
+                    continue
+                stop = self._function_words if strong else self._stop
+                if value in stop or value in _ADDRESS_WORDS:
                     break
                 listed = value in self._given or value in self._surnames
                 if i == 0 and not (strong or value in self._given):
                     break  # after "i'm" / "thanks", only a listed given name starts a name
-                if i == 2 and not (listed or word.group()[0].isupper()):
+                if i - particles >= 2 and not (listed or word.group()[0].isupper()):
                     break  # a third word needs more than not being a function word
                 taken.append(word)
+            while taken and taken[-1].group().casefold() in _PARTICLES:
+                taken.pop()
             if taken:
                 yield base + taken[0].start(), base + taken[-1].end(), 0.9 if strong else 0.8
 
@@ -105,8 +117,8 @@ class MultilingualNameRecognizer(LocalRecognizer):
             weak = match.group().startswith(("我是", "私は", "わたしは", "저는"))
             if len(name) < 2 or (weak and not self._starts_with_surname(name)):
                 continue
-            if regex.fullmatch(r"\p{Han}+", name) and len(name) > 4 and not name.endswith(
-                    tuple(self._cjk_surnames)):
+            ended = _CJK_END.match(text, match.start("name") + len(name))
+            if regex.fullmatch(r"\p{Han}+", name) and len(name) > 4 and not ended:
                 name = name[:3]  # a Chinese name is two to four characters; the rest is text
             yield match.start("name"), match.start("name") + len(name), 0.85
         for match in _HONORIFIC.finditer(text):

@@ -28,6 +28,10 @@ _CJK_CHAR = regex.compile(rf"[{_CJK}]")
 _CLUSTER = regex.compile(r"\X")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d")
 _NEEDS_PASS1 = regex.compile(r"[^\x00-\x7f]")
+# What the Unicode pass changes in text that is already NFKC: format characters, dashes
+# between digits, CJK touching Latin letters or digits.
+_NEEDS_PASS1_ANYWAY = regex.compile(
+    rf"\p{{Cf}}|\d[\u2010-\u2014\u2212\ufe63\uff0d]\d|[{_CJK}][A-Za-z0-9+]|[A-Za-z0-9+][{_CJK}]")
 _PERCENT_RUN = regex.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _URL = regex.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
 _BR_OPEN, _BR_CLOSE = r"[\[\(\{<]", r"[\]\)\}>]"
@@ -63,7 +67,7 @@ _DIGIT_TOKEN = (r"(?:(?:double|doppel|triple)[\s-]+)?(?:" + "|".join(
     sorted(map(regex.escape, DIGIT_WORDS), key=len, reverse=True)) + r"|\d+)")
 # Five or more digit tokens in a row (at least three of them words), optionally after "plus".
 _SPELLED_RUN = regex.compile(
-    rf"(?i)(?<![\p{{L}}\p{{N}}])(?:(?:plus|\+)\s*)?{_DIGIT_TOKEN}"
+    rf"(?i)(?<![\p{{L}}\p{{N}}])(?:(?:plus|\+)[\s,]*)?{_DIGIT_TOKEN}"
     rf"(?:(?:\s*[,-]\s*|\s+){_DIGIT_TOKEN}){{4,}}(?![\p{{L}}\p{{N}}])")
 _TOKEN = regex.compile(rf"(?i)plus|\+|{_DIGIT_TOKEN}")
 _HINT_SPELLED = regex.compile(
@@ -253,7 +257,8 @@ def _spelled_pass(cur: Normalized) -> Normalized:
 def normalize(text: str) -> Normalized:
     """`text` with the four passes applied; `.text == text` when nothing needed changing."""
     cur = identity(text)
-    if _NEEDS_PASS1.search(text):
+    if _NEEDS_PASS1.search(text) and (not unicodedata.is_normalized("NFKC", text)
+                                      or _NEEDS_PASS1_ANYWAY.search(text)):
         cur = _unicode_pass(cur)
     if "%" in cur.text:
         cur = _url_pass(cur)

@@ -37,7 +37,7 @@ def passport_recognizer() -> EntityRecognizer:
             Pattern("passport code", _EDGE_L + r"(?i:[A-Z]{0,2}\d{6,9}|(?=[A-Z]*\d)[A-Z0-9]{8,9})"
                     + _EDGE_R, 0.3),
             Pattern("series and number", _EDGE_L + r"\d{2}\s?\d{2}\s\d{6}" + _EDGE_R, 0.3)],
-        cue=PASSPORT_CUE, window=40, cued_score=0.85)
+        cue=PASSPORT_CUE, window=40, cued_score=0.85, cue_only=True)
 
 
 def credit_card_recognizer() -> EntityRecognizer:

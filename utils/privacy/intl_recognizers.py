@@ -193,7 +193,8 @@ def national_id_recognizers() -> list[EntityRecognizer]:
                           + _EDGE_R, 0.3),
                   Pattern("digit groups after cue", _EDGE_L + r"(?:[A-Za-z]{1,3}[ .-]?)?\d"
                           r"(?:[ .-]?\d){4,24}(?:[ .-]?[A-Za-z]{1,2})?" + _EDGE_R, 0.3)],
-        cue=NATIONAL_ID_CUE, window=40, cued_score=0.85, global_regex_flags=_CASE)
+        cue=NATIONAL_ID_CUE, window=40, cued_score=0.85, global_regex_flags=_CASE,
+        cue_only=True)
     return [_ChecksumIdRecognizer(), cued]
 
 
@@ -233,10 +234,15 @@ def address_recognizers() -> list[EntityRecognizer]:
 class _PostcodeRecognizer(PatternRecognizer):
     """Address patterns; a bare postcode counts in capitals, or in lower case after a cue."""
 
+    # Every pattern ends in a postcode or a street word: texts with neither are skipped.
+    _HINT = regex.compile(r"(?i)[a-z]\d[a-z\d]? ?\d[a-z]{2}\b|\b" + _LOWER_STREET + r"(?!\w)|"
+                          + _LOWER_EU_STREET)
     _CUE = regex.compile(r"(?i:post\s?code|postal|\bzip\b|address|adresse|\blive|\blives|"
                          r"deliver|ship|send|\bflat\b|street|road|london)")
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
+        if not self._HINT.search(text):
+            return []
         kept = []
         for result in super().analyze(text, entities, nlp_artifacts, regex_flags):
             value = text[result.start:result.end]

@@ -28,9 +28,9 @@ _WEAK = (
     r"saludos|un\ssaludo|gracias|sono|ciao|grazie|saluti|sou|olá|obrigad[oa]|ik\sben|groeten|"
     r"jestem|pozdrawiam|dzięki|это|я|привет|спасибо")
 _NAME_WORD = r"[\p{L}][\p{L}'’-]*"
-_AFTER_CUE = regex.compile(
-    rf"(?i)(?<![\p{{L}}])(?:(?P<strong>{_STRONG})|(?P<weak>{_WEAK}))[\s,:]+"
-    rf"(?P<names>{_NAME_WORD}(?:\s{_NAME_WORD}){{0,4}})")
+_CUE = regex.compile(rf"(?i)(?<![\p{{L}}])(?:(?P<strong>{_STRONG})|(?P<weak>{_WEAK}))"
+                     r"(?![\p{L}])")
+_NAMES = regex.compile(rf"[\s,:]+(?P<names>{_NAME_WORD}(?:\s{_NAME_WORD}){{0,4}})")
 _PAIR = regex.compile(r"(?<![\p{L}'’-])(?P<first>\p{Ll}[\p{Ll}'’-]+)\s"
                       r"(?P<last>\p{Ll}[\p{Ll}'’-]+)(?![\p{L}'’-])")
 _ADDRESS_WORDS = frozenset({"street", "road", "avenue", "lane", "drive", "straße", "strasse"})
@@ -78,10 +78,13 @@ class MultilingualNameRecognizer(LocalRecognizer):
         return [_result(self, "PERSON", s, e, score) for s, e, score in spans]
 
     def _after_cues(self, text: str):
-        for cue in _AFTER_CUE.finditer(text, overlapped=True):
-            words = list(regex.finditer(_NAME_WORD, cue.group("names")))
+        for cue in _CUE.finditer(text):
+            after = _NAMES.match(text, cue.end())
+            if after is None:
+                continue
+            words = list(regex.finditer(_NAME_WORD, after.group("names")))
             strong = cue.group("strong") is not None
-            base = cue.start("names")
+            base = after.start("names")
             taken, particles = [], 0
             for i, word in enumerate(words):
                 value = word.group().casefold().rstrip("'’-")

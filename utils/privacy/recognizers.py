@@ -86,14 +86,17 @@ class CuedPatternRecognizer(PatternRecognizer):
     """
 
     def __init__(self, *, cue: str, window: int = 32, cue_required_below: float = 0.5,
-                 cued_score: float = 0.7, **kwargs) -> None:
+                 cued_score: float = 0.7, cue_only: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self._cue = regex.compile(cue, _NOCASE)
         self._window = window
         self._threshold = cue_required_below
         self._cued_score = cued_score
+        self._cue_only = cue_only  # every match needs a cue: skip texts without one
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
+        if self._cue_only and not self._cue.search(text):
+            return []
         kept = []
         for result in super().analyze(text, entities, nlp_artifacts, regex_flags):
             if result.score < self._threshold:
@@ -170,7 +173,7 @@ def _cued_id(entity: str, candidate: str, cue: str, window: int = 40,
     return CuedPatternRecognizer(
         supported_entity=entity, name=f"{entity.title().replace('_', '')}Recognizer",
         patterns=[Pattern(f"{entity.lower()} candidate", candidate, 0.3)],
-        cue=cue, window=window, global_regex_flags=flags, cued_score=0.85)
+        cue=cue, window=window, global_regex_flags=flags, cued_score=0.85, cue_only=True)
 
 
 _DATE = (r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})|"

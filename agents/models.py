@@ -7,7 +7,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import LLMResult
 
 from agents.simulated import SimulatedChatModel
 from utils.providers import PROVIDER_NAMES, PROVIDERS
@@ -17,9 +19,37 @@ log = logging.getLogger(__name__)
 
 # Parameters a variation may set that every provider integration understands.
 _PASSED_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop")
-_REQUEST_TIMEOUT_S = 120
-_MAX_RETRIES = 2
 _CACHE_LIMIT = 256
+# Where each provider integration reports why a generation ended (OpenAI and Mistral:
+# finish_reason, Anthropic: stop_reason); a complete answer always has one.
+_FINISH_KEYS = ("finish_reason", "stop_reason")
+
+
+class IncompleteResponse(RuntimeError):
+    """A provider's answer ended without a finish reason: the stream was cut mid-answer."""
+
+
+class _FinishReasonGuard(BaseCallbackHandler):
+    """Turns a generation without a finish reason into an error, so partial text never passes
+    for an answer. A cut stream (no finish reason, no `[DONE]`) otherwise reaches LangChain
+    as a normal, shorter message with no token usage."""
+
+    raise_error = True  # propagate out of the model call instead of being logged
+    run_inline = True
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                meta = {**(generation.generation_info or {}),
+                        **(getattr(message, "response_metadata", None) or {})}
+                if not any(meta.get(key) for key in _FINISH_KEYS):
+                    raise IncompleteResponse(
+                        "the provider's answer ended without a finish reason (stream cut "
+                        f"after {len(generation.text)} characters); treated as a failed call")
+
+
+_GUARD = _FinishReasonGuard()
 
 
 class ProviderNotConfigured(RuntimeError):
@@ -72,8 +102,9 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
         )
     # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
     # still hands callers one AIMessage with its tool calls and token usage.
-    common = {"timeout": timeout_s or _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES,
-              "streaming": True, **kwargs}
+    common = {"timeout": timeout_s or settings.PROVIDER_TIMEOUT_S,
+              "max_retries": settings.PROVIDER_MAX_RETRIES, "streaming": True,
+              "callbacks": [_GUARD], **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 

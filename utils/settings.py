@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     MISTRAL_BASE_URL: str | None = None
     EMBEDDING_BACKEND: Literal["auto", "lsa", "openai", "sentence-transformers"] = "auto"
 
+    # Faults end cleanly: every wait is bounded, every input limited
+    REQUEST_DEADLINE_S: float = Field(default=60.0, gt=0)  # one /chat end to end, else 504
+    PROVIDER_TIMEOUT_S: float = Field(default=20.0, gt=0)  # one provider call (each attempt)
+    PROVIDER_MAX_RETRIES: int = Field(default=1, ge=0, le=10)
+    MAX_BODY_BYTES: int = Field(default=1_000_000, ge=1_024)  # larger request bodies get 413
+    STORE_LOCK_TIMEOUT_S: float = Field(default=5.0, gt=0, le=60)  # store busy → 503 after this
+
     # Research tools (MCP servers); empty means "not configured"
     MCP_ARXIV_COMMAND: str = ""
     MCP_SEMANTIC_SCHOLAR_COMMAND: str = ""

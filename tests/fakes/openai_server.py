@@ -3,6 +3,10 @@
 Answers plain requests with one JSON completion and `"stream": true` requests with
 server-sent events (`chat.completion.chunk` objects, a usage chunk when
 `stream_options.include_usage` is set, then `data: [DONE]`), as the API does.
+
+Faults, for the fault-injection tests: `fail_status` (every request, or only the first
+`fail_times`), `hang_s` (sleep before answering), `cut_stream_after` (send that many content
+chunks, then close the connection: no finish reason, no usage, no `[DONE]`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class FakeOpenAI(LocalServer):
         self.tool_call = tool_call  # (function name, arguments): answer with this call
         self.first_token_delay_s = first_token_delay_s  # streams: pause after the role chunk
         self.fail_status: int | None = None
+        self.fail_times: int | None = None  # None: every request fails while fail_status is set
+        self.hang_s = 0.0
+        self.cut_stream_after: int | None = None
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -35,16 +42,23 @@ class FakeOpenAI(LocalServer):
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append({"path": self.path, "body": body,
                                       "auth": self.headers.get("authorization")})
-                if fake.fail_status:
+                if fake.hang_s:
+                    time.sleep(fake.hang_s)
+                if fake.fail_status and (fake.fail_times is None
+                                         or len(fake.requests) <= fake.fail_times):
                     self.send_json(fake.fail_status, {"error": {
                         "message": "upstream exploded", "type": "server_error"}})
                     return
                 if body.get("stream"):
-                    self._stream(fake.chunks(body))
+                    chunks = fake.chunks(body)
+                    if fake.cut_stream_after is not None:
+                        # role chunk, pause, then the first N content chunks; connection closes
+                        chunks = chunks[:2 + fake.cut_stream_after]
+                    self._stream(chunks, done=fake.cut_stream_after is None)
                 else:
                     self.send_json(200, fake.completion(body))
 
-            def _stream(self, chunks: list[dict[str, Any] | None]) -> None:
+            def _stream(self, chunks: list[dict[str, Any] | None], done: bool = True) -> None:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()
@@ -54,8 +68,9 @@ class FakeOpenAI(LocalServer):
                         continue
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                if done:
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
 
 
         super().__init__(Handler)

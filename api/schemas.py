@@ -16,7 +16,10 @@ MAX_ATTRIBUTE_ITEMS = 20
 
 
 def _valid_unicode(value: str) -> str:
-    """Reject lone UTF-16 surrogates (`"\\ud800"` in JSON): they cannot be stored or sent on."""
+    """Reject lone UTF-16 surrogates (`"\\ud800"` in JSON): they cannot be stored or sent on.
+
+    Pydantic rejects them in some string fields (length-constrained ones), not in all.
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:

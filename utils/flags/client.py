@@ -200,9 +200,9 @@ def validate_flag_data(data: Any) -> list[str]:
     """
     if not isinstance(data, dict):
         raise FlagFileRejected(f"it is a JSON {type(data).__name__}, not an object")
-    flags, segments = data.get("flags"), data.get("segments", {})
+    flags, segments = data.get("flags", {}), data.get("segments", {})
     if not isinstance(flags, dict) or not isinstance(segments, dict):
-        raise FlagFileRejected('it needs a "flags" object (and "segments", if any, an object)')
+        raise FlagFileRejected('"flags" and "segments" must be objects')
     missing = [key for key in AGENT_CONFIG_KEYS if not isinstance(flags.get(key), dict)]
     if missing:
         raise FlagFileRejected(f"agent flag(s) {', '.join(missing)} missing; {SETUP_HINT}")

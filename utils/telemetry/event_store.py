@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DEFAULT_LOCK_TIMEOUT_S = 5.0
 _MAX_BATCHES_PER_COMMIT = 256
+_WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
 
 # Each entry migrates the schema from version i to i + 1.
 _MIGRATIONS: list[str] = [
@@ -213,15 +214,14 @@ class EventStore:
     async def write(self, batch: WriteBatch) -> str:
         """Commit a batch without blocking the event loop, or raise StoreUnavailable.
 
-        The wait is bounded by the lock timeout; a batch whose wait ran out before its commit
-        started is dropped.
-        """
+        SQLite gives up on a lock after `lock_timeout_s`; this wait ends just after it, and a
+        batch whose wait ran out before its commit started is dropped."""
+        bound = self.lock_timeout_s + _WAIT_BACKSTOP_S
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(self.submit(batch)),
-                                          self.lock_timeout_s)
+            return await asyncio.wait_for(asyncio.wrap_future(self.submit(batch)), bound)
         except TimeoutError as exc:
-            raise StoreUnavailable(f"event store {self.path} did not commit within "
-                                   f"{self.lock_timeout_s:g} s (busy or locked)") from exc
+            self._problem = f"event store {self.path} did not commit within {bound:g} s (busy)"
+            raise StoreUnavailable(self._problem) from exc
 
     def write_sync(self, batch: WriteBatch, timeout: float = 30.0) -> str:
         return self.submit(batch).result(timeout=timeout)  # tests and tools (no event loop)

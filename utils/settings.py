@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S
+
 LLMMode = Literal["auto", "live", "simulated"]
 
 
@@ -54,7 +56,7 @@ class Settings(BaseSettings):
     PROVIDER_TIMEOUT_S: float = Field(default=20.0, gt=0)  # one provider call (each attempt)
     PROVIDER_MAX_RETRIES: int = Field(default=1, ge=0, le=10)
     MAX_BODY_BYTES: int = Field(default=1_000_000, ge=1_024)  # larger request bodies get 413
-    STORE_LOCK_TIMEOUT_S: float = Field(default=5.0, gt=0, le=60)  # store busy → 503 after this
+    STORE_LOCK_TIMEOUT_S: float = Field(default=DEFAULT_LOCK_TIMEOUT_S, gt=0, le=60)  # then 503
 
     # Research tools (MCP servers); empty means "not configured"
     MCP_ARXIV_COMMAND: str = ""

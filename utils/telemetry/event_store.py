@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.telemetry.store_faults import StoreUnavailable, store_fault
+from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailable, store_fault
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-DEFAULT_LOCK_TIMEOUT_S = 5.0
 _MAX_BATCHES_PER_COMMIT = 256
 _WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
 

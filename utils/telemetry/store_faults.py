@@ -9,6 +9,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+# A write waits this long for a locked store (STORE_LOCK_TIMEOUT_S): with the request's own
+# work, the 503 arrives within 5 s.
+DEFAULT_LOCK_TIMEOUT_S = 4.0
+
 # SQLite result codes that mean the store itself cannot take writes (not one bad batch).
 _STORE_FAULTS = {
     "SQLITE_BUSY": "is locked by another writer",

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S
+
 LLMMode = Literal["auto", "live", "simulated"]
 
 
@@ -65,6 +67,13 @@ class Settings(BaseSettings):
     # experiment being driven (else any keyed one); JUDGE_MODEL overrides its default model.
     JUDGE_PROVIDER: Literal["auto", "openai", "anthropic", "mistral"] = "auto"
     JUDGE_MODEL: str | None = None
+
+    # Faults end cleanly: every wait is bounded, every input limited
+    REQUEST_DEADLINE_S: float = Field(default=60.0, gt=0)  # one /chat end to end, else 504
+    PROVIDER_TIMEOUT_S: float = Field(default=20.0, gt=0)  # one provider call (each attempt)
+    PROVIDER_MAX_RETRIES: int = Field(default=1, ge=0, le=10)
+    MAX_BODY_BYTES: int = Field(default=1_000_000, ge=1_024)  # larger request bodies get 413
+    STORE_LOCK_TIMEOUT_S: float = Field(default=DEFAULT_LOCK_TIMEOUT_S, gt=0, le=60)  # then 503
 
     # Research tools (MCP servers); empty means "not configured"
     MCP_ARXIV_COMMAND: str = ""

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from agents.context import ConfigResolver, PiiDetector, RequestContext
+from agents.context import ConfigResolver, ConfigSource, PiiDetector, RequestContext
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
+from utils.flags.overrides import ConfigOverrides
 from utils.settings import Settings
 from utils.telemetry.cost_calculator import PricingTable
-from utils.telemetry.event_store import EventStore
+from utils.telemetry.event_store import EventStore, RunMark
 from utils.telemetry.instrumentation import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,14 @@ class ChatFailed(RuntimeError):
     def __init__(self, request_id: str, message: str) -> None:
         super().__init__(message)
         self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """A request's response and the graph's final state (what the support agent read)."""
+
+    response: ChatResponse
+    state: dict[str, Any]
 
 
 class ChatService:
@@ -51,18 +61,28 @@ class ChatService:
             self.flags.close()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        return (await self.run(request)).response
+
+    async def run(self, request: ChatRequest, *, configs: ConfigSource | None = None,
+                  overrides: ConfigOverrides | None = None, models: ModelCache | None = None,
+                  mark: RunMark | None = None) -> ChatOutcome:
+        """One request through the graph. `configs` replaces the flag client as the source of
+        agent configs, `overrides` is applied over what it serves, `models` replaces the model
+        cache (another simulator seed) and `mark` records the request as an experiment's run,
+        which LaunchDarkly never hears of and online verdicts leave out."""
         request_id = uuid.uuid4().hex
         attributes = request.user_context.model_dump(exclude_none=True)
         ld_context = build_context(request.user_id, attributes)
+        live_ld = self.flags.mode == "launchdarkly" and mark is None
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
-            ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
-            pricing=self.pricing,
+            ld_client=self.flags.client if live_ld else None, pricing=self.pricing,
         )
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,
-            configs=ConfigResolver(self.flags, ld_context, recorder), models=self.models,
-            recorder=recorder, pii=self.pii, tools=self.tools, settings=self.settings,
+            configs=ConfigResolver(configs or self.flags, ld_context, recorder, overrides),
+            models=models or self.models, recorder=recorder, pii=self.pii, tools=self.tools,
+            settings=self.settings,
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
@@ -75,12 +95,13 @@ class ChatService:
                 log.exception("request %s failed in the graph", request_id)
                 message = f"internal error: {type(exc).__name__}"
             await self._record(recorder, status="error",
-                               routed=any(r.agent == "security" for r in recorder.runs))
+                               routed=any(r.agent == "security" for r in recorder.runs),
+                               mark=mark)
             raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")
         await self._record(recorder, status="refused" if state.get("refused") else "ok",
-                           routed=route == "security")
+                           routed=route == "security", mark=mark)
         runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
         costs = [run.cost_usd for run in runs]
         totals = Totals(
@@ -90,12 +111,16 @@ class ChatService:
             cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
             duration_ms=round(sum(r.duration_ms for r in runs), 3),
         )
-        return ChatResponse(
+        response = ChatResponse(
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
         )
+        return ChatOutcome(response, dict(state))
 
-    async def _record(self, recorder: RunRecorder, *, status: str, routed: bool) -> None:
+    async def _record(self, recorder: RunRecorder, *, status: str, routed: bool,
+                      mark: RunMark | None = None) -> None:
         # The response is sent only after the store has committed this request.
-        await self.store.write(recorder.batch(status=status, routed_to_security=routed))
+        batch = recorder.batch(status=status, routed_to_security=routed)
+        batch.mark = mark
+        await self.store.write(batch)

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 _MAX_BATCHES_PER_COMMIT = 256
 
@@ -53,7 +53,16 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS events_by_key ON events (event_key, user_key);
     CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
     """,
+    # 2: requests run for an experiment outside production traffic (an offline experiment's
+    # tasks, or an evaluation payload) are marked here; online verdicts leave them out.
+    """
+    CREATE TABLE IF NOT EXISTS marked_runs (
+        request_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, variant TEXT NOT NULL,
+        task_id TEXT, repeat INTEGER, source TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS marked_runs_by_variant ON marked_runs (experiment, variant);
+    """,
 ]
+MARKED_RUNS_TABLE = "marked_runs"
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,17 @@ class EventRow:
     simulated: bool
 
 
+@dataclass(frozen=True)
+class RunMark:
+    """Marks a request as run for an experiment, not by a user: online verdicts exclude it."""
+
+    experiment: str
+    variant: str
+    task_id: str | None = None
+    repeat: int | None = None
+    source: str = "offline"
+
+
 @dataclass
 class WriteBatch:
     """Everything one request (or one feedback) writes, committed atomically."""
@@ -88,6 +108,7 @@ class WriteBatch:
     routed_to_security: bool = False
     simulated: bool = False
     feedback: tuple[str, str] | None = None  # (kind, source); events only if first feedback
+    mark: RunMark | None = None  # set → a `marked_runs` row: not a user's request
     ts: float = field(default_factory=time.time)
 
 
@@ -215,6 +236,12 @@ class EventStore:
                 (batch.request_id, batch.ts, batch.user_key, context_json,
                  int(batch.routed_to_security), batch.request_status, int(batch.simulated)),
             )
+        if batch.mark is not None:
+            m = batch.mark
+            conn.execute(
+                "INSERT OR REPLACE INTO marked_runs VALUES (?, ?, ?, ?, ?, ?)",
+                (batch.request_id, m.experiment, m.variant, m.task_id, m.repeat, m.source),
+            )
         conn.executemany(
             "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
             " in_experiment, context_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -261,7 +288,7 @@ class EventStore:
         """Row counts per table and per event key."""
         conn = self._reader()
         tables = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                  for t in ("requests", "exposures", "events", "feedback")}
+                  for t in ("requests", "exposures", "events", "feedback", MARKED_RUNS_TABLE)}
         by_key = {r[0]: r[1] for r in conn.execute(
             "SELECT event_key, COUNT(*) FROM events GROUP BY event_key ORDER BY event_key")}
         simulated = conn.execute("SELECT COUNT(*) FROM events WHERE simulated = 1").fetchone()[0]

@@ -16,7 +16,7 @@ from utils.settings import Settings
 log = logging.getLogger(__name__)
 
 # Parameters a variation may set that every provider integration understands.
-_PASSED_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop")
+PASSED_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop")
 _REQUEST_TIMEOUT_S = 120
 _MAX_RETRIES = 2
 _CACHE_LIMIT = 256
@@ -58,7 +58,7 @@ def _secret(value: Any) -> str | None:
 
 
 def _model_kwargs(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: parameters[k] for k in _PASSED_PARAMETERS if parameters.get(k) is not None}
+    return {k: parameters[k] for k in PASSED_PARAMETERS if parameters.get(k) is not None}
 
 
 def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],

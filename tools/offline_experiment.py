@@ -260,21 +260,35 @@ def _ordered(document: dict[str, Any]) -> list[dict[str, Any]]:
     return ordered
 
 
+SURE = 0.95  # P(better) at or above: better; at or below 1 - SURE: worse
+
+
 def verdict_lines(document: dict[str, Any]) -> list[str]:
     """Which variant is better than the baseline, and how sure."""
     ran = [v for v in document["variants"] if v["name"] != BASELINE and v["pass_rate"] is not None]
     if not ran:
         return ["no variant has run yet"]
+    base = next(v for v in document["variants"] if v["name"] == BASELINE)
+    base_cost = (base["cost_usd"] or {}).get("mean")
     lines = []
     for v in sorted(ran, key=lambda v: -(v["vs_baseline"] or 0)):
         c = v["comparison"] if v["parent"] == BASELINE else v["comparison_baseline"]
         if c is None:
             continue
+        cost = (v["cost_usd"] or {}).get("mean")
+        cost_text = (f"; cost/run {(cost / base_cost - 1) * 100:+.0f}%"
+                     if cost is not None and base_cost else "")
+        if v["modelled_offline"] is False:
+            lines.append(f"{v['name']}: {v['note']} (its {c['difference'] * 100:+.1f} pts "
+                         f"are re-seeding noise, not an effect){cost_text}")
+            continue
         p = c["p_better"]
-        word = ("better than" if p >= 0.95 else "worse than" if p <= 0.05 else
+        word = ("better than" if p >= SURE else "worse than" if p <= 1 - SURE else
                 "not distinguishable from")
-        lines.append(f"{v['name']} is {word} the baseline: P(better) = {p:.3f}, "
-                     f"{_comparison_text(c)}" + (f" ({v['note']})" if v["note"] else ""))
+        low, high = c["ci"]
+        lines.append(f"{v['name']} is {word} the baseline: {c['difference'] * 100:+.1f} pts "
+                     f"(95% interval {low * 100:+.1f} to {high * 100:+.1f}), "
+                     f"P(better) = {p:.3f}{cost_text}")
     return lines
 
 

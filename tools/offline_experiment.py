@@ -49,8 +49,8 @@ from utils.flags.overrides import OverrideError, parse_value, step_parameters
 from utils.settings import get_settings
 
 DEFAULT_CONTEXT = {"key": DEFAULT_USER, "country": "US", "plan": "paid"}
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class UsageError(ValueError):

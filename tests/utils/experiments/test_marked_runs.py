@@ -8,7 +8,11 @@ import numpy as np
 
 from tests.fakes.event_store import EVENT_COLUMNS, EXPOSURE_COLUMNS, SUP, make_store
 from utils.experiments.definitions import load_experiments
-from utils.experiments.user_metrics import connect_event_store, load_all_arm_data, store_is_simulated
+from utils.experiments.user_metrics import (
+    connect_event_store,
+    load_all_arm_data,
+    store_is_simulated,
+)
 from utils.experiments.verdicts import build_report
 from utils.telemetry import metrics as mk
 from utils.telemetry.event_store import EventStore, RunMark, WriteBatch, connect

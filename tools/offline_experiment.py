@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -224,6 +225,17 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{value * 100:+.1f} pts" if signed else f"{value * 100:.1f}%"
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    text = str(value).split(":", 1)[-1]  # a model without its provider
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f}"
+
+
 def _comparison_text(c: dict[str, Any] | None) -> str:
     if not c:
         return "-"
@@ -276,7 +288,7 @@ def verdict_lines(document: dict[str, Any]) -> list[str]:
         if c is None:
             continue
         cost = (v["cost_usd"] or {}).get("mean")
-        cost_text = (f"; cost/run {(cost / base_cost - 1) * 100:+.0f}%"
+        cost_text = (f"; cost/run {(cost / base_cost - 1) * 100:+.1f}%"
                      if cost is not None and base_cost else "")
         if v["modelled_offline"] is False:
             lines.append(f"{v['name']}: {v['note']} (its {c['difference'] * 100:+.1f} pts "
@@ -306,21 +318,26 @@ def cmd_show(store: StateStore, args: argparse.Namespace) -> int:
                                           f"{tasks['sha256'][:12]}" if document["locked"] else ""))
     if not document["locked"]:
         _print_baseline(state)
-    table = Table()
-    for column in ("variant", "change", "status", "pass rate", "vs baseline",
-                   "vs parent (95% CI, P(better))", "flipped", "cost/run", "latency"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, caption="Δ in points of pass rate; P = P(better than "
+                  "the parent); flips = tasks whose pass count changed")
+    for column in ("variant", "change", "status", "pass", "vs base", "Δ vs parent [95% CI]",
+                   "P", "flips", "$/run", "latency"):
+        table.add_column(column, no_wrap=True)
     variants = {v["name"]: v for v in document["variants"]}
     for v in _ordered(document):
-        change = ", ".join(f"{v['step']}.{k}={val}" for k, val in v["override"].items()) or "-"
+        change = ", ".join(f"{k}={_short(val)}" for k, val in v["override"].items())
+        c = v["comparison"]
         cost = v["cost_usd"]["mean"] if v["cost_usd"] else None
         table.add_row(
-            "  " * _depth(variants, v["name"]) + v["name"], change, v["status"],
-            _pct(v["pass_rate"]), _pct(v["vs_baseline"], True), _comparison_text(v["comparison"]),
-            str(len(v["comparison"]["flipped"])) if v["comparison"] else "-",
-            f"${cost:.5f}" if cost is not None else "-",
-            f"{v['latency_ms']['mean']:.0f} ms" if v["latency_ms"] else "-")
-    out.print(table)
+            "  " * _depth(variants, v["name"]) + v["name"],
+            f"{v['step'].removesuffix('-agent')}.{change}" if change else "-", v["status"],
+            _pct(v["pass_rate"]), _points(v["vs_baseline"]),
+            f"{_points(c['difference'])} [{_points(c['ci'][0])}, {_points(c['ci'][1])}]"
+            if c else "-", f"{c['p_better']:.2f}" if c else "-",
+            str(len(c["flipped"])) if c else "-",
+            f"{cost:.5f}" if cost is not None else "-",
+            f"{v['latency_ms']['mean'] / 1000:.1f} s" if v["latency_ms"] else "-")
+    Console(width=max(out.width, 140)).print(table)  # a narrower terminal wraps the rows
     for v in document["variants"]:
         if v["note"]:
             out.print(f"{v['name']}: {v['note']}")

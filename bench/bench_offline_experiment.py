@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         from api.offline_runner import DEFAULT_CONCURRENCY, lock_baseline, run_variant
         from tools.traffic.judge import make_judge
         from utils.experiments.offline_state import (
-            BASELINE, add_variant, begin_run, finish_run, new_state)
+            BASELINE,
+            add_variant,
+            begin_run,
+            finish_run,
+            new_state,
+        )
         from utils.experiments.offline_tasks import DEFAULT_TASKS_PATH
         from utils.settings import get_settings
 

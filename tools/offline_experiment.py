@@ -281,13 +281,13 @@ def verdict_lines(document: dict[str, Any]) -> list[str]:
     if not ran:
         return ["no variant has run yet"]
     base = next(v for v in document["variants"] if v["name"] == BASELINE)
-    base_cost = (base["cost_usd"] or {}).get("mean")
+    base_cost = base["cost_usd"]
     lines = []
     for v in sorted(ran, key=lambda v: -(v["vs_baseline"] or 0)):
         c = v["comparison"] if v["parent"] == BASELINE else v["comparison_baseline"]
         if c is None:
             continue
-        cost = (v["cost_usd"] or {}).get("mean")
+        cost = v["cost_usd"]
         cost_text = (f"; cost/run {(cost / base_cost - 1) * 100:+.1f}%"
                      if cost is not None and base_cost else "")
         if v["modelled_offline"] is False:
@@ -327,7 +327,7 @@ def cmd_show(store: StateStore, args: argparse.Namespace) -> int:
     for v in _ordered(document):
         change = ", ".join(f"{k}={_short(val)}" for k, val in v["override"].items())
         c = v["comparison"]
-        cost = v["cost_usd"]["mean"] if v["cost_usd"] else None
+        cost = v["cost_usd"]
         table.add_row(
             "  " * _depth(variants, v["name"]) + v["name"],
             f"{v['step'].removesuffix('-agent')}.{change}" if change else "-", v["status"],
@@ -336,7 +336,7 @@ def cmd_show(store: StateStore, args: argparse.Namespace) -> int:
             if c else "-", f"{c['p_better']:.2f}" if c else "-",
             str(len(c["flipped"])) if c else "-",
             f"{cost:.5f}" if cost is not None else "-",
-            f"{v['latency_ms']['mean'] / 1000:.1f} s" if v["latency_ms"] else "-")
+            f"{v['latency_ms'] / 1000:.1f} s" if v["latency_ms"] is not None else "-")
     Console(width=max(out.width, 140)).print(table)  # a narrower terminal wraps the rows
     for v in document["variants"]:
         if v["note"]:

@@ -50,9 +50,11 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
+    """Pass rate and task breakdown; cost, tokens and latency are means per task run."""
     if not result:
-        return {"pass_rate": None, "tasks": None, "cost_usd": None, "tokens": None,
-                "latency_ms": None, "errors": None}
+        return {"pass_rate": None, "tasks": None, "cost_usd": None, "cost_total_usd": None,
+                "unpriced_runs": None, "tokens": None, "latency_ms": None,
+                "latency_p95_ms": None, "errors": None}
     runs = result["runs"]
     passed = sum(1 for r in runs if r["passed"])
     costs = [r["cost_usd"] for r in runs if r["cost_usd"] is not None]
@@ -60,11 +62,11 @@ def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "pass_rate": round(passed / len(runs), 4) if runs else None,
         "tasks": {"total": len(runs), "passed": passed, "failed": len(runs) - passed},
-        "cost_usd": {"mean": _mean(costs), "total": round(sum(costs), 6),
-                     "unpriced_runs": len(runs) - len(costs)},
-        "tokens": {"mean": _mean([r["tokens"] for r in runs])},
-        "latency_ms": {"mean": _mean(latencies),
-                       "p95": round(float(np.percentile(latencies, 95)), 1) if runs else None},
+        "cost_usd": _mean(costs), "cost_total_usd": round(sum(costs), 6),
+        "unpriced_runs": len(runs) - len(costs),
+        "tokens": _mean([r["tokens"] for r in runs]),
+        "latency_ms": _mean(latencies),
+        "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1) if runs else None,
         "errors": sum(1 for r in runs if r.get("error")),
     }
 

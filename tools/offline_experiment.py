@@ -146,8 +146,7 @@ def cmd_create(store: StateStore, args: argparse.Namespace) -> int:
 
 def _progress(label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False, disable=not console.is_terminal and
-                    os.environ.get("OFFLINE_PROGRESS") != "1")
+                    console=console, transient=False, disable=not console.is_terminal)
 
 
 def _execute(store: StateStore, key: str, name: str, concurrency: int) -> int:

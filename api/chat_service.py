@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from agents.context import ConfigResolver, ConfigSource, PiiDetector, RequestContext
@@ -14,7 +15,9 @@ from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
 from utils.flags.overrides import ConfigOverrides
+from utils.providers import priced_model
 from utils.settings import Settings
+from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore, RunMark
 from utils.telemetry.instrumentation import RunRecorder
@@ -61,23 +64,33 @@ class ChatService:
             self.flags.close()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One request through the graph, inside its workflow span when tracing is on."""
         return (await self.run(request)).response
 
     async def run(self, request: ChatRequest, *, configs: ConfigSource | None = None,
                   overrides: ConfigOverrides | None = None, models: ModelCache | None = None,
                   mark: RunMark | None = None) -> ChatOutcome:
-        """One request through the graph. `configs` replaces the flag client as the source of
+        """`chat` with its final state. `configs` replaces the flag client as the source of
         agent configs, `overrides` is applied over what it serves, `models` replaces the model
         cache (another simulator seed) and `mark` records the request as an experiment's run,
         which LaunchDarkly never hears of and online verdicts leave out."""
         request_id = uuid.uuid4().hex
+        with tracing.workflow_span(request_id):
+            return await self._chat(request, request_id, configs=configs, overrides=overrides,
+                                    models=models, mark=mark)
+
+    async def _chat(self, request: ChatRequest, request_id: str, *,
+                    configs: ConfigSource | None, overrides: ConfigOverrides | None,
+                    models: ModelCache | None, mark: RunMark | None) -> ChatOutcome:
         attributes = request.user_context.model_dump(exclude_none=True)
         ld_context = build_context(request.user_id, attributes)
         live_ld = self.flags.mode == "launchdarkly" and mark is None
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
-            ld_client=self.flags.client if live_ld else None, pricing=self.pricing,
+            ld_client=self.flags.client if live_ld else None,
+            pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
         )
+        recorder.trace_id, recorder.span_id = tracing.current_ids()
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,
             configs=ConfigResolver(configs or self.flags, ld_context, recorder, overrides),
@@ -97,11 +110,14 @@ class ChatService:
             await self._record(recorder, status="error",
                                routed=any(r.agent == "security" for r in recorder.runs),
                                mark=mark)
+            tracing.annotate(status="error")
+            tracing.mark_current_error(type(exc).__qualname__)
             raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")
-        await self._record(recorder, status="refused" if state.get("refused") else "ok",
-                           routed=route == "security", mark=mark)
+        status = "refused" if state.get("refused") else "ok"
+        await self._record(recorder, status=status, routed=route == "security", mark=mark)
+        tracing.annotate(status=status, route=route)
         runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
         costs = [run.cost_usd for run in runs]
         totals = Totals(
@@ -115,6 +131,7 @@ class ChatService:
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
+            trace_id=recorder.trace_id,
         )
         return ChatOutcome(response, dict(state))
 

@@ -15,15 +15,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.models import PASSED_PARAMETERS, ModelCache
+from agents.models import ModelCache
 from agents.simulated import MODELLED_PARAMETERS
 from api.chat_service import ChatFailed, ChatService
 from api.schemas import ChatRequest
-from utils.experiments.offline_state import BASELINE, RuleBroken, effective_overrides, lock
+from utils.experiments.offline_state import (
+    BASELINE,
+    RuleBroken,
+    effective_overrides,
+    effective_parameters,
+    lock,
+)
 from utils.experiments.offline_tasks import Observation, TaskSet, grade, load_tasks, parse_tasks
 from utils.flags.baseline import Baseline, production_baseline
 from utils.flags.client import AgentConfig
-from utils.flags.overrides import PARAMETERS, ConfigOverrides, config_from_snapshot, snapshot_config
+from utils.flags.overrides import (
+    PARAMETERS,
+    ConfigOverrides,
+    config_from_snapshot,
+    snapshot_config,
+    split_model,
+)
+from utils.providers import PARAMETER_NAMES, PROVIDERS
 from utils.settings import Settings
 from utils.telemetry.event_store import RunMark
 
@@ -79,10 +92,14 @@ def honesty_note(state: dict[str, Any], name: str, simulated: bool) -> tuple[boo
     """Whether the variant's own change can act in this run, and what to tell people if not."""
     if name == BASELINE:
         return None, None
-    (param, _), = state["variants"][name]["override"].items()
-    if PARAMETERS[param].where == "parameters" and param not in PASSED_PARAMETERS:
-        return False, (f"no effect: {param} is not passed to any provider by agents/models.py, "
-                       "live or offline")
+    variant = state["variants"][name]
+    (param, _), = variant["override"].items()
+    if PARAMETERS[param].where == "parameters":
+        provider, _ = split_model(effective_parameters(state, name)[variant["step"]]["model"])
+        accepted = PROVIDERS[provider].parameters if provider in PROVIDERS else {}
+        if PARAMETER_NAMES.get(param) not in accepted:
+            return False, (f"no effect: {provider}'s API does not take {param}, so "
+                           "agents/models.py never sends it, live or offline")
     if simulated and PARAMETERS[param].acts_in == "model" and param not in MODELLED_PARAMETERS:
         return False, (f"no modelled effect offline: the simulator does not model {param}; "
                        "only its token count (cost) can differ")

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from utils.knowledge.documents import iter_kb_files, load_knowledge_base
-from utils.knowledge.search_index import build_search_index
+from utils.knowledge.shared_index import build_search_index
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)

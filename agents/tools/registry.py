@@ -15,7 +15,8 @@ from agents.tools.research import (
     warm_up_research_tools,
 )
 from agents.tools.search import SEARCH_TOOL_NAMES, make_search_tool
-from utils.knowledge.search_index import SearchIndex, get_search_index, peek_search_index
+from utils.knowledge.search_index import SearchIndex
+from utils.knowledge.shared_index import get_search_index, peek_search_index
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)

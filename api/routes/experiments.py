@@ -9,7 +9,11 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from api.deps import SettingsDep
-from utils.experiments.definitions import ExperimentConfigError, load_experiments
+from utils.experiments.definitions import (
+    ExperimentConfigError,
+    find_experiment,
+    load_experiments,
+)
 from utils.experiments.report_html import render_html
 from utils.experiments.verdicts import EventStoreError, Report, build_report, report_to_dict
 from utils.settings import Settings
@@ -42,9 +46,11 @@ def _report(settings: Settings, key: str | None = None) -> Report:
         experiments = load_experiments()
     except ExperimentConfigError as exc:
         raise HTTPException(500, str(exc)) from exc
-    if key is not None and key not in {e.key for e in experiments}:
-        raise HTTPException(
-            404, f"unknown experiment {key!r}; known: {sorted(e.key for e in experiments)}")
+    if key is not None:
+        try:
+            find_experiment(experiments, key)
+        except KeyError as exc:
+            raise HTTPException(404, exc.args[0]) from None
     try:
         return build_report(settings.events_db, experiments, experiment_key=key)
     except EventStoreError as exc:

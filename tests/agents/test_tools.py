@@ -13,7 +13,7 @@ from langchain_core.messages import ToolMessage
 
 from agents.tools.registry import KNOWN_TOOLS, Toolbox
 from agents.tools.research import reset_research_tools
-from utils.knowledge.search_index import reset_search_index
+from utils.knowledge.shared_index import reset_search_index
 from utils.settings import get_settings
 
 HIT_KEYS = {"chunk_id", "doc_id", "title", "section", "score", "text"}

@@ -119,7 +119,8 @@ def test_unmodelled_parameters_are_reported_as_such(experiment):
     result = _run(service, state, "prompt")
     assert result["modelled_offline"] is False
     assert result["note"].startswith("no modelled effect offline")
-    assert honesty_note(state, "terse", False)[1].startswith("no effect: verbosity")
+    assert honesty_note(state, "terse", False)[1].startswith(
+        "no effect: openai's API does not take verbosity")
     assert honesty_note(state, "prompt", False) == (True, None)  # live models read prompts
 
 

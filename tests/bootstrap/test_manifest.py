@@ -1,4 +1,4 @@
-"""bootstrap/manifest.yaml: content follows DESIGN §5 and CONTRACTS; bad input is named."""
+"""bootstrap/manifest.yaml: content follows docs/CONTRACTS.md; bad input is named."""
 
 from __future__ import annotations
 

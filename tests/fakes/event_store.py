@@ -30,7 +30,7 @@ def make_store(
     simulated: int = 1,
     requests_per_user: int = 2,
 ) -> Path:
-    """A DESIGN §7 store: every user is in both experiments, arms drawn independently."""
+    """A store with the documented tables (docs/CONTRACTS.md): every user is in both experiments, arms drawn independently."""
     rng = np.random.default_rng(seed)
     ex, ev = [], []
     for u in range(users):

@@ -1,4 +1,4 @@
-"""Decision rules: metric comparisons, `ship_if_all` criteria and planning (STATS §5-§6)."""
+"""Decision rules: metric comparisons, `ship_if_all` criteria and planning (docs/STATISTICS.md)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def _nan_detail(comp: Comparison) -> str:
 def evaluate_criterion(
     criterion: Any, results: dict[str, MetricResult], data: ArmData, experiment: Experiment
 ) -> CriterionResult:
-    """Observed value, bar and pass/fail of one criterion (STATS §5)."""
+    """Observed value, bar and pass/fail of one criterion (docs/STATISTICS.md)."""
     if isinstance(criterion, CostValueRatioAtLeast):
         return _evaluate_cost_value(criterion, data, experiment)
     m = results[criterion.metric]
@@ -166,7 +166,7 @@ def _evaluate_cost_value(
 
 
 def users_needed_per_arm(m: MetricResult, lift: float, data: ArmData) -> int | None:
-    """Users per arm to detect `lift` on this metric (STATS §6); None when it cannot be told."""
+    """Users per arm to detect `lift` on this metric; None when it cannot be told."""
     lift = abs(lift)
     if not lift > 0:
         return None

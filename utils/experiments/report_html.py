@@ -297,7 +297,7 @@ def render_html(report: Report) -> str:
 <body><h1>Experiment report</h1>
 <p class="muted">Event store {escape(report.db_path)} · generated {when}</p>
 {sim}{notes}{sections}{inter}
-<p class="muted">Bayesian comparisons as in STATS.md: Beta posteriors for conversions, normal
+<p class="muted">Bayesian comparisons (docs/STATISTICS.md): Beta posteriors for conversions, normal
 posteriors for means, bootstrap for percentiles; LaunchDarkly-style priors.</p>
 </body></html>
 """

@@ -1,4 +1,4 @@
-"""Bayesian comparisons of two arms (STATS §2-§3).
+"""Bayesian comparisons of two arms (docs/STATISTICS.md).
 
 Pure functions over numbers: no I/O. Degenerate input (an empty arm, zero variance, zero
 conversions) gives a defined `Comparison` whose `reason` says why a value is NaN or a prior
@@ -39,7 +39,8 @@ __all__ = [
 
 Prior = Literal["ld", "flat"]
 
-# LaunchDarkly-style prior widths (STATS §2): relative sd of the treatment prior around control.
+# LaunchDarkly-style prior widths (docs/STATISTICS.md): relative sd of the treatment prior
+# around control.
 GAMMA2_CONVERSION = 0.04
 GAMMA2_MEAN = 0.16
 _NAN = math.nan
@@ -181,7 +182,7 @@ def compare_conversion(
     higher_is_better: bool = True,
     seed: int = 0,
 ) -> Comparison:
-    """Compare conversion rates with Beta posteriors (STATS §2-§3).
+    """Compare conversion rates with Beta posteriors (docs/STATISTICS.md).
 
     `seed` is accepted for interface symmetry; the probabilities are computed by deterministic
     quadrature, not Monte Carlo, so no draw is taken.
@@ -254,7 +255,7 @@ def compare_mean(
     credible: float = 0.90,
     higher_is_better: bool = True,
 ) -> Comparison:
-    """Compare means with normal posteriors, sample variance plugged in (STATS §2-§3)."""
+    """Compare means with normal posteriors, sample variance plugged in (docs/STATISTICS.md)."""
     _check_prior(prior)
     if control.n == 0 or treatment.n == 0:
         empty = "control" if control.n == 0 else "treatment"

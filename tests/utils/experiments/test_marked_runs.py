@@ -77,7 +77,7 @@ def test_store_from_before_marking_is_read(tmp_path):
     expected = _values(path)
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE marked_runs")
-    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE schema_version SET version = 2")
     conn.commit()
     conn.close()
     assert _values(path) == expected

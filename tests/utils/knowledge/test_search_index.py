@@ -19,11 +19,9 @@ from utils.knowledge.search_index import (
     OpenAIBackend,
     SearchIndex,
     analyze,
-    build_search_index,
     choose_backend,
-    get_search_index,
-    reset_search_index,
 )
+from utils.knowledge.shared_index import build_search_index, get_search_index, reset_search_index
 from utils.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]

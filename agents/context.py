@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from agents.models import ModelCache
 from agents.tools.registry import Toolbox
-from utils.flags.client import AgentConfig, ConfigFlags
+from utils.flags.client import AgentConfig
+from utils.flags.overrides import ConfigOverrides
 from utils.settings import Settings
 from utils.telemetry.instrumentation import RunRecorder
 
@@ -65,13 +66,26 @@ class PresidioPiiDetector:
         return redact_turns(texts, policy, self.detect)
 
 
-class ConfigResolver:
-    """Evaluates an agent's config once per request and records the exposure."""
+class ConfigSource(Protocol):
+    """Serves an agent's config to a context (`utils.flags.client.ConfigFlags`, or a pinned
+    snapshot such as an offline experiment's locked baseline)."""
 
-    def __init__(self, flags: ConfigFlags, ld_context: Any, recorder: RunRecorder) -> None:
+    def agent_config(self, config_key: str, context: Any) -> AgentConfig: ...
+
+
+class ConfigResolver:
+    """Evaluates an agent's config once per request and records the exposure.
+
+    `overrides` is applied over what the source serves, before the agent sees its config,
+    so every model call of the request runs with it (and the exposure records it).
+    """
+
+    def __init__(self, flags: ConfigSource, ld_context: Any, recorder: RunRecorder,
+                 overrides: ConfigOverrides | None = None) -> None:
         self._flags = flags
         self._ld_context = ld_context
         self._recorder = recorder
+        self._overrides = overrides
         self._configs: dict[str, AgentConfig] = {}
         self._lock = threading.Lock()
 
@@ -80,6 +94,8 @@ class ConfigResolver:
             config = self._configs.get(config_key)
             if config is None:
                 config = self._flags.agent_config(config_key, self._ld_context)
+                if self._overrides is not None:
+                    config = self._overrides.apply(config)
                 self._configs[config_key] = config
                 self._recorder.record_exposure(config)
             return config

@@ -36,6 +36,10 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from agents.sim_profiles import SimProfile, get_profile
 from utils.tokens import count_tokens
 
+# Model parameters the simulator honours (max_tokens caps an answer's budget); any other
+# (temperature, top_p, the system prompt's wording) is accepted, counted in tokens, and has
+# no modelled effect on what it answers.
+MODELLED_PARAMETERS = frozenset({"max_tokens"})
 SEARCH_PREFERENCE = ("search_v2", "search_v1")
 RERANK_TOOL = "reranking"
 

@@ -7,10 +7,11 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from agents.context import ConfigResolver, PiiDetector, RequestContext
+from agents.context import ConfigResolver, ConfigSource, PiiDetector, RequestContext
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
@@ -22,11 +23,12 @@ from utils.flags.client import (
     ConfigFlags,
     build_context,
 )
+from utils.flags.overrides import ConfigOverrides
 from utils.providers import priced_model
 from utils.settings import Settings
 from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
-from utils.telemetry.event_store import EventStore
+from utils.telemetry.event_store import EventStore, RunMark
 from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,14 @@ class DeadlineExceeded(ChatFailed):
     """The request ran past REQUEST_DEADLINE_S (504); the unfinished run was recorded."""
 
     status_code = 504
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """A request's response and the graph's final state (what the support agent read)."""
+
+    response: ChatResponse
+    state: dict[str, Any]
 
 
 class ProviderHealth:
@@ -100,27 +110,40 @@ class ChatService:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """One request through the graph, inside its workflow span when tracing is on."""
+        return (await self.run(request)).response
+
+    async def run(self, request: ChatRequest, *, configs: ConfigSource | None = None,
+                  overrides: ConfigOverrides | None = None, models: ModelCache | None = None,
+                  mark: RunMark | None = None) -> ChatOutcome:
+        """`chat` with its final state. `configs` replaces the flag client as the source of
+        agent configs, `overrides` is applied over what it serves, `models` replaces the model
+        cache (another simulator seed) and `mark` records the request as an experiment's run,
+        which LaunchDarkly never hears of and online verdicts leave out."""
         request_id = uuid.uuid4().hex
         with tracing.workflow_span(request_id):
-            return await self._chat(request, request_id)
+            return await self._chat(request, request_id, configs=configs, overrides=overrides,
+                                    models=models, mark=mark)
 
-    async def _chat(self, request: ChatRequest, request_id: str) -> ChatResponse:
+    async def _chat(self, request: ChatRequest, request_id: str, *,
+                    configs: ConfigSource | None, overrides: ConfigOverrides | None,
+                    models: ModelCache | None, mark: RunMark | None) -> ChatOutcome:
         started = RunTimer()
-        attributes = request.user_context.model_dump(exclude_none=True)
-        ld_context = build_context(request.user_id, attributes)
         # Only declared attributes get this far (country, plan, region and the names in
         # USER_CONTEXT_ATTRIBUTES, each bounded and free of identifiers): safe to store.
-        stored = attributes
+        attributes = request.user_context.model_dump(exclude_none=True)
+        ld_context = build_context(request.user_id, attributes)
+        live_ld = self.flags.mode == "launchdarkly" and mark is None
         recorder = RunRecorder(
-            request_id, request.user_id, stored, ld_context,
-            ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
+            request_id, request.user_id, attributes, ld_context,
+            ld_client=self.flags.client if live_ld else None,
             pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
         )
         recorder.trace_id, recorder.span_id = tracing.current_ids()
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,
-            configs=ConfigResolver(self.flags, ld_context, recorder), models=self.models,
-            recorder=recorder, pii=self.pii, tools=self.tools, settings=self.settings,
+            configs=ConfigResolver(configs or self.flags, ld_context, recorder, overrides),
+            models=models or self.models, recorder=recorder, pii=self.pii, tools=self.tools,
+            settings=self.settings,
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
@@ -133,7 +156,8 @@ class ChatService:
                 message = (f"the request ran past its deadline of "
                            f"{self.settings.REQUEST_DEADLINE_S:g} s (REQUEST_DEADLINE_S)")
                 self._finish_unfinished(context, started, message)
-                await self._record(recorder, status="timeout", routed=_routed(recorder))
+                await self._record(recorder, status="timeout", routed=_routed(recorder),
+                                   mark=mark)
                 tracing.annotate(status="timeout")
                 tracing.mark_current_error(DeadlineExceeded.__qualname__)
                 raise DeadlineExceeded(request_id, message) from exc
@@ -143,14 +167,14 @@ class ChatService:
             else:
                 log.exception("request %s failed in the graph", request_id)
                 message = f"internal error: {type(exc).__name__}"
-            await self._record(recorder, status="error", routed=routed)
+            await self._record(recorder, status="error", routed=routed, mark=mark)
             tracing.annotate(status="error")
             tracing.mark_current_error(type(exc).__qualname__)
             raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")
         status = "refused" if state.get("refused") else "ok"
-        await self._record(recorder, status=status, routed=route == "security")
+        await self._record(recorder, status=status, routed=route == "security", mark=mark)
         tracing.annotate(status=status, route=route)
         runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
         costs = [run.cost_usd for run in runs]
@@ -161,12 +185,13 @@ class ChatService:
             cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
             duration_ms=round(sum(r.duration_ms for r in runs), 3),
         )
-        return ChatResponse(
+        response = ChatResponse(
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
             trace_id=recorder.trace_id,
         )
+        return ChatOutcome(response, dict(state))
 
     @staticmethod
     def _finish_unfinished(context: RequestContext, started: RunTimer, error: str) -> None:
@@ -179,11 +204,14 @@ class ChatService:
                                     _AGENT_OF_CONFIG[exposure.config_key], started,
                                     ModelUsage(), error=error)
 
-    async def _record(self, recorder: RunRecorder, *, status: str, routed: bool) -> None:
+    async def _record(self, recorder: RunRecorder, *, status: str, routed: bool,
+                      mark: RunMark | None = None) -> None:
         self.providers.observe(recorder.runs)
         # The response is sent only after the store has committed this request; a store
         # fault raises StoreUnavailable (503), never a 200 for rows that were not written.
-        await self.store.write(recorder.batch(status=status, routed_to_security=routed))
+        batch = recorder.batch(status=status, routed_to_security=routed)
+        batch.mark = mark
+        await self.store.write(batch)
 
 
 def _routed(recorder: RunRecorder) -> bool:

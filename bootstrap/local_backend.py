@@ -23,7 +23,7 @@ from bootstrap.state import (
     local_state_path,
     write_text_atomic,
 )
-from utils.flags.flag_file import ALL_WEIGHT
+from utils.flags.flag_file import ALL_WEIGHT, EXPERIMENT_ROLLOUT
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
             rule["description"] = f"Experiment {plan.name}: {' vs '.join(plan.arms)}"
             rule["trackEvents"] = True
             rule["rollout"] = {
-                "kind": "experiment", "seed": plan.seed, "contextKind": "user",
+                "kind": EXPERIMENT_ROLLOUT, "seed": plan.seed, "contextKind": "user",
                 "variations": [{"variation": index[arm], "weight": w, "untracked": False}
                                for arm, w in zip(plan.arms, _weights(plan.split), strict=True)]}
         else:

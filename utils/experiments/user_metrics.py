@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from utils.experiments.definitions import Experiment
+from utils.telemetry.event_store import MARKED_RUNS_TABLE
 from utils.telemetry.metrics import METRICS, MetricDefinition
 
 
@@ -57,9 +58,18 @@ def connect_event_store(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def unmarked(conn: sqlite3.Connection, column: str) -> str:
+    """SQL that keeps only rows whose request `column` is not a marked (experiment) run; empty
+    for stores from before marking, which have no such runs."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                         (MARKED_RUNS_TABLE,)).fetchone()
+    return f" AND {column} NOT IN (SELECT request_id FROM main.{MARKED_RUNS_TABLE})" if found else ""
+
+
 def store_is_simulated(conn: sqlite3.Connection) -> bool:
-    """True when any event row came from a simulated provider."""
-    return conn.execute("SELECT 1 FROM events WHERE simulated = 1 LIMIT 1").fetchone() is not None
+    """True when any event row of user traffic came from a simulated provider."""
+    sql = "SELECT 1 FROM events WHERE simulated = 1" + unmarked(conn, "request_id") + " LIMIT 1"
+    return conn.execute(sql).fetchone() is not None
 
 
 def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) -> None:
@@ -74,7 +84,8 @@ def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) 
     conn.execute(
         f"INSERT INTO temp.{table} SELECT user_key, variation_key, MIN(ts), request_id, "
         "COUNT(DISTINCT variation_key) FROM main.exposures "
-        "WHERE config_key = ? AND in_experiment = 1 GROUP BY user_key",
+        "WHERE config_key = ? AND in_experiment = 1" + unmarked(conn, "request_id")
+        + " GROUP BY user_key",
         (experiment.config,),
     )
 
@@ -130,7 +141,8 @@ def load_all_arm_data(
             f"SELECT e.user_key, {', '.join(select)} FROM main.events e NOT INDEXED "
             + " ".join(joins)
             + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
-            + f" AND ({' OR '.join(any_assigned)}) GROUP BY e.user_key"
+            + f" AND ({' OR '.join(any_assigned)})" + unmarked(conn, "e.request_id")
+            + " GROUP BY e.user_key"
         )
         rows = conn.execute(sql, params + event_keys).fetchall()
         if rows:

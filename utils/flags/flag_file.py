@@ -15,6 +15,21 @@ log = logging.getLogger(__name__)
 
 # LaunchDarkly rollout weights are thousandths of a percent: 100000 is everyone.
 ALL_WEIGHT = 100_000
+# The rollout kind of a rule that buckets users into an online experiment.
+EXPERIMENT_ROLLOUT = "experiment"
+
+
+def is_experiment_rule(rule: dict[str, Any]) -> bool:
+    return (rule.get("rollout") or {}).get("kind") == EXPERIMENT_ROLLOUT
+
+
+def without_experiment_rollouts(document: dict[str, Any]) -> dict[str, Any]:
+    """The flag document with every experiment rule removed: what targeting alone serves."""
+    flags = {}
+    for key, flag in (document.get("flags") or {}).items():
+        rules = [r for r in flag.get("rules", []) if not is_experiment_rule(r)]
+        flags[key] = {**flag, "rules": rules}
+    return {**document, "flags": flags}
 
 
 def describe_variation(value: Any) -> dict[str, Any]:

@@ -12,9 +12,11 @@ from utils.stats.bayesian import (
     compare_mean,
     compare_percentile,
 )
+from utils.stats.paired import PairedComparison, compare_paired
 from utils.stats.planning import sample_size_conversion, sample_size_mean, srm_p_value
 
 __all__ = [
-    "ConversionStats", "MeanStats", "compare_conversion", "compare_mean", "compare_percentile",
+    "ConversionStats", "MeanStats", "PairedComparison", "compare_conversion", "compare_mean",
+    "compare_paired", "compare_percentile",
     "sample_size_conversion", "sample_size_mean", "srm_p_value",
 ]

@@ -33,7 +33,7 @@ from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailabl
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MAX_BATCHES_PER_COMMIT = 256
 _WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
 
@@ -67,7 +67,16 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN trace_id TEXT;
     ALTER TABLE requests ADD COLUMN span_id TEXT;
     """,
+    # 3: requests run for an experiment outside production traffic (an offline experiment's
+    # tasks, or an evaluation payload) are marked here; online verdicts leave them out.
+    """
+    CREATE TABLE IF NOT EXISTS marked_runs (
+        request_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, variant TEXT NOT NULL,
+        task_id TEXT, repeat INTEGER, source TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS marked_runs_by_variant ON marked_runs (experiment, variant);
+    """,
 ]
+MARKED_RUNS_TABLE = "marked_runs"
 _REQUEST_COLUMNS = ("request_id, ts, user_key, context_json, routed_to_security, status, "
                     "simulated, trace_id, span_id")
 
@@ -91,6 +100,17 @@ class EventRow:
     simulated: bool
 
 
+@dataclass(frozen=True)
+class RunMark:
+    """Marks a request as run for an experiment, not by a user: online verdicts exclude it."""
+
+    experiment: str
+    variant: str
+    task_id: str | None = None
+    repeat: int | None = None
+    source: str = "offline"
+
+
 @dataclass
 class WriteBatch:
     """Everything one request (or one feedback) writes, committed atomically."""
@@ -106,6 +126,7 @@ class WriteBatch:
     feedback: tuple[str, str] | None = None  # (kind, source); events only if first feedback
     trace_id: str | None = None  # hex OpenTelemetry ids of the request's run (tracing on)
     span_id: str | None = None
+    mark: RunMark | None = None  # set → a `marked_runs` row: not a user's request
     ts: float = field(default_factory=time.time)
 
 
@@ -326,6 +347,12 @@ class EventStore:
                  int(batch.routed_to_security), batch.request_status, int(batch.simulated),
                  batch.trace_id, batch.span_id),
             )
+        if batch.mark is not None:
+            m = batch.mark
+            conn.execute(
+                "INSERT OR REPLACE INTO marked_runs VALUES (?, ?, ?, ?, ?, ?)",
+                (batch.request_id, m.experiment, m.variant, m.task_id, m.repeat, m.source),
+            )
         conn.executemany(
             "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
             " in_experiment, context_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -403,7 +430,7 @@ class EventStore:
     def summary(self) -> dict[str, Any]:
         """Row counts per table and per event key."""
         tables = {t: self._read(f"SELECT COUNT(*) FROM {t}")[0][0]
-                  for t in ("requests", "exposures", "events", "feedback")}
+                  for t in ("requests", "exposures", "events", "feedback", MARKED_RUNS_TABLE)}
         by_key = {r[0]: r[1] for r in self._read(
             "SELECT event_key, COUNT(*) FROM events GROUP BY event_key ORDER BY event_key")}
         simulated = self._read("SELECT COUNT(*) FROM events WHERE simulated = 1")[0][0]

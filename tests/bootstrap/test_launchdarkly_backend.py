@@ -153,7 +153,7 @@ def test_rate_limited_request_is_retried_after_retry_after(fake) -> None:
 
 def test_persistent_server_errors_give_up_with_a_clear_message(fake) -> None:
     fake.fail("GET", "/ai-tools", 500, times=99)
-    with pytest.raises(LaunchDarklyError, match=r"GET /api/v2/.*/ai-tools failed with 500 after"):
+    with pytest.raises(LaunchDarklyError, match=r"GET /api/v2/.*/ai-tools\?limit=50&offset=0 failed with 500 after"):
         sync(fake)
 
 

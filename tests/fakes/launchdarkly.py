@@ -29,7 +29,6 @@ import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.launchdarkly_experiments import (

@@ -24,6 +24,7 @@ from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
 
+from utils.flags.flag_file import split_parameters
 from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
 
@@ -39,6 +40,27 @@ FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one re
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
 
 ConfigSource = Literal["flags", "default", "fallback"]
+
+def served_tool_names(value: Mapping[str, Any]) -> tuple[str, ...]:
+    """Tool names of a served variation: the `tools` map, else `model.parameters.tools`."""
+    tools = value.get("tools")
+    if isinstance(tools, Mapping):
+        return tuple(tools)
+    listed = ((value.get("model") or {}).get("parameters") or {}).get("tools")
+    return tuple(t["name"] for t in listed or [] if isinstance(t, Mapping) and t.get("name"))
+
+
+def describe_served(value: Any) -> dict[str, Any]:
+    """What the app takes from a served variation value: model, provider, parameters, custom
+    parameters and tools, as the flag layer reads them. Raises `MalformedVariation` for a
+    value the app would refuse (and serve its built-in default instead)."""
+    validate_served(value)
+    parameters, custom = split_parameters(value["model"])
+    return {"model": value["model"]["name"],
+            "provider": normalise_provider(value["provider"]["name"]),
+            "parameters": parameters, "custom": custom,
+            "tools": sorted(served_tool_names(value)),
+            "enabled": bool((value.get("_ldMeta") or {}).get("enabled", False))}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +162,8 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
     return context
 
 
-def _validate_raw_variation(raw: Any) -> None:
+def validate_served(raw: Any) -> None:
+    """Raise `MalformedVariation` unless `raw` names a model and a known provider."""
     if not isinstance(raw, dict):
         raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
     model = raw.get("model")
@@ -227,7 +250,7 @@ class ConfigFlags:
             detail = _last_detail.get()
             problem = str(exc)
             try:
-                _validate_raw_variation(getattr(detail, "value", None))
+                validate_served(getattr(detail, "value", None))
             except MalformedVariation as precise:
                 problem = str(precise)
             self._warn_malformed(config_key, detail, problem)
@@ -240,15 +263,13 @@ class ConfigFlags:
             # Flag missing or store not initialised: the typed default is the answer.
             return default
         try:
-            _validate_raw_variation(detail.value)
+            validate_served(detail.value)
         except MalformedVariation as exc:
             self._warn_malformed(config_key, detail, str(exc))
             return replace(default, source="fallback")
 
         model = ai_config.model
-        model_dict = model.to_dict() if model else {}
-        parameters = dict(model_dict.get("parameters") or {})
-        parameters.pop("tools", None)
+        parameters, custom = split_parameters(model.to_dict() if model else {})
         meta = detail.value.get("_ldMeta") or {}
         return AgentConfig(
             config_key=config_key,
@@ -257,7 +278,7 @@ class ConfigFlags:
             model=model.name if model else default.model,
             provider=normalise_provider(ai_config.provider.name if ai_config.provider else ""),
             parameters=parameters,
-            custom=dict(model_dict.get("custom") or {}),
+            custom=custom,
             instructions=ai_config.instructions or default.instructions,
             tools=tuple((ai_config.tools or {}).keys()),
             in_experiment=bool(reason.get("inExperiment", False)),

@@ -164,7 +164,7 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
         url = urlsplit(path)
         path = url.path
         self._path = path
-        self._query = {"limit": str(self.page_size), **dict(parse_qsl(url.query))}
+        self._query = dict(parse_qsl(url.query))
         p, e = re.escape(self.project), re.escape(self.environment)
         beta = [
             (f"^/api/v2/projects/{p}/ai-configs/model-configs$", self._model_configs),
@@ -216,7 +216,8 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
 
     def _tools(self, method, body):
         if method == "GET":
-            return 200, page(list(self.tools.values()), self._query, path=self._path)
+            return 200, page(list(self.tools.values()), self._query, path=self._path,
+                             page_size=self.page_size)
         require(body, "key", "schema")
         known(body, TOOL_POST_FIELDS)
         _json_schema(body["schema"])
@@ -241,7 +242,8 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
 
     def _configs(self, method, body):
         if method == "GET":
-            return 200, page(list(self.configs.values()), self._query, path=self._path)
+            return 200, page(list(self.configs.values()), self._query, path=self._path,
+                             page_size=self.page_size)
         require(body, "key", "name")
         known(body, CONFIG_POST_FIELDS)
         if body["key"] in self.configs:

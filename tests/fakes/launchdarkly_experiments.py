@@ -73,12 +73,14 @@ def check_metric(m: dict) -> None:
 
 
 def page(items: list[dict], query: dict[str, str], max_limit: int | None = None,
-         path: str = "") -> dict[str, Any]:
-    """One page of a collection: `limit`/`offset`, `totalCount`, `_links.next`."""
-    limit = int(query.get("limit", 20))
+         path: str = "", page_size: int = 20) -> dict[str, Any]:
+    """One page of a collection: `limit`/`offset` (at most `page_size` items, as a server caps
+    its pages), `totalCount`, `_links.next`."""
+    limit = int(query.get("limit", page_size))
     offset = int(query.get("offset", 0))
     if max_limit is not None and limit > max_limit:
         raise ApiError(400, f"limit must be at most {max_limit}")
+    limit = min(limit, page_size)
     answer: dict[str, Any] = {"items": items[offset:offset + limit], "totalCount": len(items),
                               "_links": {"self": {"href": f"{path}?limit={limit}&offset="
                                                           f"{offset}"}}}
@@ -95,10 +97,12 @@ class ExperimentationFake:
     environment: str
     _query: dict[str, str]  # the query of the request being served
     _path: str  # its path without the query
+    page_size: int
 
     def _metrics(self, method, body):
         if method == "GET":
-            return 200, page(list(self.metrics.values()), self._query, max_limit=50, path=self._path)
+            return 200, page(list(self.metrics.values()), self._query, max_limit=50, path=self._path,
+                             page_size=self.page_size)
         require(body, "key", "kind")
         known(body, METRIC_POST_FIELDS)
         check_metric(body)
@@ -180,7 +184,7 @@ class ExperimentationFake:
     def _experiments_route(self, method, body):
         if method == "GET":
             return 200, page([self._experiment_rep(e, {}) for e in self.experiments.values()],
-                             self._query, path=self._path)
+                             self._query, path=self._path, page_size=self.page_size)
         require(body, "key", "name", "iteration")
         known(body, EXPERIMENT_POST_FIELDS)
         if body["key"] in self.experiments:

@@ -57,7 +57,7 @@ class ChatService:
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
             ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
-            pricing=self.pricing,
+            pricing=self.pricing, track_simulated=self.settings.LD_TRACK_SIMULATED,
         )
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,

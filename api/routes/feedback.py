@@ -25,5 +25,5 @@ async def create_feedback(body: FeedbackCreate, service: ServiceDep) -> Feedback
     status = await service.store.write(feedback_batch(
         body.request_id, body.user_id, body.kind, body.source, record.exposures))
     if status == "recorded" and service.flags.mode == "launchdarkly":
-        send_feedback_to_launchdarkly(service.flags.client, record, body.kind)
+        send_feedback_to_launchdarkly(service.flags, record, body.kind)
     return FeedbackPublic(request_id=body.request_id, status=status)

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 _MAX_BATCHES_PER_COMMIT = 256
 
@@ -53,6 +53,12 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS events_by_key ON events (event_key, user_key);
     CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
     """,
+    # 2: the LaunchDarkly tracker of each served config (ldai resumption token), so feedback
+    # joins its run; tracker_simulated marks a run that was simulated (LD_TRACK_SIMULATED).
+    """
+    ALTER TABLE exposures ADD COLUMN tracker_token TEXT;
+    ALTER TABLE exposures ADD COLUMN tracker_simulated INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -61,6 +67,8 @@ class Exposure:
     config_key: str
     variation_key: str
     in_experiment: bool
+    tracker_token: str | None = None  # LaunchDarkly mode: the run's ldai resumption token
+    tracker_simulated: bool = False  # that run was simulated (tracked only when allowed)
 
 
 @dataclass(frozen=True)
@@ -217,9 +225,11 @@ class EventStore:
             )
         conn.executemany(
             "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
-            " in_experiment, context_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " in_experiment, context_json, tracker_token, tracker_simulated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(batch.ts, batch.request_id, batch.user_key, e.config_key, e.variation_key,
-              int(e.in_experiment), context_json) for e in batch.exposures],
+              int(e.in_experiment), context_json, e.tracker_token, int(e.tracker_simulated))
+             for e in batch.exposures],
         )
         conn.executemany(
             "INSERT INTO events (ts, request_id, user_key, event_key, value, config_key,"
@@ -251,7 +261,8 @@ class EventStore:
         if row is None:
             return None
         exposures = [dict(r) for r in conn.execute(
-            "SELECT config_key, variation_key, in_experiment FROM exposures"
+            "SELECT config_key, variation_key, in_experiment, tracker_token, tracker_simulated"
+            " FROM exposures"
             " WHERE request_id = ? ORDER BY id", (request_id,),
         )]
         return RequestRecord(row["request_id"], row["user_key"],

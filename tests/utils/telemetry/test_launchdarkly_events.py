@@ -2,7 +2,9 @@
 
 The fake answers the SDK's stream request (`GET /all`) with one SSE `put` event holding
 the standard test flags, so the real client initialises and evaluates, and it records what
-the event processor POSTs to `/bulk`. Nothing leaves the machine.
+the event processor POSTs to `/bulk`. Nothing leaves the machine. OpenAI models are live
+(served by the OpenAI fake) where a test needs real runs; the security agent's Anthropic
+model stays simulated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from tests.fakes.flagfile import standard_flags
 from tests.fakes.local_server import LocalServer, QuietHandler
+from tests.fakes.openai_server import FakeOpenAI
 from utils.telemetry import metrics
 
 ADMIN_TOKEN = "test-admin-token"
@@ -102,8 +105,8 @@ def fake_ld() -> Iterator[FakeLaunchDarkly]:
         yield fake
 
 
-@pytest.fixture
-def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def _app(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         **env: str):
     """The app in LaunchDarkly mode, every SDK URI pointing at the fake."""
     from fastapi.testclient import TestClient
 
@@ -115,8 +118,25 @@ def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
     monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    with TestClient(create_app()) as client:
+    return TestClient(create_app())
+
+
+@pytest.fixture
+def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """LaunchDarkly mode, simulated providers, their runs allowed through (and marked)."""
+    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+        yield client
+
+
+@pytest.fixture
+def live_ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """LaunchDarkly mode with live OpenAI models (the OpenAI fake); Anthropic stays simulated
+    and, by default, untracked."""
+    with FakeOpenAI() as openai, _app(fake_ld, tmp_path, monkeypatch, LLM_MODE="auto",
+                                      OPENAI_BASE_URL=openai.base_url) as client:
         yield client
 
 
@@ -187,3 +207,56 @@ def test_flush_keeps_the_client_open_for_the_next_request(
     assert len(run_ids) == 4  # two agent runs per request, both requests delivered
     health = ld_client.get("/health").json()
     assert health["flags"]["initialized"] is True
+
+
+def _ai_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if _data(e).get("configKey")]
+
+
+def test_feedback_rebuilds_each_run_tracker_from_its_resumption_token(
+        live_ld_client, fake_ld: FakeLaunchDarkly) -> None:
+    chat = _chat(live_ld_client, "How does PPO clip its objective?")
+    live = {r["config_key"] for r in chat["agents"] if not r["simulated"]}
+    assert live >= {"supervisor-agent", "support-agent"}
+    live_ld_client.post("/feedback", json={"request_id": chat["request_id"],
+                                           "user_id": "ld-user", "kind": "negative"})
+    _flush(live_ld_client)
+    events = fake_ld.wait_for(
+        lambda evs: sum(e["key"] == metrics.FEEDBACK_NEGATIVE for e in evs) >= len(live))
+    runs = {(_data(e)["configKey"], _data(e)["runId"], _data(e)["version"])
+            for e in events if e["key"] == metrics.DURATION_TOTAL}
+    feedback = {(_data(e)["configKey"], _data(e)["runId"], _data(e)["version"])
+                for e in events if e["key"] == metrics.FEEDBACK_NEGATIVE}
+    assert feedback == runs  # joined to its run, with the served version
+    assert {config for config, _, _ in runs} == live  # the simulated run stayed out
+    assert all(not _data(e).get("simulated") for e in _ai_events(events))
+
+
+def test_simulated_runs_never_reach_launchdarkly_by_default(
+        fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
+        chat = _chat(client)
+        assert chat["simulated"] is True
+        client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
+                                       "kind": "positive"})
+        _flush(client)
+        fake_ld.wait_for(lambda evs: False, timeout=1.0)  # give stray events time to land
+        assert _ai_events(fake_ld.custom_events()) == []
+        stored = client.app.state.service.store.query(
+            "SELECT COUNT(*) FROM events WHERE request_id = ?", (chat["request_id"],))
+        assert stored[0][0] > 0  # still measured locally
+
+
+def test_allowed_simulated_runs_are_marked(
+        fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+        chat = _chat(client)
+        client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
+                                       "kind": "positive"})
+        _flush(client)
+        wanted = AI_RUN_KEYS | {metrics.COST_PER_REQUEST, metrics.FEEDBACK_POSITIVE}
+        events = fake_ld.wait_for(lambda evs: wanted <= {e["key"] for e in _ai_events(evs)})
+    tracked = _ai_events(events)
+    assert wanted <= {e["key"] for e in tracked}
+    assert all(_data(e)["simulated"] is True for e in tracked)
+    assert all(e["context"].get("simulated") is True for e in tracked if "context" in e)

@@ -343,6 +343,34 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
             value["provider"] = {"name": model_config["provider"]}
         return value
 
+    def sdk_flag_data(self) -> dict[str, Any]:
+        """The project as the SDK's stream delivers it (`{"flags", "segments"}` flag JSON), so
+        an app can be served exactly what this fake holds."""
+        flags = {}
+        for key, env in self.targeting.items():
+            rules = []
+            for rule in env["rules"]:
+                served: dict[str, Any] = {"variation": rule["variation"]} if "variation" in rule \
+                    else {"rollout": {**{k: v for k, v in rule["rollout"].items()
+                                         if k != "experimentAllocation"},
+                                      "kind": "experiment" if "experimentAllocation" in
+                                      rule["rollout"] else "rollout", "seed": 1}}
+                rules.append({"id": rule["_id"], "clauses": rule["clauses"],
+                              "trackEvents": "rollout" in rule, **served})
+            flags[key] = {"key": key, "on": env["enabled"], "version": self.flag_versions[key],
+                          "salt": key, "variations": [v["value"] for v in
+                                                      self._targeting_variations(key)],
+                          "offVariation": env["offVariation"], "fallthrough": env["fallthrough"],
+                          "rules": rules, "targets": [], "contextTargets": [],
+                          "prerequisites": [], "trackEvents": False,
+                          "trackEventsFallthrough": False, "deleted": False}
+        segments = {key: {"key": key, "version": seg["version"], "salt": key, "included": [],
+                          "excluded": [], "includedContexts": [], "excludedContexts": [],
+                          "rules": [{"id": r["_id"], "clauses": r["clauses"]}
+                                    for r in seg["rules"]], "deleted": False}
+                    for key, seg in self.segments.items()}
+        return {"flags": flags, "segments": segments}
+
     def _targeting_variations(self, key: str) -> list[dict]:
         """Targeting variations: their own `_id` (not the config variation's) and the served
         value, whose `_ldMeta.variationKey` is the only place the key appears."""

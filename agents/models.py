@@ -10,13 +10,14 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from agents.simulated import SimulatedChatModel
-from utils.providers import PROVIDER_NAMES, PROVIDERS
+from agents.stream_check import COMPLETE_REPLY_CHECK
+from utils.providers import PARAMETER_NAMES, PROVIDER_NAMES, PROVIDERS, served_model
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Parameters a variation may set that every provider integration understands.
-_PASSED_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop")
+# What the simulator models of a variation's parameters (the rest change nothing it does).
+_SIMULATED_PARAMETERS = ("temperature", "max_tokens")
 _REQUEST_TIMEOUT_S = 120
 _MAX_RETRIES = 2
 _CACHE_LIMIT = 256
@@ -57,27 +58,64 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _model_kwargs(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: parameters[k] for k in _PASSED_PARAMETERS if parameters.get(k) is not None}
+_reported: set[tuple[str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def _report_once(provider: str, name: str, why: str) -> None:
+    with _reported_lock:
+        if (provider, name) in _reported:
+            return
+        _reported.add((provider, name))
+    log.warning("model parameter %r is %s; it is not sent to %s", name, why, provider)
+
+
+def model_parameters(provider: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A variation's parameters as `provider`'s LangChain keywords.
+
+    LaunchDarkly's camelCase (`maxTokens`, `topP`) and snake_case both map to the one name in
+    `utils.providers.PARAMETER_NAMES`; a parameter that is unknown, or that this provider's
+    API does not take, is logged once per provider and name, never sent and never silent.
+    """
+    accepted = PROVIDERS[provider].parameters if provider in PROVIDERS else {}
+    kwargs: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if value is None or name == "tools":  # tools are bound by the agents, not here
+            continue
+        canonical = PARAMETER_NAMES.get(name)
+        if canonical is None:
+            _report_once(provider, name, "unknown (known: " + ", ".join(
+                sorted(set(PARAMETER_NAMES.values()))) + ")")
+        elif canonical not in accepted:
+            _report_once(provider, name, f"not taken by {provider}'s API")
+        else:
+            kwargs[accepted[canonical]] = value
+    return kwargs
 
 
 def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
                      settings: Settings, *, timeout_s: float | None = None) -> BaseChatModel:
     """A chat model for the variation's provider, model and parameters."""
-    kwargs = _model_kwargs(parameters)
+    kwargs = model_parameters(provider, parameters)
     if not provider_is_live(provider, settings):
         return SimulatedChatModel(
             model_name=model, provider=provider, seed=settings.SIM_SEED,
-            time_scale=settings.SIM_TIME_SCALE, **kwargs,
+            time_scale=settings.SIM_TIME_SCALE,
+            **{k: v for k, v in kwargs.items() if k in _SIMULATED_PARAMETERS},
         )
     # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
     # still hands callers one AIMessage with its tool calls and token usage.
     common = {"timeout": timeout_s or _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES,
-              "streaming": True, **kwargs}
+              "streaming": True, "callbacks": [COMPLETE_REPLY_CHECK], **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(model=model, api_key=_secret(settings.OPENAI_API_KEY) or "not-needed",
+        if _token_limit_field(settings) == "max_tokens" and "max_tokens" in common:
+            # ChatOpenAI always sends `max_completion_tokens`, which Ollama and llama.cpp
+            # ignore; `extra_body` puts the cap on the wire under the name they read.
+            common["extra_body"] = {"max_tokens": common.pop("max_tokens")}
+        return ChatOpenAI(model=served_model(provider, model, settings),
+                          api_key=_secret(settings.OPENAI_API_KEY) or "not-needed",
                           base_url=settings.OPENAI_BASE_URL, stream_usage=True, **common)
     if provider == "anthropic":
         from langchain_anthropic import ChatAnthropic
@@ -93,6 +131,13 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
     raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDER_NAMES)}")
 
 
+def _token_limit_field(settings: Settings) -> str:
+    """The request field of an OpenAI-protocol token cap (setting OPENAI_TOKEN_LIMIT_FIELD)."""
+    if settings.OPENAI_TOKEN_LIMIT_FIELD != "auto":
+        return settings.OPENAI_TOKEN_LIMIT_FIELD
+    return "max_tokens" if settings.OPENAI_BASE_URL else "max_completion_tokens"
+
+
 class ModelCache:
     """Chat models are immutable and hold HTTP clients: build each configuration once."""
 
@@ -103,7 +148,7 @@ class ModelCache:
 
     def get(self, provider: str, model: str, parameters: Mapping[str, Any]) -> BaseChatModel:
         key = (provider, model, tuple(sorted((k, repr(v)) for k, v in
-                                             _model_kwargs(parameters).items())))
+                                             model_parameters(provider, parameters).items())))
         with self._lock:
             cached = self._models.get(key)
         if cached is not None:

@@ -18,12 +18,13 @@ from langgraph.runtime import Runtime
 from agents.context import RequestContext
 from agents.state import ChatState, Turn
 from utils.flags.client import SECURITY_CONFIG
+from utils.privacy.placeholders import PLACEHOLDER_PATTERN
 from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
 FALLBACK_POLICY = "strict"
-_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_PLACEHOLDER = PLACEHOLDER_PATTERN
 _WORD = re.compile(r"\w+")
 REFUSAL = ("I could not safely remove the personal data from your message, so I did not send "
            "it on. Please remove names, contact details and account numbers and ask again.")
@@ -51,8 +52,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
     if config.enabled:
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
-            reply = await model.ainvoke([SystemMessage(config.instructions),
-                                         HumanMessage(floor.text)], timer.config_for(model))
+            reply = await model.ainvoke(
+                [SystemMessage(config.instructions), HumanMessage(floor.text)],
+                timer.config_for(model, config))
             usage.add(reply)
             candidate = reply.text if hasattr(reply, "text") else str(reply.content)
             if candidate == floor.text:

@@ -87,7 +87,7 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
             model = ctx.models.get(config.provider, config.model, config.parameters)
             reply = await _classifier(model).ainvoke(
                 [SystemMessage(config.instructions), HumanMessage(screened)],
-                timer.config_for(model),
+                timer.config_for(model, config),
             )
             usage.add(reply)
             decision = parse_decision(reply)

@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from agents.context import RequestContext
 from agents.state import ChatState
 from utils.flags.client import SUPPORT_CONFIG
-from utils.telemetry import metrics
+from utils.telemetry import metrics, tracing
 from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,12 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
     max_calls = int(config.custom_param("max_tool_calls", DEFAULT_MAX_TOOL_CALLS))
     tools = ctx.tools.build(config.tools)
     inputs = [*_history_messages(state), HumanMessage(text)]
+    tracing.record_support_input(
+        ("user" if isinstance(m, HumanMessage) else "assistant", m.text) for m in inputs)
     try:
         model = ctx.models.get(config.provider, config.model, config.parameters)
         agent = _agents.get(model, tools, config.instructions, max(1, max_calls))
-        result = await agent.ainvoke({"messages": inputs}, timer.config_for(model))
+        result = await agent.ainvoke({"messages": inputs}, timer.config_for(model, config))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
         ctx.recorder.finish_run(config, "support", timer, usage, error=error)

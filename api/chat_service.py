@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 from agents.context import ConfigResolver, PiiDetector, RequestContext
@@ -12,7 +13,9 @@ from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import ConfigFlags, build_context
+from utils.providers import priced_model
 from utils.settings import Settings
+from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore
 from utils.telemetry.instrumentation import RunRecorder
@@ -51,14 +54,21 @@ class ChatService:
             self.flags.close()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One request through the graph, inside its workflow span when tracing is on."""
         request_id = uuid.uuid4().hex
+        with tracing.workflow_span(request_id):
+            return await self._chat(request, request_id)
+
+    async def _chat(self, request: ChatRequest, request_id: str) -> ChatResponse:
         attributes = request.user_context.model_dump(exclude_none=True)
         ld_context = build_context(request.user_id, attributes)
         recorder = RunRecorder(
             request_id, request.user_id, attributes, ld_context,
             ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
-            pricing=self.pricing, track_simulated=self.settings.LD_TRACK_SIMULATED,
+            pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
+            track_simulated=self.settings.LD_TRACK_SIMULATED,
         )
+        recorder.trace_id, recorder.span_id = tracing.current_ids()
         context = RequestContext(
             request_id=request_id, user_key=request.user_id,
             configs=ConfigResolver(self.flags, ld_context, recorder), models=self.models,
@@ -76,11 +86,14 @@ class ChatService:
                 message = f"internal error: {type(exc).__name__}"
             await self._record(recorder, status="error",
                                routed=any(r.agent == "security" for r in recorder.runs))
+            tracing.annotate(status="error")
+            tracing.mark_current_error(type(exc).__qualname__)
             raise ChatFailed(request_id, message) from exc
 
         route = state.get("route", "security")
-        await self._record(recorder, status="refused" if state.get("refused") else "ok",
-                           routed=route == "security")
+        status = "refused" if state.get("refused") else "ok"
+        await self._record(recorder, status=status, routed=route == "security")
+        tracing.annotate(status=status, route=route)
         runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
         costs = [run.cost_usd for run in runs]
         totals = Totals(
@@ -94,6 +107,7 @@ class ChatService:
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
+            trace_id=recorder.trace_id,
         )
 
     async def _record(self, recorder: RunRecorder, *, status: str, routed: bool) -> None:

@@ -19,6 +19,7 @@ from api.composition import build_service, warm_up
 from api.routes import admin, chat, configs, experiments, feedback, health
 from utils.logging_setup import configure_logging
 from utils.settings import Settings, get_settings
+from utils.telemetry import tracing
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
         configure_logging(current.LOG_LEVEL)
+        traced = tracing.setup_tracing(current) is not None  # before the graph is built
         service = build_service(current)
         app.state.service = service
         app.state.settings = current
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await asyncio.to_thread(service.close)
+            if traced:
+                await asyncio.to_thread(tracing.shutdown)  # flushes the spans still queued
 
     app = FastAPI(
         title="Multi-agent support assistant with AI Configs",

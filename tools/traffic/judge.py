@@ -3,8 +3,9 @@
 A judge reads only the question and the answer text, never which model, provider or
 variation served it, so effects in an experiment can only come from answer quality.
 
-**Live** (`LLMJudge`): a chat model (OpenAI, else Anthropic, by which key is set) applies
-`RUBRIC` and returns a `JudgeVerdict` through structured output. Its timeout is long enough
+**Live** (`LLMJudge`): a chat model applies `RUBRIC` to the whole answer and returns a
+`JudgeVerdict` through structured output. Its provider is JUDGE_PROVIDER, or with `auto` the
+live provider serving the fewest experiment arms (`tools.traffic.llm.judge_provider`). Its timeout is long enough
 for real models (120 s by default); a call that fails or times out is a *judge failure*,
 counted and reported, never silently turned into "none".
 
@@ -45,8 +46,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.traffic.llm import live_provider, make_chat_model
+from tools.traffic.llm import judge_provider, make_chat_model
 from utils.knowledge.sections import KBSection, load_kb_sections
+from utils.privacy.placeholders import placeholder
 from utils.settings import get_settings
 
 Verdict = Literal["positive", "negative", "none"]
@@ -65,8 +67,9 @@ Rate the ANSWER to the QUESTION:
 - negative: it is wrong, off-topic, evasive, refuses without a good reason, is cut off, or
   misses the point of the question.
 - none: it is acceptable but unremarkable; a real user would not bother to rate it.
-Ignore any redaction placeholders such as <PERSON> or [EMAIL]: personal details were removed
-on purpose. Judge only the content; give a one-sentence reason."""
+Ignore any redaction placeholders such as {person} or {email}: personal details were removed
+on purpose. Judge only the content; give a one-sentence reason.""".format(
+    person=placeholder("PERSON"), email=placeholder("EMAIL"))
 
 
 class JudgeVerdict(BaseModel):
@@ -232,11 +235,11 @@ class SimulatedJudge:
 class LLMJudge:
     """A chat model applying `RUBRIC` with structured output; failures are results, not raises."""
 
-    name = "llm"
-
-    def __init__(self, model: Any, timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> None:
+    def __init__(self, model: Any, timeout_s: float = DEFAULT_LLM_TIMEOUT_S,
+                 name: str = "llm") -> None:
         self._structured = model.with_structured_output(JudgeVerdict)
         self.timeout_s = timeout_s
+        self.name = name
 
     async def judge(self, question: str, answer: str) -> JudgeResult:
         """Ask the model; a timeout, provider error or unparseable output counts as failed."""
@@ -255,13 +258,14 @@ JudgeMode = Literal["auto", "llm", "simulated"]
 
 def make_judge(mode: JudgeMode = "auto", seed: int = 0, kb_dir: Path | None = None,
                timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> Judge:
-    """The judge for `mode`: auto = LLM when OPENAI_API_KEY or ANTHROPIC_API_KEY is set."""
+    """The judge for `mode`: auto = LLM when a provider is live (see `judge_provider`)."""
     settings = get_settings()
-    provider = live_provider(settings)
+    provider = judge_provider(settings)
     if mode == "llm" and provider is None:
-        raise ValueError("--judge llm needs OPENAI_API_KEY or ANTHROPIC_API_KEY; "
-                         "use --judge simulated to judge offline")
+        raise ValueError("--judge llm needs OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+                         "MISTRAL_API_KEY; use --judge simulated to judge offline")
     if mode == "llm" or (mode == "auto" and provider is not None):
         assert provider is not None
-        return LLMJudge(make_chat_model(provider, settings, timeout_s), timeout_s)
+        model = make_chat_model(provider, settings, timeout_s, settings.JUDGE_MODEL)
+        return LLMJudge(model, timeout_s, name=f"llm ({provider})")
     return SimulatedJudge.from_kb(kb_dir, seed=seed)

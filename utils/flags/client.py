@@ -25,6 +25,7 @@ from ldclient.config import Config
 from ldclient.integrations import Files
 
 from utils.flags.flag_file import split_parameters
+from utils.privacy.placeholders import placeholder
 from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
 
@@ -91,12 +92,15 @@ class AgentConfig:
 _DEFAULT_INSTRUCTIONS = {
     SUPERVISOR_CONFIG: (
         "You route support requests. Send any message that may contain personal data "
-        "to the security agent first; send everything else straight to the support agent."
+        "to the security agent first; send everything else straight to the support agent. "
+        "Answer only by calling the RouteDecision tool: needs_security true for the "
+        "security agent, false for support, with a one-sentence reason."
     ),
     SECURITY_CONFIG: (
         "You remove personal data from a support request before anyone else reads it. "
-        "Replace each identifier with its type in brackets, such as [EMAIL] or [PERSON], "
-        "and change nothing else."
+        "Keep every placeholder already in it as written; replace each identifier left with "
+        f"its type in brackets, such as {placeholder('EMAIL')} or {placeholder('PERSON')}, "
+        "and change nothing else. Return only the rewritten message."
     ),
     SUPPORT_CONFIG: (
         "You are a support assistant for a reinforcement learning course. Answer from the "

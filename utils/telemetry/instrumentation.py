@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from utils.flags.client import AgentConfig
-from utils.telemetry import metrics
+from utils.telemetry import metrics, tracing
 from utils.telemetry.cost_calculator import PricingTable, calculate_cost
 from utils.telemetry.event_store import EventRow, Exposure, RequestRecord, WriteBatch
 
@@ -109,9 +109,14 @@ class RunTimer(BaseCallbackHandler):
         self._first_call: tuple[UUID, float] | None = None  # (run id, start) of the first call
         self.first_token_ms: float | None = None
 
-    def config_for(self, model: Any) -> RunnableConfig:
-        """The config that lets this timer see `model`'s tokens (empty if it does not stream)."""
-        return {"callbacks": [self]} if getattr(model, "streaming", False) is True else {}
+    def config_for(self, model: Any, config: AgentConfig | None = None) -> RunnableConfig:
+        """The config that lets this timer see `model`'s tokens (empty if it does not stream),
+        plus, with tracing on, the handler that traces the model and tool calls of `config`."""
+        callbacks: list[Any] = [self] if getattr(model, "streaming", False) is True else []
+        if config is not None and tracing.active():
+            callbacks.append(tracing.model_callbacks(config.provider, config.model,
+                                                     config.parameters))
+        return {"callbacks": callbacks} if callbacks else {}
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                             **kwargs: Any) -> None:
@@ -138,7 +143,9 @@ class RunRecorder:
 
     def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
                  ld_context: Any = None, ld_client: Any = None, *,
-                 pricing: PricingTable, track_simulated: bool = False) -> None:
+                 pricing: PricingTable,
+                 price_as: Callable[[str, str], str | None] | None = None,
+                 track_simulated: bool = False) -> None:
         self.track_simulated = track_simulated
         self.request_id = request_id
         self.user_key = user_key
@@ -146,9 +153,14 @@ class RunRecorder:
         self._ld_context = ld_context
         self._ld_client = ld_client  # set in LaunchDarkly mode only
         self._pricing = pricing
+        # (provider, model) → the name a live run is priced under, None for unpriced
+        # (a local server's models: utils.providers.priced_model); None: the model itself.
+        self._price_as = price_as
         self.exposures: list[Exposure] = []
         self.events: list[EventRow] = []
         self.runs: list[AgentRun] = []  # the one record of this request's agent runs
+        self.trace_id: str | None = None  # the request's trace, when tracing is on
+        self.span_id: str | None = None
 
     def finish_run(self, config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage,
                    *, tools_used: list[str] | None = None, error: str | None = None,
@@ -162,12 +174,22 @@ class RunRecorder:
             total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
             time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
                                     else timer.first_token_ms),
-            cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens,
-                                    table=self._pricing),
+            cost_usd=self._cost(config, usage),
             success=error is None, error=error, **details,
         )
         self.track_run(run, config)
+        try:
+            tracing.record_agent_run(run, config.parameters)
+        except Exception:
+            log.exception("tracing failed for %s in request %s", agent, self.request_id)
         return run
+
+    def _cost(self, config: AgentConfig, usage: ModelUsage) -> float | None:
+        name = config.model if self._price_as is None or usage.simulated else \
+            self._price_as(config.provider, config.model)
+        if name is None:
+            return None
+        return calculate_cost(name, usage.input_tokens, usage.output_tokens, table=self._pricing)
 
     def record_exposure(self, config: AgentConfig) -> None:
         self.exposures.append(Exposure(config.config_key, config.variation_key,
@@ -256,6 +278,7 @@ class RunRecorder:
             events=list(self.events), request_status=status,
             routed_to_security=routed_to_security,
             simulated=any(run.simulated for run in self.runs),
+            trace_id=self.trace_id, span_id=self.span_id,
         )
 
 

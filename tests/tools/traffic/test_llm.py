@@ -28,7 +28,7 @@ def test_live_model_is_the_apps_own_at_temperature_zero_with_the_timeout() -> No
 
 
 def test_unknown_or_unkeyed_provider_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown provider 'mistral'"):
-        make_chat_model("mistral", Settings(), timeout_s=1)
+    with pytest.raises(ValueError, match="unknown provider 'cohere'"):
+        make_chat_model("cohere", Settings(), timeout_s=1)
     with pytest.raises(ValueError, match="has no API key"):
         make_chat_model("anthropic", Settings(), timeout_s=1)

@@ -152,7 +152,7 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
         assert store.get_request("old").trace_id is None
         store.write_sync(_batch("new", "4bf92f3577b34da6a3ce929d0e0e4736"))
         assert store.trace_ids(["old", "new"]) == {"new": "4bf92f3577b34da6a3ce929d0e0e4736"}
-        assert store.summary()["schema_version"] == 2
+        assert store.summary()["schema_version"] == 3  # v2 traces, v3 tracker tokens
     finally:
         store.close()
 

@@ -4,20 +4,61 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from utils.privacy.detector import identifier_pii_types
+from utils.settings import get_settings
 
 MAX_MESSAGE_CHARS = 8_000
 MAX_HISTORY_TURNS = 20
+DECLARED_CONTEXT_ATTRIBUTES = ("country", "plan", "region")
+
+
+def no_pii_in_key(value: str) -> str:
+    """A user id becomes the LaunchDarkly context key and is stored with every row: no PII."""
+    if not value.strip():
+        raise ValueError("user_id must not be empty or whitespace")
+    found = identifier_pii_types(value)
+    if found:
+        raise ValueError(f"user_id must not contain personal data (found {', '.join(found)}); "
+                         "send a pseudonymous id instead")
+    return value
 
 
 class UserContext(BaseModel):
-    """Targeting attributes of the user; any extra attribute is passed to flag evaluation."""
+    """Targeting attributes of the user: the declared three plus USER_CONTEXT_ATTRIBUTES.
+
+    Every value is a string, number or boolean of at most USER_CONTEXT_MAX_CHARS characters
+    with no direct identifier in it; anything else is a 422 naming the attribute, so no
+    free-form attribute reaches flag evaluation, LaunchDarkly or the store.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     country: str | None = Field(default=None, examples=["US"])
     plan: str | None = Field(default=None, examples=["paid"])
     region: str | None = None
+
+    @model_validator(mode="after")
+    def _allowed_attributes_only(self) -> UserContext:
+        settings = get_settings()
+        allowed = frozenset(DECLARED_CONTEXT_ATTRIBUTES) | settings.user_context_attributes
+        unknown = sorted(set(self.model_extra or {}) - allowed)
+        if unknown:
+            raise ValueError(
+                f"user_context attribute(s) not allowed: {', '.join(unknown)}; accepted: "
+                f"{', '.join(sorted(allowed))} (add names to USER_CONTEXT_ATTRIBUTES)")
+        for name, value in self.model_dump(exclude_none=True).items():
+            if not isinstance(value, str | int | float | bool):
+                raise ValueError(f"user_context.{name} must be a string, number or boolean")
+            if len(str(value)) > settings.USER_CONTEXT_MAX_CHARS:
+                raise ValueError(f"user_context.{name} is longer than "
+                                 f"{settings.USER_CONTEXT_MAX_CHARS} characters")
+            found = identifier_pii_types(value) if isinstance(value, str) else []
+            if found:
+                raise ValueError(f"user_context.{name} must not contain personal data "
+                                 f"(found {', '.join(found)})")
+        return self
 
 
 class HistoryTurn(BaseModel):
@@ -40,10 +81,8 @@ class ChatRequest(BaseModel):
 
     @field_validator("user_id")
     @classmethod
-    def _user_id_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("user_id must not be empty or whitespace")
-        return value
+    def _user_id_not_pii(cls, value: str) -> str:
+        return no_pii_in_key(value)
 
 
 class AgentRunPublic(BaseModel):
@@ -94,6 +133,11 @@ class FeedbackCreate(BaseModel):
     user_id: str = Field(min_length=1)
     kind: Literal["positive", "negative"]
     source: Literal["real_user", "simulated"] = "real_user"
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id_not_pii(cls, value: str) -> str:
+        return no_pii_in_key(value)
 
 
 class FeedbackPublic(BaseModel):

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # Security agent: what to do when redaction itself fails
     PII_ON_ERROR: Literal["redact", "refuse"] = "redact"
 
+    # user_context: attributes accepted beyond country/plan/region (comma-separated names),
+    # and the longest value any attribute may have; anything else is refused with a 422
+    USER_CONTEXT_ATTRIBUTES: str = ""
+    USER_CONTEXT_MAX_CHARS: int = Field(default=64, ge=1, le=1024)
+
     # Admin endpoints refuse every call while this is unset
     ADMIN_TOKEN: SecretStr | None = None
 
@@ -114,6 +119,11 @@ class Settings(BaseSettings):
     def openai_model_map(self) -> dict[str, str]:
         """OPENAI_MODEL_MAP as {variation model: served model} ("*": every other model)."""
         return parse_model_map(self.OPENAI_MODEL_MAP)
+
+    @property
+    def user_context_attributes(self) -> frozenset[str]:
+        """The extra user_context attribute names USER_CONTEXT_ATTRIBUTES allows."""
+        return frozenset(n.strip() for n in self.USER_CONTEXT_ATTRIBUTES.split(",") if n.strip())
 
     @property
     def ld_mode(self) -> bool:

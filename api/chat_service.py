@@ -137,6 +137,7 @@ class ChatService:
             request_id, request.user_id, attributes, ld_context,
             ld_client=self.flags.client if live_ld else None,
             pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
+            track_simulated=self.settings.LD_TRACK_SIMULATED,
         )
         recorder.trace_id, recorder.span_id = tracing.current_ids()
         context = RequestContext(

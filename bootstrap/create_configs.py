@@ -1,11 +1,15 @@
 """Create the AI configs, tools, segments and targeting of `bootstrap/manifest.yaml`.
 
     python -m bootstrap.create_configs [--backend local|launchdarkly] [--dry-run]
+        [--create-model-configs]
 
 Local (the default without LD_API_KEY): writes the LaunchDarkly flag file LOCAL_FLAGS_PATH
 (default data/flags.json), validated with the real SDK and replaced atomically, so a running
 server picks it up. LaunchDarkly (the default with LD_API_KEY): creates or updates the project
-LD_PROJECT_KEY / LD_ENVIRONMENT through the REST API. Running it twice changes nothing.
+LD_PROJECT_KEY / LD_ENVIRONMENT through the REST API: it first checks that the model config
+each variation names exists (or creates it with --create-model-configs), and afterwards reads
+every variation back to check that what the SDK will be served carries the model, provider,
+parameters, custom parameters and tools the app needs. Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
 from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient
+from bootstrap.launchdarkly_verify import check_model_configs, verify_served
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import load_manifest
 from utils.settings import get_settings
@@ -37,7 +42,12 @@ def run(args: argparse.Namespace) -> None:
     with LaunchDarklyClient.from_settings(settings) as client:
         sync = LaunchDarklySync(client, settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT,
                                 dry_run=args.dry_run)
+        check_model_configs(sync, [v for c in manifest.configs for v in c.variations],
+                            create=args.create_model_configs)
         changes = sync.sync_manifest(manifest)
+        if not args.dry_run:
+            for config in manifest.configs:
+                verify_served(sync, config.key, list(config.variations))
     where = f"LaunchDarkly project {settings.LD_PROJECT_KEY} ({settings.LD_ENVIRONMENT})"
     if not changes:
         print(f"no changes: {where} is up to date")
@@ -47,7 +57,14 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    return run_script("python -m bootstrap.create_configs", __doc__, run, argv)
+    return run_script("python -m bootstrap.create_configs", __doc__, run, argv,
+                      add_arguments=_add_arguments)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--create-model-configs", action="store_true",
+                        help="LaunchDarkly: create the model configs the variations name when "
+                             "the project lacks them")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Add the experiment variations and start the experiments of `bootstrap/experiments.yaml`.
 
     python -m bootstrap.experiment_variations [--backend local|launchdarkly] [--dry-run]
+        [--start] [--create-model-configs]
 
 Adds the manifest's `experiment_variations` (claude-opus-treatment: the premium model with the
 same tools as other-paid). Locally, each experiment also becomes a rule on its audience segment
 serving a rollout of kind `experiment` with its own seed and split, so the SDK buckets users
-exactly like LaunchDarkly and reports `inExperiment`. Against LaunchDarkly it creates the
-variations and prints the remaining steps to start the experiments there. A promoted
-experiment is not restarted. Running it twice changes nothing.
+exactly like LaunchDarkly and reports `inExperiment`; that is the start. Against LaunchDarkly it
+creates the variations (then reads back what the SDK will be served), the metrics of
+`utils/telemetry/metrics.py`, and each experiment with its iteration (treatments, the audience
+rule, primary and secondary metrics, randomised by user); `--start` starts the iterations.
+A promoted experiment is not restarted. Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import argparse
 from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
 from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient
+from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
+from bootstrap.launchdarkly_verify import check_model_configs, verify_served
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import load_manifest
 from bootstrap.state import BootstrapState, ExperimentState
 from utils.settings import get_settings
-from utils.telemetry.metrics import METRICS
 
 
 def start_experiments(state: BootstrapState, experiments: list) -> BootstrapState:
@@ -36,24 +40,6 @@ def start_experiments(state: BootstrapState, experiments: list) -> BootstrapStat
 def describe_split(exp) -> str:
     split = " / ".join(f"{arm} {percent:g}%" for arm, percent in exp.split.items())
     return f"{exp.audience} users of {exp.config}: {split} (seed {exp.seed}, by user)"
-
-
-def launchdarkly_steps(exp, project: str, environment: str) -> str:
-    """The manual steps left to start one experiment in LaunchDarkly."""
-    metrics = "\n".join(f"       - {m}: event key {METRICS[m].event_key}" for m in exp.metrics)
-    arms = ", ".join(f"{arm} {p:g}%" for arm, p in exp.split.items())
-    return (
-        f"Experiment {exp.name} ({exp.key}) in project {project}, environment {environment}:\n"
-        f"  1. Make sure these metrics exist (Metrics > Create; custom metrics are numeric, "
-        f"per-user sum):\n{metrics}\n"
-        f"  2. Experiments > Create experiment: name \"{exp.name}\", hypothesis \"{exp.hypothesis}"
-        f"\", randomize by user, AI config {exp.config}.\n"
-        f"  3. Audience: the targeting rule for segment {exp.audience}; variations {arms}; "
-        f"control {exp.control}.\n"
-        f"  4. Primary metric {exp.primary_metric}; add the other metrics; statistical "
-        f"approach Bayesian, threshold {exp.threshold:.0%}.\n"
-        f"  5. Start the iteration, then send traffic (python -m tools.concurrent_traffic_generator)."
-    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -74,21 +60,47 @@ def run(args: argparse.Namespace) -> None:
                 print(f"{exp.key}: {describe_split(exp)}")
         return
     with LaunchDarklyClient.from_settings(settings) as client:
-        sync = LaunchDarklySync(client, settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT,
-                                dry_run=args.dry_run)
+        project, environment = settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT
+        sync = LaunchDarklySync(client, project, environment, dry_run=args.dry_run)
         sync.sync_tools(manifest)
-        for config_key in sorted({ev.config for ev in manifest.experiment_variations}):
+        check_model_configs(sync, manifest.experiment_variations_for_all(),
+                            create=args.create_model_configs)
+        configs = sorted({ev.config for ev in manifest.experiment_variations})
+        for config_key in configs:
             sync.sync_config(manifest, config_key, manifest.experiment_variations_for(config_key))
-    if not sync.changes:
-        print("no changes: the experiment variations exist in LaunchDarkly")
-    print("\nRemaining steps (LaunchDarkly starts experiments from its UI or experiments API):")
+        if not args.dry_run:
+            for config_key in configs:
+                verify_served(sync, config_key, manifest.experiment_variations_for(config_key))
+        lab = LaunchDarklyExperiments(client, project, environment, dry_run=args.dry_run)
+        lab.sync_metrics(list(dict.fromkeys(m for exp in experiments for m in exp.metrics)))
+        for exp in experiments:
+            have = lab.sync_experiment(exp)
+            if args.start:
+                lab.start(exp, have)
+    changes = sync.changes + lab.changes
+    where = f"LaunchDarkly project {project} ({environment})"
+    if not changes:
+        print(f"no changes: the experiment variations, metrics and experiments exist in {where}")
+    else:
+        print(f"{'dry run: ' if args.dry_run else ''}{len(changes)} change(s) for {where}")
     for exp in experiments:
-        print(launchdarkly_steps(exp, settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT))
+        print(f"{exp.key}: {describe_split(exp)}; primary metric {exp.primary_metric}")
+    if not args.start:
+        print("The iterations are drafts: run again with --start to start them.")
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", action="store_true",
+                        help="LaunchDarkly: start each experiment's draft iteration")
+    parser.add_argument("--create-model-configs", action="store_true",
+                        help="LaunchDarkly: create the model configs the variations name when "
+                             "the project lacks them")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    return run_script("python -m bootstrap.experiment_variations", __doc__, run, argv)
+    return run_script("python -m bootstrap.experiment_variations", __doc__, run, argv,
+                      add_arguments=_add_arguments)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def _comparable_variation(v: dict[str, Any]) -> dict[str, Any]:
             "tools": sorted(keys or [])}
 
 
-def _targeting_key(variation: dict[str, Any]) -> str | None:
+def targeting_key(variation: dict[str, Any]) -> str | None:
     """The variation key of a targeting variation: `value._ldMeta.variationKey` (None for the
     built-in disabled variation)."""
     value = variation.get("value")
@@ -126,7 +126,7 @@ def _comparable_clauses(clauses: list[dict[str, Any]]) -> list[tuple]:
                   for c in clauses)
 
 
-def _rule_segment(rule: dict[str, Any]) -> str | None:
+def rule_segment(rule: dict[str, Any]) -> str | None:
     """The segment a rule targets when it is exactly one segmentMatch clause on one segment."""
     clauses = rule.get("clauses", [])
     if len(clauses) == 1 and clauses[0].get("op") == "segmentMatch" and not clauses[0].get(
@@ -135,7 +135,7 @@ def _rule_segment(rule: dict[str, Any]) -> str | None:
     return None
 
 
-def _rule_serves(rule: dict[str, Any], variation_keys: list[str | None]) -> str | None:
+def rule_serves(rule: dict[str, Any], variation_keys: list[str | None]) -> str | None:
     """The variation key a rule serves to everyone it matches, or None for a split rollout.
 
     A single variation without a key (the built-in disabled one) reads as "<disabled>".
@@ -181,7 +181,7 @@ class LaunchDarklySync:
 
     def sync_tools(self, manifest: Manifest) -> None:
         base = f"/api/v2/projects/{self.project}/ai-tools"
-        current = {t["key"]: t for t in (self.client.request("GET", base) or {}).get("items", [])}
+        current = {t["key"]: t for t in self.client.paginate(base)}
         for tool in manifest.tools:
             want = tool_payload(manifest, tool.name)
             have = current.get(tool.name)
@@ -253,7 +253,7 @@ class LaunchDarklySync:
             self.client.request("GET", path)
         targeting = targeting or {"variations": [], "environments": {}}
         variations = targeting.get("variations", [])
-        keys = [_targeting_key(v) for v in variations]
+        keys = [targeting_key(v) for v in variations]
         ids = {key: v.get("_id") for key, v in zip(keys, variations, strict=True) if key}
         env = (targeting.get("environments") or {}).get(self.environment) or {}
         current = env.get("rules", [])
@@ -270,7 +270,7 @@ class LaunchDarklySync:
         instructions: list[dict[str, Any]] = []
         notes: list[str] = []
         for segment, variation in rules:
-            matching = [r for r in current if _rule_segment(r) == segment]
+            matching = [r for r in current if rule_segment(r) == segment]
             if not matching:
                 instructions.append({"kind": "addRule", "clauses": [_segment_clause(segment)],
                                      "variationId": variation_id(variation)})
@@ -278,7 +278,7 @@ class LaunchDarklySync:
                 continue
             instructions += [{"kind": "removeRule", "ruleId": r["_id"]} for r in matching[1:]]
             notes += [f"remove duplicate rule for {segment}"] * (len(matching) - 1)
-            serves = _rule_serves(matching[0], keys)
+            serves = rule_serves(matching[0], keys)
             if serves is None and segment not in force_segments:
                 self.out(f"left alone: {config_key} rule for {segment} serves a percentage "
                          "rollout (a running experiment); promote it to change it")

@@ -115,6 +115,39 @@ class LaunchDarklyClient:
         raise AssertionError("unreachable")
 
 
+    def paginate(self, path: str, *, limit: int = 50, max_pages: int = 200) -> list[Any]:
+        """Every item of a list endpoint, page by page.
+
+        Pages are requested with `limit`/`offset` and followed through `_links.next.href` when
+        the answer gives one (LaunchDarkly's paginated collections), until a page comes back
+        short or `totalCount` items have been read. An endpoint that answers a bare JSON list
+        (model configs) is returned as it is.
+        """
+        items: list[Any] = []
+        separator = "&" if "?" in path else "?"
+        next_path: str | None = f"{path}{separator}limit={limit}&offset=0"
+        for _ in range(max_pages):
+            if next_path is None:
+                return items
+            page = self.request("GET", next_path)
+            if isinstance(page, list):
+                return items + page
+            page = page or {}
+            batch = page.get("items") or []
+            items += batch
+            total = page.get("totalCount")
+            href = ((page.get("_links") or {}).get("next") or {}).get("href")
+            if not batch or (total is not None and len(items) >= total):
+                return items
+            if href:
+                next_path = href[href.index("/api/"):] if "/api/" in href else href
+            elif len(batch) < limit:
+                return items
+            else:
+                next_path = f"{path}{separator}limit={limit}&offset={len(items)}"
+        raise LaunchDarklyError(f"GET {path}: more than {max_pages} pages; stopped paginating")
+
+
 def _is_ai_endpoint(path: str) -> bool:
     return "/ai-configs" in path or "/ai-tools" in path
 

@@ -50,6 +50,7 @@ class ExperimentPlan:
     split: tuple[tuple[str, float], ...]
     seed: int
     winner: str | None = None  # set once promoted
+    archived: tuple[str, ...] = ()  # the losing arms nothing serves any more
 
     @property
     def arms(self) -> list[str]:
@@ -66,7 +67,8 @@ def experiment_plans(experiments: list[Any], state: BootstrapState) -> list[Expe
         plans.append(ExperimentPlan(
             key=exp.key, name=exp.name, config=exp.config, audience=exp.audience,
             split=tuple(exp.split.items()), seed=exp.seed,
-            winner=entry.winner if entry.status == "promoted" else None))
+            winner=entry.winner if entry.status == "promoted" else None,
+            archived=tuple(entry.archived)))
     return plans
 
 
@@ -123,9 +125,8 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
                 "variations": [{"variation": index[arm], "weight": w, "untracked": False}
                                for arm, w in zip(plan.arms, _weights(plan.split), strict=True)]}
         else:
-            archived = [a for a in plan.arms if a != plan.winner]
             rule["description"] = (f"Experiment {plan.name} promoted: {plan.winner} "
-                                   f"(archived: {', '.join(archived)})")
+                                   f"(archived: {', '.join(plan.archived) or 'none'})")
             rule["trackEvents"] = False
             rule["variation"] = index[plan.winner]
         rules.append(rule)

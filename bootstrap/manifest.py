@@ -182,6 +182,10 @@ class Manifest(_Strict):
                     return clause
         return None
 
+    def experiment_variations_for_all(self) -> list[VariationSpec]:
+        """Every experiment variation, resolved."""
+        return [resolve_experiment_variation(self, ev) for ev in self.experiment_variations]
+
     def experiment_variations_for(self, config_key: str) -> list[VariationSpec]:
         """The experiment variations of one config, resolved against their `based_on`."""
         return [resolve_experiment_variation(self, ev) for ev in self.experiment_variations

@@ -2,10 +2,13 @@
 
     python -m bootstrap.promote EXPERIMENT VARIATION [--dry-run] [--backend ...]
 
-Rewrites the experiment's rule on its audience segment to serve VARIATION to everyone in it
-(the experiment rollout goes away) and records the other arms as archived in the bootstrap
-state (data/flags.state.json locally). Locally the running server picks the new flag file up
-without a restart. VARIATION must be an arm of the experiment. Running it twice changes nothing.
+In LaunchDarkly's order: stop the experiment's iteration with VARIATION as the winning
+treatment (LaunchDarkly freezes its results), then serve VARIATION to everyone in the audience
+segment (the experiment rollout goes away), then archive the losing arms that no other
+targeting rule or default still serves. Locally the flag file's rule is rewritten the same way
+and the state (data/flags.state.json) records the winner and the archived arms; the running
+server picks the new flag file up without a restart. VARIATION must be an arm of the
+experiment. Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import argparse
 from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
 from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient
+from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
 from bootstrap.local_backend import current_state, sync_flag_file
-from bootstrap.manifest import ManifestError, load_manifest
+from bootstrap.manifest import Manifest, ManifestError, load_manifest
 from bootstrap.state import (
     BootstrapState,
     ExperimentState,
@@ -44,11 +48,31 @@ def find_arm(experiments: list, key: str, variation: str):
     return exp
 
 
-def promoted(state: BootstrapState, exp, winner: str) -> BootstrapState:
+def archivable(manifest: Manifest, exp, winner: str) -> list[str]:
+    """The losing arms nothing else serves once `winner` is promoted: no other segment rule
+    of the config and not its default (an arm still serving other users stays published)."""
+    targeting = manifest.config(exp.config).targeting
+    still_served = {r.variation for r in targeting.rules if r.segment != exp.audience}
+    still_served.add(targeting.default)
+    return [arm for arm in exp.split if arm != winner and arm not in still_served]
+
+
+def promoted(state: BootstrapState, exp, winner: str, archived: list[str]) -> BootstrapState:
     new = state.model_copy(deep=True)
-    new.experiments[exp.key] = ExperimentState(
-        status="promoted", winner=winner, archived=[a for a in exp.split if a != winner])
+    new.experiments[exp.key] = ExperimentState(status="promoted", winner=winner,
+                                               archived=archived)
     return new
+
+
+def archive_on_launchdarkly(sync: LaunchDarklySync, config: str, arms: list[str]) -> None:
+    """PATCH each arm's variation to `state: archived` unless it already is."""
+    base = f"/api/v2/projects/{sync.project}/ai-configs/{config}"
+    variations = {v.get("key"): v for v in
+                  (sync.client.request("GET", base) or {}).get("variations", [])}
+    for arm in arms:
+        if (variations.get(arm) or {}).get("state") != "archived":
+            sync._change(f"archive variation {config}/{arm}", "PATCH",
+                         f"{base}/variations/{arm}", {"state": "archived"})
 
 
 def describe(state: BootstrapState, exp) -> str:
@@ -77,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         state_path = launchdarkly_state_path(settings.DATA_DIR)
         state = load_state(state_path)
-    new_state = promoted(state, exp, args.variation)
+    new_state = promoted(state, exp, args.variation, archivable(manifest, exp, args.variation))
     print(f"{exp.name} ({exp.config})")
     print(f"  before: {describe(state, exp)}")
     print(f"  after:  {describe(new_state, exp)}")
@@ -85,13 +109,16 @@ def run(args: argparse.Namespace) -> None:
         sync_flag_file(path, manifest, experiments, new_state, dry_run=args.dry_run)
         return
     with LaunchDarklyClient.from_settings(settings) as client:
-        sync = LaunchDarklySync(client, settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT,
-                                dry_run=args.dry_run)
+        project, environment = settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT
+        LaunchDarklyExperiments(client, project, environment, dry_run=args.dry_run).stop(
+            exp, args.variation, reason=f"promoted with python -m bootstrap.promote {exp.key} "
+                                        f"{args.variation}")
+        sync = LaunchDarklySync(client, project, environment, dry_run=args.dry_run)
         sync.sync_targeting(exp.config, [(exp.audience, args.variation)], default=None,
                             force_segments=frozenset({exp.audience}))
+        archive_on_launchdarkly(sync, exp.config, new_state.experiments[exp.key].archived)
     if not args.dry_run:
         save_state(state_path, new_state)
-        print("Stop the experiment's iteration in LaunchDarkly so its results are frozen.")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

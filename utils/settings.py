@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     LD_STREAM_URI: str = "https://stream.launchdarkly.com"
     LD_EVENTS_URI: str = "https://events.launchdarkly.com"
     LD_API_BASE_URL: str = "https://app.launchdarkly.com"
+    # Runs of simulated providers never reach LaunchDarkly unless this allows it; then each of
+    # their events carries `simulated: true` (in its data and as a context attribute).
+    LD_TRACK_SIMULATED: bool = False
 
     # Local state
     DATA_DIR: Path = Path("data")

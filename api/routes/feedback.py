@@ -34,7 +34,7 @@ async def create_feedback(body: FeedbackCreate, request: Request,
         status = await service.store.write(feedback_batch(
             body.request_id, body.user_id, body.kind, body.source, record.exposures))
         if status == "recorded" and service.flags.mode == "launchdarkly":
-            send_feedback_to_launchdarkly(service.flags.client, record, body.kind)
+            send_feedback_to_launchdarkly(service.flags, record, body.kind)
         tracing.finish_server_span(span, 200, body.request_id, **{
             "feedback.kind": body.kind, "feedback.status": status,
             "feedback.trace_id": record.trace_id})

@@ -14,6 +14,7 @@ from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient, LaunchDarklyError
 from bootstrap.manifest import DEFAULT_PATH, load_manifest, parse_manifest
 from tests.fakes.launchdarkly import FakeLaunchDarkly
+from utils.telemetry.metrics import METRICS
 
 API_KEY = "api-test-key"
 
@@ -153,7 +154,7 @@ def test_rate_limited_request_is_retried_after_retry_after(fake) -> None:
 
 def test_persistent_server_errors_give_up_with_a_clear_message(fake) -> None:
     fake.fail("GET", "/ai-tools", 500, times=99)
-    with pytest.raises(LaunchDarklyError, match=r"GET /api/v2/.*/ai-tools failed with 500 after"):
+    with pytest.raises(LaunchDarklyError, match=r"GET /api/v2/.*/ai-tools\?limit=50&offset=0 failed with 500 after"):
         sync(fake)
 
 
@@ -182,32 +183,31 @@ def test_dry_run_reads_but_never_writes(fake, capsys) -> None:
     assert "would create AI config support-agent" in capsys.readouterr().out
 
 
-def test_experiment_variations_creates_the_treatment_and_prints_the_steps(fake, capsys) -> None:
+def test_experiment_variations_creates_the_treatment_metrics_and_experiments(fake, capsys) -> None:
     assert create_configs.main([]) == 0
     assert experiment_variations.main([]) == 0
     out = capsys.readouterr().out
     keys = [v["key"] for v in fake.configs["support-agent"]["variations"]]
     assert "claude-opus-treatment" in keys
-    assert "Premium Model Value" in out and "$ld:ai:feedback:user:positive" in out
+    assert set(fake.metrics) == set(METRICS)
+    assert set(fake.experiments) == {"security-level", "premium-model-value"}
+    assert "create metric positive_feedback_rate ($ld:ai:feedback:user:positive)" in out
+    assert "run again with --start" in out
     assert experiment_variations.main([]) == 0
     assert "no changes" in capsys.readouterr().out
 
 
-def test_promotion_rewrites_the_audience_rule(fake, tmp_path: Path, monkeypatch) -> None:
+def test_promotion_stops_the_iteration_then_serves_the_winner(fake, tmp_path: Path,
+                                                              monkeypatch) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     from utils.settings import get_settings
 
     get_settings.cache_clear()
     assert create_configs.main([]) == 0
-    assert experiment_variations.main([]) == 0
-    # the experiment, started in LaunchDarkly's UI, turned the rule into a 50/50 rollout
-    keys = fake.targeting_keys("support-agent")
+    assert experiment_variations.main(["--start"]) == 0
     rule = next(r for r in fake.targeting["support-agent"]["rules"]
                 if r["clauses"][0]["values"] == ["other-paid"])
-    del rule["variation"]
-    rule["rollout"] = {"variations": [{"variation": keys.index("other-paid"), "weight": 50000},
-                                      {"variation": keys.index("claude-opus-treatment"),
-                                       "weight": 50000}]}
+    assert "experimentAllocation" in rule["rollout"]  # LaunchDarkly runs it on the rule
     writes = len(fake.writes())
     assert create_configs.main([]) == 0  # leaves the running experiment alone
     assert len(fake.writes()) == writes

@@ -29,6 +29,7 @@ from ldclient.config import Config
 from ldclient.integrations import Files
 
 from utils.flags.file_source import FlagFileRejected, ValidatedFlagFile
+from utils.flags.flag_file import split_parameters
 from utils.privacy.detector import POLICIES as PII_POLICIES
 from utils.privacy.placeholders import placeholder
 from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
@@ -47,6 +48,27 @@ STRICTEST_PII_POLICY = "strict"  # what the security agent runs when no valid co
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
 
 ConfigSource = Literal["flags", "default", "fallback"]
+
+def served_tool_names(value: Mapping[str, Any]) -> tuple[str, ...]:
+    """Tool names of a served variation: the `tools` map, else `model.parameters.tools`."""
+    tools = value.get("tools")
+    if isinstance(tools, Mapping):
+        return tuple(tools)
+    listed = ((value.get("model") or {}).get("parameters") or {}).get("tools")
+    return tuple(t["name"] for t in listed or [] if isinstance(t, Mapping) and t.get("name"))
+
+
+def describe_served(value: Any) -> dict[str, Any]:
+    """What the app takes from a served variation value: model, provider, parameters, custom
+    parameters and tools, as the flag layer reads them. Raises `MalformedVariation` for a
+    value the app would refuse (and serve its built-in default instead)."""
+    validate_served(value)
+    parameters, custom = split_parameters(value["model"])
+    return {"model": value["model"]["name"],
+            "provider": normalise_provider(value["provider"]["name"]),
+            "parameters": parameters, "custom": custom,
+            "tools": sorted(served_tool_names(value)),
+            "enabled": bool((value.get("_ldMeta") or {}).get("enabled", False))}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +175,9 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
     return context
 
 
-def _validate_raw_variation(raw: Any, config_key: str | None = None) -> None:
+def validate_served(raw: Any, config_key: str | None = None) -> None:
+    """Raise `MalformedVariation` unless `raw` names a model and a known provider, and (for
+    the security agent) a known PII policy, wherever LaunchDarkly serves custom parameters."""
     if not isinstance(raw, dict):
         raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
     model = raw.get("model")
@@ -166,7 +190,7 @@ def _validate_raw_variation(raw: Any, config_key: str | None = None) -> None:
             f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDER_NAMES)}"
         )
     if config_key == SECURITY_CONFIG:
-        policy = (model.get("custom") or {}).get("pii_policy")
+        policy = split_parameters(model)[1].get("pii_policy")
         if policy not in PII_POLICIES:
             raise MalformedVariation(f"pii_policy {policy!r} is not one of "
                                      f"{', '.join(sorted(PII_POLICIES))}")
@@ -230,7 +254,7 @@ def validate_flag_data(data: Any) -> list[str]:
                                                f"{unknown}, which the file does not define")
         for i, variation in enumerate(variations):
             try:
-                _validate_raw_variation(variation, key)
+                validate_served(variation, key)
             except MalformedVariation as exc:
                 problems.append(f"flag {key!r} variation {i} is malformed ({exc}); "
                                 "it serves the built-in default")
@@ -326,7 +350,7 @@ class ConfigFlags:
             detail = _last_detail.get()
             problem = str(exc)
             try:
-                _validate_raw_variation(getattr(detail, "value", None), config_key)
+                validate_served(getattr(detail, "value", None), config_key)
             except MalformedVariation as precise:
                 problem = str(precise)
             self._warn_malformed(config_key, detail, problem)
@@ -339,15 +363,13 @@ class ConfigFlags:
             # Flag missing or store not initialised: the typed default is the answer.
             return default
         try:
-            _validate_raw_variation(detail.value, config_key)
+            validate_served(detail.value, config_key)
         except MalformedVariation as exc:
             self._warn_malformed(config_key, detail, str(exc))
             return replace(default, source="fallback")
 
         model = ai_config.model
-        model_dict = model.to_dict() if model else {}
-        parameters = dict(model_dict.get("parameters") or {})
-        parameters.pop("tools", None)
+        parameters, custom = split_parameters(model.to_dict() if model else {})
         meta = detail.value.get("_ldMeta") or {}
         return AgentConfig(
             config_key=config_key,
@@ -356,7 +378,7 @@ class ConfigFlags:
             model=model.name if model else default.model,
             provider=normalise_provider(ai_config.provider.name if ai_config.provider else ""),
             parameters=parameters,
-            custom=dict(model_dict.get("custom") or {}),
+            custom=custom,
             instructions=ai_config.instructions or default.instructions,
             tools=tuple((ai_config.tools or {}).keys()),
             in_experiment=bool(reason.get("inExperiment", False)),

@@ -31,17 +31,38 @@ def without_experiment_rollouts(document: dict[str, Any]) -> dict[str, Any]:
         flags[key] = {**flag, "rules": rules}
     return {**document, "flags": flags}
 
+# The custom parameters a variation carries for the app (the manifest gives each its type).
+CUSTOM_PARAMETERS = ("max_tool_calls", "pii_policy", "max_cost_per_session", "privacy_mode")
+
+
+def split_parameters(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model parameters, custom parameters) of a served variation's `model`.
+
+    The AI SDKs read custom parameters from `model.custom`; LaunchDarkly's guidance also puts
+    them among `model.parameters`. Both are read: a custom parameter found in `parameters` is
+    moved out (it must never reach the model call), and `model.custom` wins a name both give.
+    Tool definitions under `parameters.tools` are not parameters either.
+    """
+    parameters = dict(model.get("parameters") or {})
+    parameters.pop("tools", None)
+    custom = {name: parameters.pop(name) for name in CUSTOM_PARAMETERS if name in parameters}
+    served_custom = model.get("custom")
+    if isinstance(served_custom, Mapping):
+        custom.update(served_custom)
+    return parameters, custom
+
 
 def describe_variation(value: Any) -> dict[str, Any]:
     """Key, model, provider, parameters, custom parameters and tool names of a variation."""
     if not isinstance(value, dict):
         return {"malformed": True}
     model = value.get("model") or {}
-    parameters = dict(model.get("parameters") or {})
-    tools = [t.get("name") for t in parameters.pop("tools", []) if isinstance(t, dict)]
+    tools = [t.get("name") for t in (model.get("parameters") or {}).get("tools", [])
+             if isinstance(t, dict)]
+    parameters, custom = split_parameters(model)
     return {"key": (value.get("_ldMeta") or {}).get("variationKey"),
             "model": model.get("name"), "provider": (value.get("provider") or {}).get("name"),
-            "parameters": parameters, "custom": model.get("custom") or {}, "tools": tools}
+            "parameters": parameters, "custom": custom, "tools": tools}
 
 
 def describe_targeting(flag: dict[str, Any]) -> list[dict[str, Any]]:

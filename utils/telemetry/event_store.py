@@ -33,7 +33,7 @@ from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailabl
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MAX_BATCHES_PER_COMMIT = 256
 _WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
 
@@ -75,6 +75,12 @@ _MIGRATIONS: list[str] = [
         task_id TEXT, repeat INTEGER, source TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS marked_runs_by_variant ON marked_runs (experiment, variant);
     """,
+    # 4: the LaunchDarkly tracker of each served config (ldai resumption token), so feedback
+    # joins its run; tracker_simulated marks a run that was simulated (LD_TRACK_SIMULATED).
+    """
+    ALTER TABLE exposures ADD COLUMN tracker_token TEXT;
+    ALTER TABLE exposures ADD COLUMN tracker_simulated INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 MARKED_RUNS_TABLE = "marked_runs"
 _REQUEST_COLUMNS = ("request_id, ts, user_key, context_json, routed_to_security, status, "
@@ -86,6 +92,8 @@ class Exposure:
     config_key: str
     variation_key: str
     in_experiment: bool
+    tracker_token: str | None = None  # LaunchDarkly mode: the run's ldai resumption token
+    tracker_simulated: bool = False  # that run was simulated (tracked only when allowed)
 
 
 @dataclass(frozen=True)
@@ -355,9 +363,11 @@ class EventStore:
             )
         conn.executemany(
             "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
-            " in_experiment, context_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " in_experiment, context_json, tracker_token, tracker_simulated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(batch.ts, batch.request_id, batch.user_key, e.config_key, e.variation_key,
-              int(e.in_experiment), context_json) for e in batch.exposures],
+              int(e.in_experiment), context_json, e.tracker_token, int(e.tracker_simulated))
+             for e in batch.exposures],
         )
         conn.executemany(
             "INSERT INTO events (ts, request_id, user_key, event_key, value, config_key,"
@@ -407,7 +417,8 @@ class EventStore:
             return None
         row = rows[0]
         exposures = [dict(r) for r in self._read(
-            "SELECT config_key, variation_key, in_experiment FROM exposures"
+            "SELECT config_key, variation_key, in_experiment, tracker_token, tracker_simulated"
+            " FROM exposures"
             " WHERE request_id = ? ORDER BY id", (request_id,),
         )]
         return RequestRecord(row["request_id"], row["user_key"],

@@ -1,16 +1,21 @@
 """Per-request instrumentation: exposures, one measured record per agent run, custom metrics.
 
 The recorder turns each agent run into event rows for the local store and, in LaunchDarkly
-mode, into the AI SDK tracker's calls plus `ld_client.track` for custom metrics. Tracking
-never raises into the request: a failure is logged and the answer still goes out.
+mode, into the AI SDK tracker's calls plus `ld_client.track` for custom metrics. A simulated
+run is never sent to LaunchDarkly unless `track_simulated` (LD_TRACK_SIMULATED) allows it, and
+then every event of it is marked `simulated: true`. Each tracked run's ldai resumption token is
+stored with its exposure, so feedback given later rebuilds the same tracker (same run id,
+variation and version). Tracking never raises into the request: a failure is logged and the
+answer still goes out.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -139,7 +144,9 @@ class RunRecorder:
     def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
                  ld_context: Any = None, ld_client: Any = None, *,
                  pricing: PricingTable,
-                 price_as: Callable[[str, str], str | None] | None = None) -> None:
+                 price_as: Callable[[str, str], str | None] | None = None,
+                 track_simulated: bool = False) -> None:
+        self.track_simulated = track_simulated
         self.request_id = request_id
         self.user_key = user_key
         self.context_attributes = context_attributes
@@ -212,8 +219,10 @@ class RunRecorder:
         """A custom metric (e.g. `pii_exposed_entities`) attributed to an agent run."""
         try:
             self.events.append(self._row(event_key, value, run))
-            if self._ld_client is not None:
-                self._ld_client.track(event_key, self._ld_context, _track_data(run), value)
+            if self._ld_client is not None and self._tracks(run):
+                client, context = tracking_target(self._ld_client, self._ld_context,
+                                                  run.simulated)
+                client.track(event_key, context, _track_data(run), value)
         except Exception:
             log.exception("tracking %s failed in request %s", event_key, self.request_id)
 
@@ -221,12 +230,24 @@ class RunRecorder:
         return EventRow(event_key, None if value is None else float(value), run.config_key,
                         run.variation_key, run.agent, run.model, run.provider, run.simulated)
 
-    def _send_to_launchdarkly(self, run: AgentRun, config: AgentConfig) -> None:
-        if self._ld_client is None or config.tracker_factory is None:
-            return
-        from ldai.tracker import TokenUsage
+    def _tracks(self, run: AgentRun) -> bool:
+        """Whether this run's values go to LaunchDarkly (a simulated one only when allowed)."""
+        return not run.simulated or self.track_simulated
 
-        tracker = config.tracker_factory()
+    def _send_to_launchdarkly(self, run: AgentRun, config: AgentConfig) -> None:
+        if self._ld_client is None or config.tracker_factory is None or not self._tracks(run):
+            return
+        from ldai.tracker import LDAIConfigTracker, TokenUsage
+
+        if run.simulated:  # the same tracker, whose events all say they are simulated
+            client, context = tracking_target(self._ld_client, self._ld_context, True)
+            tracker = LDAIConfigTracker(
+                ld_client=client, run_id=str(uuid.uuid4()), config_key=config.config_key,
+                variation_key=config.variation_key, version=config.version, context=context,
+                model_name=config.model, provider_name=config.provider)
+        else:
+            tracker = config.tracker_factory()
+        self._remember_tracker(config.config_key, tracker.resumption_token, run.simulated)
         tracker.track_duration(int(run.duration_ms))
         if run.time_to_first_token_ms is not None:
             tracker.track_time_to_first_token(int(run.time_to_first_token_ms))
@@ -239,8 +260,16 @@ class RunRecorder:
         else:
             tracker.track_error()
         if run.cost_usd is not None:
-            self._ld_client.track(metrics.COST_PER_REQUEST, self._ld_context, _track_data(run),
-                                  run.cost_usd)
+            client, context = tracking_target(self._ld_client, self._ld_context, run.simulated)
+            client.track(metrics.COST_PER_REQUEST, context, _track_data(run), run.cost_usd)
+
+    def _remember_tracker(self, config_key: str, token: str, simulated: bool) -> None:
+        """Keep the run's resumption token on its exposure, for feedback given later."""
+        for i, exposure in enumerate(self.exposures):
+            if exposure.config_key == config_key and exposure.tracker_token is None:
+                self.exposures[i] = replace(exposure, tracker_token=token,
+                                            tracker_simulated=simulated)
+                return
 
     def batch(self, *, status: str, routed_to_security: bool) -> WriteBatch:
         return WriteBatch(
@@ -268,8 +297,35 @@ def feedback_batch(request_id: str, user_key: str, kind: str, source: str,
                       feedback=(kind, source))
 
 
-def send_feedback_to_launchdarkly(ld_client: Any, record: RequestRecord, kind: str) -> None:
-    """The AI SDK's feedback event for each variation served in the request (never raises)."""
+class _MarkedSimulated:
+    """Passes `track` calls on with `simulated: true` added to their data."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def track(self, event_name: str, context: Any, data: Any = None,
+              metric_value: Any = None) -> None:
+        marked = {**data, "simulated": True} if isinstance(data, dict) else {
+            "simulated": True, "data": data}
+        self._client.track(event_name, context, marked, metric_value)
+
+
+def tracking_target(ld_client: Any, context: Any, simulated: bool) -> tuple[Any, Any]:
+    """The client and context to track with: for a simulated run, both marked (event data and
+    a `simulated` context attribute, so LaunchDarkly results can be sliced by it)."""
+    if not simulated:
+        return ld_client, context
+    from ldclient import Context
+
+    return _MarkedSimulated(ld_client), Context.builder_from_context(context).set(
+        "simulated", True).build()
+
+
+def send_feedback_to_launchdarkly(flags: Any, record: RequestRecord, kind: str) -> int:
+    """The AI SDK's feedback event on the tracker of each run the request tracked, rebuilt
+    from its resumption token (same run id, variation and version). Returns how many were
+    sent; never raises."""
+    sent = 0
     try:
         from ldai.tracker import FeedbackKind, LDAIConfigTracker
 
@@ -278,11 +334,20 @@ def send_feedback_to_launchdarkly(ld_client: Any, record: RequestRecord, kind: s
         context = build_context(record.user_key, record.context)
         feedback = {"kind": FeedbackKind.Positive if kind == "positive" else FeedbackKind.Negative}
         for exposure in record.exposures:
-            tracker = LDAIConfigTracker(
-                ld_client=ld_client, run_id=record.request_id,
-                config_key=exposure["config_key"], variation_key=exposure["variation_key"],
-                version=1, context=context, model_name="", provider_name="",
-            )
-            tracker.track_feedback(feedback)
+            token = exposure.get("tracker_token")
+            if not token:  # not tracked: local mode, or a simulated run kept out of LD
+                continue
+            if exposure.get("tracker_simulated"):
+                client, marked = tracking_target(flags.client, context, True)
+                result = LDAIConfigTracker.from_resumption_token(token, client, marked)
+            else:
+                result = flags.ai_client.create_tracker(token, context)
+            if not result.is_success():
+                log.warning("feedback for %s/%s not sent: %s", record.request_id,
+                            exposure["config_key"], result.error)
+                continue
+            result.value.track_feedback(feedback)
+            sent += 1
     except Exception:
         log.exception("sending feedback to LaunchDarkly failed for %s", record.request_id)
+    return sent

@@ -76,7 +76,10 @@ def test_store_from_before_marking_is_read(tmp_path):
     path = make_store(tmp_path / "e.db", users=200)
     expected = _values(path)
     conn = sqlite3.connect(path)
+    # What a store of schema 2 holds: no marked runs, no tracker columns (schemas 3 and 4).
     conn.execute("DROP TABLE marked_runs")
+    conn.execute("ALTER TABLE exposures DROP COLUMN tracker_token")
+    conn.execute("ALTER TABLE exposures DROP COLUMN tracker_simulated")
     conn.execute("UPDATE schema_version SET version = 2")
     conn.commit()
     conn.close()

@@ -100,7 +100,8 @@ def test_request_batch_writes_every_row_and_reads_back(store: EventStore) -> Non
     assert record is not None and record.user_key == "u1"
     assert record.context == {"country": "US", "plan": "paid"}
     assert record.exposures == [{"config_key": "support-agent", "variation_key": "other-paid",
-                                 "in_experiment": 0}]
+                                 "in_experiment": 0, "tracker_token": None,
+                                 "tracker_simulated": 0}]
     assert store.get_request("missing") is None
 
 

@@ -2,14 +2,13 @@
 
 The fake answers the SDK's stream request (`GET /all`) with one SSE `put` event holding
 the standard test flags, so the real client initialises and evaluates, and it records what
-the event processor POSTs to `/bulk`. Nothing leaves the machine.
+the event processor POSTs to `/bulk`. Nothing leaves the machine. OpenAI models are live
+(served by the OpenAI fake) where a test needs real runs; the security agent's Anthropic
+model stays simulated.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.flagfile import standard_flags
-from tests.fakes.local_server import LocalServer, QuietHandler
+from tests.fakes.launchdarkly_sdk import FakeLaunchDarklySDK as FakeLaunchDarkly
+from tests.fakes.openai_server import FakeOpenAI
 from utils.telemetry import metrics
 
 ADMIN_TOKEN = "test-admin-token"
@@ -26,84 +26,14 @@ AI_RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPU
                metrics.TOKENS_OUTPUT, metrics.GENERATION_SUCCESS}
 
 
-class FakeLaunchDarkly(LocalServer):
-    """Serves the flag stream and collects analytics events, on one local port."""
-
-    def __init__(self, flag_data: dict[str, Any]) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.stream_connections = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        fake = self
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"  # chunked SSE: the SDK reads each event as it lands
-
-            def do_GET(self) -> None:
-                if self.path != "/all":
-                    self.send_error(404)
-                    return
-                with fake._lock:
-                    fake.stream_connections += 1
-                put = json.dumps({"path": "/", "data": flag_data})
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("transfer-encoding", "chunked")
-                self.end_headers()
-                self._chunk(f"event: put\ndata: {put}\n\n".encode())
-                # Keep the stream open (as LaunchDarkly does) until the test ends.
-                while not fake._stop.wait(0.2):
-                    try:
-                        self._chunk(b":\n")
-                    except OSError:
-                        return
-                self.close_connection = True
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.path == "/bulk":
-                    with fake._lock:
-                        fake.events.extend(json.loads(body))
-                self.send_response(202)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        super().__init__(Handler)
-
-    @property
-    def uri(self) -> str:
-        return self.root_url
-
-    def custom_events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e for e in self.events if e.get("kind") == "custom"]
-
-    def wait_for(self, predicate, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The custom events received, once `predicate(events)` holds (or at the timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            events = self.custom_events()
-            if predicate(events) or time.monotonic() > deadline:
-                return events
-            time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()  # ends the open flag streams first
-        super().__exit__(*exc)
-
-
 @pytest.fixture
 def fake_ld() -> Iterator[FakeLaunchDarkly]:
     with FakeLaunchDarkly(standard_flags()) as fake:
         yield fake
 
 
-@pytest.fixture
-def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def _app(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         **env: str):
     """The app in LaunchDarkly mode, every SDK URI pointing at the fake."""
     from fastapi.testclient import TestClient
 
@@ -115,8 +45,25 @@ def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
     monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    with TestClient(create_app()) as client:
+    return TestClient(create_app())
+
+
+@pytest.fixture
+def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """LaunchDarkly mode, simulated providers, their runs allowed through (and marked)."""
+    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+        yield client
+
+
+@pytest.fixture
+def live_ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """LaunchDarkly mode with live OpenAI models (the OpenAI fake); Anthropic stays simulated
+    and, by default, untracked."""
+    with FakeOpenAI() as openai, _app(fake_ld, tmp_path, monkeypatch, LLM_MODE="auto",
+                                      OPENAI_BASE_URL=openai.base_url) as client:
         yield client
 
 
@@ -187,3 +134,56 @@ def test_flush_keeps_the_client_open_for_the_next_request(
     assert len(run_ids) == 4  # two agent runs per request, both requests delivered
     health = ld_client.get("/health").json()
     assert health["flags"]["initialized"] is True
+
+
+def _ai_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if _data(e).get("configKey")]
+
+
+def test_feedback_rebuilds_each_run_tracker_from_its_resumption_token(
+        live_ld_client, fake_ld: FakeLaunchDarkly) -> None:
+    chat = _chat(live_ld_client, "How does PPO clip its objective?")
+    live = {r["config_key"] for r in chat["agents"] if not r["simulated"]}
+    assert live >= {"supervisor-agent", "support-agent"}
+    live_ld_client.post("/feedback", json={"request_id": chat["request_id"],
+                                           "user_id": "ld-user", "kind": "negative"})
+    _flush(live_ld_client)
+    events = fake_ld.wait_for(
+        lambda evs: sum(e["key"] == metrics.FEEDBACK_NEGATIVE for e in evs) >= len(live))
+    runs = {(_data(e)["configKey"], _data(e)["runId"], _data(e)["version"])
+            for e in events if e["key"] == metrics.DURATION_TOTAL}
+    feedback = {(_data(e)["configKey"], _data(e)["runId"], _data(e)["version"])
+                for e in events if e["key"] == metrics.FEEDBACK_NEGATIVE}
+    assert feedback == runs  # joined to its run, with the served version
+    assert {config for config, _, _ in runs} == live  # the simulated run stayed out
+    assert all(not _data(e).get("simulated") for e in _ai_events(events))
+
+
+def test_simulated_runs_never_reach_launchdarkly_by_default(
+        fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
+        chat = _chat(client)
+        assert chat["simulated"] is True
+        client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
+                                       "kind": "positive"})
+        _flush(client)
+        fake_ld.wait_for(lambda evs: False, timeout=1.0)  # give stray events time to land
+        assert _ai_events(fake_ld.custom_events()) == []
+        stored = client.app.state.service.store.query(
+            "SELECT COUNT(*) FROM events WHERE request_id = ?", (chat["request_id"],))
+        assert stored[0][0] > 0  # still measured locally
+
+
+def test_allowed_simulated_runs_are_marked(
+        fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+        chat = _chat(client)
+        client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
+                                       "kind": "positive"})
+        _flush(client)
+        wanted = AI_RUN_KEYS | {metrics.COST_PER_REQUEST, metrics.FEEDBACK_POSITIVE}
+        events = fake_ld.wait_for(lambda evs: wanted <= {e["key"] for e in _ai_events(evs)})
+    tracked = _ai_events(events)
+    assert wanted <= {e["key"] for e in tracked}
+    assert all(_data(e)["simulated"] is True for e in tracked)
+    assert all(e["context"].get("simulated") is True for e in tracked if "context" in e)

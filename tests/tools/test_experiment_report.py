@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.event_store import make_store
 from tools.experiment_report import main
+from utils.experiments.definitions import get_experiment
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def test_json_lists_both_experiments_with_verdicts(store, capsys):
     for e in data["experiments"]:
         assert e["verdict"]["outcome"] in {"SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"}
         assert sum(e["users"].values()) == 600
-        assert len(e["criteria"]) == 4
+        assert len(e["criteria"]) == len(get_experiment(e["key"]).decision.ship_if_all)
+        assert all(c["probability_met"] is not None for c in e["criteria"])
     assert "interaction" in data
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from utils.experiments.definitions import Experiment
-from utils.telemetry.metrics import METRICS, MetricDefinition
+from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
 
 
 class EventStoreError(RuntimeError):
@@ -33,10 +33,26 @@ class ArmData:
     values: dict[str, np.ndarray]  # metric key -> per-user value (NaN = left out)
     excluded_users: int = 0  # seen in both arms, or in a variation that is not an arm
     sql_seconds: float = 0.0
+    # Users of a summed metric with an event whose value is NULL (an unpriced model's cost):
+    # their total is unknown, never the sum of the rest. metric key -> bool per user.
+    unknown: dict[str, np.ndarray] = field(default_factory=dict)
+    # (arm, model) -> runs with a NULL value, per metric key with unknown users.
+    unknown_models: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    failed_runs: np.ndarray | None = None  # agent runs that ended in an error, per user
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
         return v[~np.isnan(v)]
+
+    def unknown_users(self, metric: str, arm: int) -> int:
+        """Users of `arm` whose value of `metric` is unknown (an event without a value)."""
+        flags = self.unknown.get(metric)
+        return int(np.count_nonzero(flags[self.arm == arm])) if flags is not None else 0
+
+    def failed_runs_of(self, arm: int) -> int:
+        if self.failed_runs is None:
+            return 0
+        return int(self.failed_runs[self.arm == arm].sum())
 
 
 def connect_event_store(path: Path) -> sqlite3.Connection:
@@ -97,7 +113,9 @@ def load_all_arm_data(
     out: dict[str, ArmData] = {}
     select: list[str] = []
     params: list[Any] = []
-    columns: list[tuple[str, MetricDefinition]] = []
+    # (experiment key, metric, role): role "value", "nulls" (events without a value) or
+    # "failed" (error runs, metric None).
+    columns: list[tuple[str, MetricDefinition | None, str]] = []
     joins, any_assigned = [], []
     for i, e in enumerate(experiments):
         table = f"assigned_{i}"
@@ -125,12 +143,19 @@ def load_all_arm_data(
         for d in definitions:
             if d.aggregate == "any":
                 select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
-            else:
-                select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
-            params.append(d.event_key)
-            columns.append((e.key, d))
+                params.append(d.event_key)
+                columns.append((e.key, d, "value"))
+                continue
+            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
+            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} AND e.value IS NULL "
+                          "THEN 1 END)")
+            params += [d.event_key, d.event_key]
+            columns += [(e.key, d, "value"), (e.key, d, "nulls")]
+        select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
+        params.append(GENERATION_ERROR)
+        columns.append((e.key, None, "failed"))
     if select and any(d.users for d in out.values()):
-        event_keys = sorted({d.event_key for _, d in columns})
+        event_keys = sorted({GENERATION_ERROR, *(d.event_key for _, d, _ in columns if d)})
         sql = (
             f"SELECT e.user_key, {', '.join(select)} FROM main.events e NOT INDEXED "
             + " ".join(joins)
@@ -147,18 +172,45 @@ def load_all_arm_data(
                 pos = np.fromiter((where.get(u, -1) for u in row_users), dtype=np.int64,
                                   count=len(row_users))
                 hit = pos >= 0
-                for c, (col_key, definition) in enumerate(columns):
+                d.failed_runs = np.zeros(len(d.users))
+                for c, (col_key, definition, role) in enumerate(columns):
                     if col_key != key:
                         continue
                     col = table[hit, c]
                     ok = ~np.isnan(col)
-                    d.values[definition.key][pos[hit][ok]] = col[ok]
+                    if role == "failed":
+                        d.failed_runs[pos[hit][ok]] = col[ok]
+                    elif role == "nulls" and ok.any():
+                        flags = np.zeros(len(d.users), dtype=bool)
+                        flags[pos[hit][ok]] = True
+                        d.unknown[definition.key] = flags
+                        d.values[definition.key][flags] = np.nan  # unknown, not the rest's sum
+                    elif role == "value":
+                        d.values[definition.key][pos[hit][ok]] = col[ok]
+    for i, e in enumerate(experiments):
+        if out[e.key].unknown:
+            _name_unknown_models(conn, f"assigned_{i}", e, out[e.key])
     for i in range(len(experiments)):
         conn.execute(f"DROP TABLE IF EXISTS temp.assigned_{i}")
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
+
+
+def _name_unknown_models(conn: sqlite3.Connection, table: str, experiment: Experiment,
+                         data: ArmData) -> None:
+    """Which models left a metric's value unknown, with their runs per arm (rare: one query)."""
+    arms = {experiment.control: 0, experiment.treatment: 1}
+    for key in data.unknown:
+        rows = conn.execute(
+            f"SELECT a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
+            f"FROM main.events e JOIN temp.{table} a ON a.user_key = e.user_key "
+            "WHERE e.event_key = ? AND e.value IS NULL AND a.n_arms = 1 "
+            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
+            "GROUP BY a.arm, e.model", (METRICS[key].event_key,)).fetchall()
+        data.unknown_models[key] = {(arms[arm], model): n for arm, model, n in rows
+                                    if arm in arms}
 
 
 def empty_arm_data(experiment: Experiment) -> ArmData:

@@ -44,9 +44,18 @@ def test_planted_premium_effect_ships_and_security_ships(tmp_path):
     assert prem.verdict.outcome == "SHIP", prem.verdict.summary
     assert prem.verdict.variation == "claude-opus-treatment"
     assert all(c.passed for c in prem.criteria)
-    sec = r["security-level"]
-    assert sec.verdict.outcome == "SHIP", sec.verdict.summary
     assert report.simulated is True
+
+
+def test_non_inferior_strict_security_ships(tmp_path):
+    # Same feedback in both security arms (non-inferior by a wide margin), PII far lower.
+    store = make_store(tmp_path / "e.db", feedback=(0.85, 0.85), pii=(0.8, 0.1), users=1600)
+    sec = by_key(build_report(store))["security-level"]
+    assert sec.verdict.outcome == "SHIP", sec.verdict.summary
+    assert sec.verdict.variation == "strict-security"
+    feedback = sec.criteria[0]
+    assert feedback.kind == "non_inferiority_margin"
+    assert feedback.observed >= 0.9 and feedback.probability_met == feedback.observed
 
 
 def test_no_effect_does_not_ship(tmp_path):
@@ -136,13 +145,27 @@ def test_cost_decrease_with_value_gain_passes_the_ratio(tmp_path):
     assert "cost fell" in ratio.detail
 
 
-def test_costlier_treatment_fails_cost_criteria_and_ratio_is_reported(tmp_path):
+def test_costlier_treatment_worth_its_cost_ships(tmp_path):
+    # The premium rule prices extra cost: +60% value for ~+190% cost is a ratio above 0.25.
     store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
                        cost=(0.010, 0.030))
     prem = by_key(build_report(store))["premium-model-value"]
     ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
-    assert 0 < ratio.observed < 1  # ~+60% value for ~+150% cost of the support agent
+    assert 0.25 < ratio.observed < 1
+    assert ratio.probability_met >= 0.9 and ratio.passed
+    assert prem.verdict.outcome == "SHIP", prem.verdict.summary
+
+
+def test_costlier_treatment_not_worth_its_cost_is_kept(tmp_path):
+    # ~+60% value for ~+900% cost: a ratio near 0.07, far below 0.25.
+    store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
+                       cost=(0.010, 0.100))
+    prem = by_key(build_report(store))["premium-model-value"]
+    ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
+    assert 0 < ratio.observed < 0.25
+    assert not ratio.passed and ratio.probability_met < 0.05
     assert prem.verdict.outcome == "KEEP"
+    assert "decisively failed" in prem.verdict.summary
 
 
 def test_interaction_is_reported_for_shared_users(tmp_path):

@@ -99,7 +99,8 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
                         ctx.request_id, type(exc).__name__)
             found, reason = True, "supervisor model error"
 
-    run = finish_run(config, "supervisor", timer, usage, error=error)
+    run = finish_run(config, "supervisor", timer, usage, error=error,
+                     sent=[config.instructions, screened])
     ctx.recorder.track_run(run, config)
     return {"route": "security" if found else "support", "route_reason": reason,
             "runs": [run]}

@@ -128,10 +128,36 @@ class RunTimer(BaseCallbackHandler):
         return max(0.0, wall - usage.slept_ms) + usage.simulated_latency_ms
 
 
+def _text_of(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    text = getattr(message, "text", None)
+    if isinstance(text, str):
+        return text
+    content = getattr(message, "content", "")
+    return content if isinstance(content, str) else str(content)
+
+
+def _run_cost(model: str, usage: ModelUsage) -> float | None:
+    """Dollar cost of a run; None only when tokens were billed by a model without a price."""
+    if usage.input_tokens == 0 and usage.output_tokens == 0:
+        return 0.0  # nothing sent or received: nothing billed, priced or not
+    return calculate_cost(model, usage.input_tokens, usage.output_tokens)
+
+
 def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage, *,
                tools_used: list[str] | None = None, error: str | None = None,
-               **details: Any) -> AgentRun:
-    """The measured record of an agent run."""
+               sent: Iterable[Any] | None = None, **details: Any) -> AgentRun:
+    """The measured record of an agent run.
+
+    A failed run stays in the experiment (intent to treat) with its latency and the cost of
+    what was sent: when the provider returned no usage, the input tokens of `sent` (the
+    messages or texts given to the model) are counted with the o200k tokenizer.
+    """
+    if error is not None and sent is not None and usage.input_tokens == 0:
+        from utils.tokens import count_tokens  # the tokenizer loads only when a run fails
+
+        usage.input_tokens = sum(count_tokens(_text_of(m)) for m in sent)
     return AgentRun(
         agent=agent, config_key=config.config_key, variation_key=config.variation_key,
         model=config.model, provider=config.provider, in_experiment=config.in_experiment,
@@ -140,7 +166,7 @@ def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsa
         total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
         time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
                                 else timer.first_token_ms),
-        cost_usd=calculate_cost(config.model, usage.input_tokens, usage.output_tokens),
+        cost_usd=_run_cost(config.model, usage),
         success=error is None, error=error, **details,
     )
 

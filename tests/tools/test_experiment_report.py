@@ -94,3 +94,20 @@ def test_default_store_comes_from_settings(tmp_path, monkeypatch, capsys):
     finally:
         get_settings.cache_clear()
     assert data["db_path"] == str(tmp_path / "nothing.db")
+
+
+def test_unpriced_model_and_failed_runs_are_named_in_every_view(tmp_path, capsys):
+    path = make_store(tmp_path / "e.db", users=400, unpriced_model=(None, "claude-opus-9"),
+                      failure_rate=(0.0, 0.2))
+    data = run_json(capsys, "--db", str(path))  # exits 0: a report was produced
+    prem = data["experiments"][1]
+    assert prem["unpriced_models"][0]["model"] == "claude-opus-9"
+    assert prem["failed_runs"]["claude-opus-treatment"] > 0 == prem["failed_runs"]["other-paid"]
+    assert main(["--db", str(path)]) == 0
+    flat = re.sub(r"\s+", " ", capsys.readouterr().out)
+    assert "Unpriced: claude-opus-9" in flat and "PRICING_OVERRIDES_PATH" in flat
+    assert "Failed runs" in flat and "per-user total" in flat
+    html_path = tmp_path / "r.html"
+    assert main(["--db", str(path), "--html", str(html_path)]) == 0
+    html = html_path.read_text()
+    assert "claude-opus-9" in html and "Failed agent runs" in html

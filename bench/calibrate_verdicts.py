@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for key in keys:
             print(f"\n{key}  ({args.runs} simulated experiments per row)")
-            print(f"  {'scenario':<58} {'SHIP':>6} {'KEEP':>6} {'MORE':>6}  target")
+            print(f"  {'scenario':<62} {'SHIP':>6} {'KEEP':>6} {'MORE':>6}  target")
             for s in scenarios(key):
                 shares = measure(key, s, args.runs, args.jobs, args.seed, pool)
                 mark = ""
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     missed += not ok
                     mark = (f"{outcome} {op} {bar:.0%}: {'ok' if ok else 'MISSED'} "
                             f"(±{_interval(got, args.runs):.1%})")
-                print(f"  {s.label:<58} {shares['SHIP']:>6.1%} {shares['KEEP']:>6.1%} "
+                print(f"  {s.label:<62} {shares['SHIP']:>6.1%} {shares['KEEP']:>6.1%} "
                       f"{shares['NEED_MORE_DATA']:>6.1%}  {mark}")
     finally:
         if pool:

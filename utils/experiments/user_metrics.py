@@ -147,13 +147,20 @@ def load_all_arm_data(
                 columns.append((e.key, d, "value"))
                 continue
             select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
-            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} AND e.value IS NULL "
-                          "THEN 1 END)")
-            params += [d.event_key, d.event_key]
-            columns += [(e.key, d, "value"), (e.key, d, "nulls")]
+            params.append(d.event_key)
+            columns.append((e.key, d, "value"))
+        # One column flags users with a valueless event of any summed metric (rare: then
+        # `_resolve_unknown` asks which metric and model); one counts failed runs.
+        summed = [d.event_key for d in definitions if d.aggregate == "sum"]
+        if summed:
+            select.append(f"MAX(CASE WHEN e.value IS NULL AND e.event_key IN "
+                          f"({', '.join('?' * len(summed))}) AND {after} THEN 1 END)")
+            params += summed
+            columns.append((e.key, None, "nulls"))
         select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
         params.append(GENERATION_ERROR)
         columns.append((e.key, None, "failed"))
+    unknown: set[str] = set()  # experiments with users whose sum is unknown
     if select and any(d.users for d in out.values()):
         event_keys = sorted({GENERATION_ERROR, *(d.event_key for _, d, _ in columns if d)})
         sql = (
@@ -181,15 +188,12 @@ def load_all_arm_data(
                     if role == "failed":
                         d.failed_runs[pos[hit][ok]] = col[ok]
                     elif role == "nulls" and ok.any():
-                        flags = np.zeros(len(d.users), dtype=bool)
-                        flags[pos[hit][ok]] = True
-                        d.unknown[definition.key] = flags
-                        d.values[definition.key][flags] = np.nan  # unknown, not the rest's sum
+                        unknown.add(key)
                     elif role == "value":
                         d.values[definition.key][pos[hit][ok]] = col[ok]
     for i, e in enumerate(experiments):
-        if out[e.key].unknown:
-            _name_unknown_models(conn, f"assigned_{i}", e, out[e.key])
+        if e.key in unknown:
+            _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
     for i in range(len(experiments)):
         conn.execute(f"DROP TABLE IF EXISTS temp.assigned_{i}")
     elapsed = time.perf_counter() - start
@@ -198,19 +202,37 @@ def load_all_arm_data(
     return out
 
 
-def _name_unknown_models(conn: sqlite3.Connection, table: str, experiment: Experiment,
-                         data: ArmData) -> None:
-    """Which models left a metric's value unknown, with their runs per arm (rare: one query)."""
+def _resolve_unknown(conn: sqlite3.Connection, table: str, experiment: Experiment,
+                     data: ArmData) -> None:
+    """Which users' sums are unknown, per metric, and which models left them so (rare path).
+
+    Their value becomes NaN: an unpriced run makes a user's cost unknown, never the sum of
+    the priced rest.
+    """
     arms = {experiment.control: 0, experiment.treatment: 1}
-    for key in data.unknown:
+    where = {u: j for j, u in enumerate(data.users)}
+    for key in experiment.metrics:
+        d = METRICS[key]
+        if d.aggregate != "sum":
+            continue
         rows = conn.execute(
-            f"SELECT a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
+            f"SELECT e.user_key, a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
             f"FROM main.events e JOIN temp.{table} a ON a.user_key = e.user_key "
             "WHERE e.event_key = ? AND e.value IS NULL AND a.n_arms = 1 "
             "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
-            "GROUP BY a.arm, e.model", (METRICS[key].event_key,)).fetchall()
-        data.unknown_models[key] = {(arms[arm], model): n for arm, model, n in rows
-                                    if arm in arms}
+            "GROUP BY e.user_key, a.arm, e.model", (d.event_key,)).fetchall()
+        hits = [(where[u], arms[arm], model, n) for u, arm, model, n in rows
+                if u in where and arm in arms]
+        if not hits:
+            continue
+        flags = np.zeros(len(data.users), dtype=bool)
+        flags[[j for j, *_ in hits]] = True
+        data.unknown[key] = flags
+        data.values[key][flags] = np.nan
+        models: dict[tuple[int, str], int] = {}
+        for _, arm, model, n in hits:
+            models[(arm, model)] = models.get((arm, model), 0) + n
+        data.unknown_models[key] = models
 
 
 def empty_arm_data(experiment: Experiment) -> ArmData:

@@ -159,10 +159,11 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
         margin, bar = criterion.non_inferiority_margin, criterion.probability
         obs = _relative_at_least(comp, higher, -margin)
         change = f"change ≥ {-margin:+.0%}" if higher else f"increase ≤ {margin:+.0%}"
-        res = CriterionResult(
-            criterion.kind, m.key, f"non-inferior: P({change}) ≥ {bar:g}", obs, bar,
-            obs >= bar, ">=", f"relative difference {comp.relative_difference:+.1%} "
-            f"[{comp.interval_low:+.1%}, {comp.interval_high:+.1%}]", probability_met=obs)
+        detail = f"relative difference {comp.relative_difference:+.1%}"
+        if math.isfinite(comp.interval_low) and math.isfinite(comp.interval_high):
+            detail += f" [{comp.interval_low:+.1%}, {comp.interval_high:+.1%}]"
+        res = CriterionResult(criterion.kind, m.key, f"non-inferior: P({change}) ≥ {bar:g}",
+                              obs, bar, obs >= bar, ">=", detail, probability_met=obs)
     elif isinstance(criterion, RelativeLiftAtLeast):
         sign = 1.0 if higher else -1.0
         obs, bar = sign * comp.relative_difference, criterion.relative_lift_at_least

@@ -8,10 +8,11 @@ PII detector and recorder come from here.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.models import ModelCache
+from agents.tools.registry import Toolbox
 from utils.flags.client import AgentConfig, ConfigFlags
 from utils.settings import Settings
 from utils.telemetry.instrumentation import RunRecorder
@@ -78,5 +79,5 @@ class RequestContext:
     models: ModelCache
     recorder: RunRecorder
     pii: PiiDetector
+    tools: Toolbox
     settings: Settings
-    extras: dict[str, Any] = field(default_factory=dict)

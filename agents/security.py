@@ -18,12 +18,13 @@ from langgraph.runtime import Runtime
 from agents.context import RequestContext
 from agents.state import ChatState, Turn
 from utils.flags.client import SECURITY_CONFIG
-from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.privacy.placeholders import PLACEHOLDER_PATTERN
+from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
 FALLBACK_POLICY = "strict"
-_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_PLACEHOLDER = PLACEHOLDER_PATTERN
 _WORD = re.compile(r"\w+")
 REFUSAL = ("I could not safely remove the personal data from your message, so I did not send "
            "it on. Please remove names, contact details and account numbers and ask again.")
@@ -51,8 +52,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
     if config.enabled:
         try:
             model = ctx.models.get(config.provider, config.model, config.parameters)
-            reply = await model.ainvoke([SystemMessage(config.instructions),
-                                         HumanMessage(floor.text)], timer.config_for(model))
+            reply = await model.ainvoke(
+                [SystemMessage(config.instructions), HumanMessage(floor.text)],
+                timer.config_for(model, config))
             usage.add(reply)
             candidate = reply.text if hasattr(reply, "text") else str(reply.content)
             if candidate == floor.text:
@@ -71,10 +73,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
 
     pii_types = sorted({entity.type for entity in floor.entities})
     sent = [config.instructions, floor.text] if error is not None else None
-    run = finish_run(config, "security", timer, usage, error=error, sent=sent,
-                     pii_types=pii_types, redacted_text=safe_message)
-    ctx.recorder.track_run(run, config)
-    return {"safe_message": safe_message, "safe_history": safe_history, "runs": [run]}
+    ctx.recorder.finish_run(config, "security", timer, usage, error=error, sent=sent,
+                            pii_types=pii_types, redacted_text=safe_message)
+    return {"safe_message": safe_message, "safe_history": safe_history}
 
 
 def _redact_request(ctx: RequestContext, message: str, history: list[Turn],
@@ -108,6 +109,5 @@ def _words(text: str) -> list[str]:
 
 
 def _refuse(ctx: RequestContext, config, timer: RunTimer, usage: ModelUsage, why: str) -> dict:
-    run = finish_run(config, "security", timer, usage, error=why)
-    ctx.recorder.track_run(run, config)
-    return {"refused": True, "response": REFUSAL, "safe_message": "", "runs": [run]}
+    ctx.recorder.finish_run(config, "security", timer, usage, error=why)
+    return {"refused": True, "response": REFUSAL, "safe_message": ""}

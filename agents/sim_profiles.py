@@ -1,7 +1,7 @@
 """Per-model traits of the simulated providers, read from `agents/sim_profiles.json`.
 
-Models differ in the simulator only through these documented parameters (DESIGN §8 rules 4
-and 5): speed, verbosity, retrieval depth, answer precision and latency jitter.
+Models differ in the simulator only through these documented parameters (docs/SIMULATION.md):
+speed, verbosity, retrieval depth, answer precision and latency jitter.
 """
 
 from __future__ import annotations

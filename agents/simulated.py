@@ -1,4 +1,4 @@
-"""A simulated chat model: the whole pipeline stays real except the model call (DESIGN §8).
+"""A simulated chat model: everything stays real except the model call (docs/SIMULATION.md).
 
 How it behaves, and nothing more:
 - With tools bound and no tool results yet, it calls every search tool it has, in parallel,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Literal, TypedDict
-
-from utils.telemetry.instrumentation import AgentRun
+from typing import Literal, TypedDict
 
 Route = Literal["security", "support"]
 
@@ -19,9 +16,7 @@ class ChatState(TypedDict, total=False):
     message: str  # as the user sent it; only the security node reads it after routing
     history: list[Turn]
     route: Route
-    route_reason: str
     safe_message: str  # what the support agent may read
     safe_history: list[Turn]
     response: str
     refused: bool
-    runs: Annotated[list[AgentRun], operator.add]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agents.context import RequestContext
 from agents.state import ChatState
 from utils.flags.client import SUPERVISOR_CONFIG
-from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
             model = ctx.models.get(config.provider, config.model, config.parameters)
             reply = await _classifier(model).ainvoke(
                 [SystemMessage(config.instructions), HumanMessage(screened)],
-                timer.config_for(model),
+                timer.config_for(model, config),
             )
             usage.add(reply)
             decision = parse_decision(reply)
@@ -99,8 +99,8 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
                         ctx.request_id, type(exc).__name__)
             found, reason = True, "supervisor model error"
 
-    run = finish_run(config, "supervisor", timer, usage, error=error,
-                     sent=[config.instructions, screened])
-    ctx.recorder.track_run(run, config)
-    return {"route": "security" if found else "support", "route_reason": reason,
-            "runs": [run]}
+    ctx.recorder.finish_run(config, "supervisor", timer, usage, error=error,
+                            sent=[config.instructions, screened])
+    route = "security" if found else "support"
+    log.debug("request %s routed to %s: %s", ctx.request_id, route, reason)
+    return {"route": route}

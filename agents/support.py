@@ -18,10 +18,9 @@ from langgraph.runtime import Runtime
 
 from agents.context import RequestContext
 from agents.state import ChatState
-from agents.tools.registry import build_tools
 from utils.flags.client import SUPPORT_CONFIG
-from utils.telemetry import metrics
-from utils.telemetry.instrumentation import ModelUsage, RunTimer, finish_run
+from utils.telemetry import metrics, tracing
+from utils.telemetry.instrumentation import ModelUsage, RunTimer
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +71,22 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
     # Clean requests skip security, so the message itself is the safe text.
     text = state.get("safe_message") or state["message"]
     if not config.enabled:
-        run = finish_run(config, "support", timer, usage)
-        ctx.recorder.track_run(run, config)
-        return {"response": DISABLED_REPLY, "runs": [run]}
+        ctx.recorder.finish_run(config, "support", timer, usage)
+        return {"response": DISABLED_REPLY}
 
     max_calls = int(config.custom_param("max_tool_calls", DEFAULT_MAX_TOOL_CALLS))
-    tools = build_tools(config.tools)
+    tools = ctx.tools.build(config.tools)
     inputs = [*_history_messages(state), HumanMessage(text)]
+    tracing.record_support_input(
+        ("user" if isinstance(m, HumanMessage) else "assistant", m.text) for m in inputs)
     try:
         model = ctx.models.get(config.provider, config.model, config.parameters)
         agent = _agents.get(model, tools, config.instructions, max(1, max_calls))
-        result = await agent.ainvoke({"messages": inputs}, timer.config_for(model))
+        result = await agent.ainvoke({"messages": inputs}, timer.config_for(model, config))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-        run = finish_run(config, "support", timer, usage, error=error,
-                         sent=[config.instructions, *inputs])
-        ctx.recorder.track_run(run, config)
+        ctx.recorder.finish_run(config, "support", timer, usage, error=error,
+                                sent=[config.instructions, *inputs])
         raise SupportAgentError(f"{config.provider} model {config.model!r} failed: "
                                 f"{type(exc).__name__}") from exc
 
@@ -98,14 +97,13 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
     tools_used = [m.name for m in produced
                   if isinstance(m, ToolMessage) and m.status != "error" and m.name]
     response = _final_text(produced, max_calls, limited=requested > max_calls)
-    run = finish_run(config, "support", timer, usage, tools_used=tools_used,
-                     sources=_sources(produced))
-    ctx.recorder.track_run(run, config)
+    run = ctx.recorder.finish_run(config, "support", timer, usage, tools_used=tools_used,
+                                  sources=_sources(produced))
     try:
         ctx.recorder.track_metric(metrics.PII_EXPOSED_ENTITIES, ctx.pii.count_exposed(text), run)
     except Exception:
         log.exception("pii_exposed_entities failed in request %s", ctx.request_id)
-    return {"response": response, "runs": [run]}
+    return {"response": response}
 
 
 def _final_text(messages: list[AnyMessage], max_calls: int, *, limited: bool) -> str:

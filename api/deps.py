@@ -16,7 +16,7 @@ def get_service(request: Request) -> ChatService:
 
 
 def get_app_settings(request: Request) -> Settings:
-    return request.app.state.service.settings
+    return request.app.state.settings
 
 
 def require_admin(request: Request,

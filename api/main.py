@@ -15,47 +15,35 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from agents.context import PresidioPiiDetector
-from agents.graph import build_graph
-from api.chat_service import ChatService
+from api.composition import build_service, warm_up
 from api.routes import admin, chat, configs, experiments, feedback, health
-from utils.flags.client import ConfigFlags
 from utils.logging_setup import configure_logging
 from utils.settings import Settings, get_settings
-from utils.telemetry.event_store import EventStore
+from utils.telemetry import tracing
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def _warm_up() -> None:
-    """Build the PII analyzer and the search indexes before the first request needs them."""
-    from agents.tools.registry import warm_up as warm_up_tools
-    from utils.privacy.detector import warm_up as warm_up_pii
-
-    warm_up_pii()
-    warm_up_tools()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; its service is built by `build_service` when the server starts."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
         configure_logging(current.LOG_LEVEL)
-        flags = ConfigFlags(current)
-        store = EventStore(current.events_db)
-        app.state.service = ChatService(settings=current, flags=flags, store=store,
-                                        graph=build_graph(), pii=PresidioPiiDetector())
-        await asyncio.to_thread(_warm_up)
-        status = flags.status()
-        if "hint" in status:
-            log.warning(status["hint"])
-        log.info("ready: flags=%s store=%s", flags.mode, store.path)
+        traced = tracing.setup_tracing(current) is not None  # before the graph is built
+        service = build_service(current)
+        app.state.service = service
+        app.state.settings = current
+        await asyncio.to_thread(warm_up, service)
+        log.info("ready: flags=%s store=%s", service.flags.mode, service.store.path)
         try:
             yield
         finally:
-            await asyncio.to_thread(store.close)
-            flags.close()
+            await asyncio.to_thread(service.close)
+            if traced:
+                await asyncio.to_thread(tracing.shutdown)  # flushes the spans still queued
 
     app = FastAPI(
         title="Multi-agent support assistant with AI Configs",

@@ -85,6 +85,8 @@ class ChatResponse(BaseModel):
     refused: bool = False
     agents: list[AgentRunPublic]
     totals: Totals
+    trace_id: str | None = Field(
+        default=None, description="the OpenTelemetry trace of this request (tracing on)")
 
 
 class FeedbackCreate(BaseModel):
@@ -97,6 +99,8 @@ class FeedbackCreate(BaseModel):
 class FeedbackPublic(BaseModel):
     request_id: str
     status: Literal["recorded", "duplicate"]
+    trace_id: str | None = Field(
+        default=None, description="the trace of the request this feedback is about")
 
 
 class HealthPublic(BaseModel):

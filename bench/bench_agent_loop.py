@@ -233,11 +233,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from agents.simulated import SimulatedChatModel
-    from agents.tools.registry import build_tools
+    from agents.tools.registry import Toolbox
+    from utils.settings import get_settings
 
     setups = {
         "simulated gpt-4o + real search tools": (SimulatedChatModel(model_name="gpt-4o"),
-                                                 build_tools(TOOL_NAMES)),
+                                                 Toolbox(get_settings()).build(TOOL_NAMES)),
         "no-op model + no-op tools": (_NoOpModel(), [_NoOpTool(name=n, description=n)
                                                      for n in TOOL_NAMES]),
     }

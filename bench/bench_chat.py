@@ -260,20 +260,13 @@ def in_process_service(data_dir: Path) -> Any:
     """The app's ChatService built in this process over `data_dir` (set up and warmed up as the
     server's start-up does), with the simulated, offline environment of `server_env`."""
     os.environ.update(server_env(data_dir))
-    from agents.context import PresidioPiiDetector
-    from agents.graph import build_graph
-    from api.chat_service import ChatService
-    from api.main import _warm_up
-    from utils.flags.client import ConfigFlags
+    from api.composition import build_service, warm_up
     from utils.settings import get_settings
-    from utils.telemetry.event_store import EventStore
 
     get_settings.cache_clear()
-    settings = get_settings()
-    _warm_up()
-    return ChatService(settings=settings, flags=ConfigFlags(settings),
-                       store=EventStore(settings.events_db), graph=build_graph(),
-                       pii=PresidioPiiDetector())
+    service = build_service(get_settings())
+    warm_up(service)
+    return service
 
 
 def profile_in_process(requests: int, data_dir: Path, top: int = 25) -> None:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_instrumentation.py [--requests 5000] [--batches 5000]
 
 1. Recorder overhead: what instrumentation adds to one request on the PII route (three agent
-   runs): RunRecorder, three exposures, three `finish_run` (usage from real AIMessages,
+   runs): RunRecorder, three exposures, three `RunRecorder.finish_run` (usage from real AIMessages,
    cost lookup), three `track_run`, the `pii_exposed_entities` metric, and building the
    WriteBatch. p50 / p99 per request, in this process, no I/O. Target p50 ≤1 ms.
 2. Store write path: `submit()` (what the request thread pays to hand off a batch) and the
@@ -30,8 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from utils.flags.client import AgentConfig  # noqa: E402
 from utils.telemetry import metrics  # noqa: E402
+from utils.telemetry.cost_calculator import get_pricing_table  # noqa: E402
 from utils.telemetry.event_store import EventStore, WriteBatch  # noqa: E402
-from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer, finish_run  # noqa: E402
+from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer  # noqa: E402
+
+PRICING = get_pricing_table()
 
 CONFIGS = (
     ("supervisor", AgentConfig(config_key="supervisor-agent", variation_key="supervisor-basic",
@@ -59,14 +62,14 @@ MESSAGES = {"supervisor": [_message(133, 13)], "security": [_message(23, 12)],
 
 def record_one_request(i: int) -> WriteBatch:
     """Everything the instrumentation does for one PII-route request, up to the batch."""
-    recorder = RunRecorder(f"req-{i}", f"user-{i % 500}", {"country": "DE", "plan": "paid"})
+    recorder = RunRecorder(f"req-{i}", f"user-{i % 500}", {"country": "DE", "plan": "paid"},
+                           pricing=PRICING)
     for agent, config in CONFIGS:
         recorder.record_exposure(config)
         timer, usage = RunTimer(), ModelUsage()
         usage.extend(MESSAGES[agent])
         tools = ["search_v2", "reranking"] if agent == "support" else None
-        run = finish_run(config, agent, timer, usage, tools_used=tools)
-        recorder.track_run(run, config)
+        run = recorder.finish_run(config, agent, timer, usage, tools_used=tools)
         if agent == "support":
             recorder.track_metric(metrics.PII_EXPOSED_ENTITIES, 0, run)
     return recorder.batch(status="ok", routed_to_security=True)

@@ -1,8 +1,8 @@
-"""STATS §8: a full experiment report over 1,000,000 events and 50,000 users in <= 3 s.
+"""A full experiment report over 1,000,000 events and 50,000 users in <= 3 s.
 
     python bench/bench_report.py [--users 50000] [--events 1000000] [--runs 3] [--no-index]
 
-Builds a synthetic DESIGN §7 store (not timed), then times `build_report` and prints the
+Builds a synthetic event store (not timed), then times `build_report` and prints the
 median and worst run with the split between SQL aggregation and statistics.
 """
 

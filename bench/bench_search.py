@@ -97,14 +97,13 @@ def latency(index: SearchIndex, queries: list[str], rounds: int) -> dict[str, tu
     """p50/p99 in ms per search method and per agent tool (same index for all)."""
     import agents.tools.search as tools_mod
 
-    tools_mod.get_search_index = lambda: index  # the tools run against this index
     methods: dict[str, Callable[[str], object]] = {
         "index.search_keyword (v1)": lambda q: index.search_keyword(q, 5),
         "index.search_vector (v2)": lambda q: index.search_vector(q, 5),
         "index.rerank": lambda q: index.rerank(q, top_k=5),
-        "tool search_v1": lambda q: tools_mod.search_v1(q, 5),
-        "tool search_v2": lambda q: tools_mod.search_v2(q, 5),
-        "tool reranking": lambda q: tools_mod.reranking(q, 5),
+        "tool search_v1": lambda q: tools_mod.search_v1(index, q, 5),
+        "tool search_v2": lambda q: tools_mod.search_v2(index, q, 5),
+        "tool reranking": lambda q: tools_mod.reranking(index, q, 5),
     }
     results = {}
     for name, fn in methods.items():

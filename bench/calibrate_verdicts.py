@@ -37,7 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.experiments.definitions import Experiment, get_experiment  # noqa: E402
+from utils.experiments.definitions import (  # noqa: E402
+    Experiment,
+    find_experiment,
+    load_experiments,
+)
 from utils.experiments.user_metrics import ArmData  # noqa: E402
 from utils.experiments.verdicts import analyze_experiment  # noqa: E402
 
@@ -135,7 +139,7 @@ def scenarios(key: str) -> list[Scenario]:
 def run_batch(args: tuple[str, Scenario, int, int]) -> dict[str, int]:
     """Outcome counts of `runs` simulated experiments (one worker's share)."""
     key, scenario, runs, seed = args
-    experiment = get_experiment(key)
+    experiment = find_experiment(load_experiments(), key)
     rng = np.random.default_rng(seed)
     counts: dict[str, int] = {}
     for _ in range(runs):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bootstrap.launchdarkly_backend import LaunchDarklyError
+from bootstrap.launchdarkly_client import LaunchDarklyError
 from bootstrap.local_backend import FlagFileError
 from bootstrap.manifest import DEFAULT_PATH as MANIFEST_PATH
 from bootstrap.manifest import Manifest, ManifestError, experiment_errors

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 
 from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
-from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
+from bootstrap.launchdarkly_backend import LaunchDarklySync
+from bootstrap.launchdarkly_client import LaunchDarklyClient
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import load_manifest
 from bootstrap.state import BootstrapState, ExperimentState

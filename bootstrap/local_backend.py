@@ -23,12 +23,12 @@ from bootstrap.state import (
     local_state_path,
     write_text_atomic,
 )
+from utils.flags.flag_file import ALL_WEIGHT
 
 log = logging.getLogger(__name__)
 
 # Fixed namespace: rule ids and salts are uuid5(namespace, "<flag>/<purpose>/<key>").
 _NAMESPACE = uuid.UUID("6b1f8f5e-3c1e-4c55-9a43-2f0d9d6c7a10")
-ALL_WEIGHT = 100_000  # LaunchDarkly weights are thousandths of a percent
 
 
 class FlagFileError(RuntimeError):

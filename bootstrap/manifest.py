@@ -1,28 +1,29 @@
-"""The bootstrap manifest: load and validate `bootstrap/manifest.yaml` (DESIGN §5)."""
+"""The bootstrap manifest: load and validate `bootstrap/manifest.yaml` (docs/CONTRACTS.md)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from utils.providers import MODEL_PROVIDERS, PROVIDER_NAMES
+from utils.strict_yaml import read_yaml, validate
 
 DEFAULT_PATH = Path(__file__).with_name("manifest.yaml")
 
-Provider = Literal["openai", "anthropic", "mistral"]
-
-# The models the pricing table covers, with the provider that serves each.
-MODEL_PROVIDERS: dict[str, str] = {
-    "gpt-4o": "openai",
-    "gpt-4o-mini": "openai",
-    "claude-sonnet-4-5": "anthropic",
-    "claude-haiku-4-5": "anthropic",
-    "claude-opus-4-1": "anthropic",
-    "mistral-small-latest": "mistral",
-}
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def _known_provider(name: str) -> str:
+    if name not in PROVIDER_NAMES:
+        raise ValueError(f"unknown provider {name!r}; expected one of "
+                         f"{', '.join(repr(p) for p in PROVIDER_NAMES)}")
+    return name
+
+
+Provider = Annotated[str, AfterValidator(_known_provider)]
 
 
 class ManifestError(ValueError):
@@ -166,6 +167,21 @@ class Manifest(_Strict):
     def tool(self, name: str) -> ToolSpec:
         return next(t for t in self.tools if t.name == name)
 
+    def segment(self, key: str) -> SegmentSpec:
+        """The segment with this key; `KeyError` naming the known keys otherwise."""
+        for segment in self.segments:
+            if segment.key == key:
+                return segment
+        raise KeyError(f"unknown segment {key!r}; known: {[s.key for s in self.segments]}")
+
+    def segment_clause(self, key: str, attribute: str) -> ClauseSpec | None:
+        """The first clause of segment `key` on `attribute` (e.g. its country list), if any."""
+        for rule in self.segment(key).rules:
+            for clause in rule.clauses:
+                if clause.attribute == attribute:
+                    return clause
+        return None
+
     def experiment_variations_for(self, config_key: str) -> list[VariationSpec]:
         """The experiment variations of one config, resolved against their `based_on`."""
         return [resolve_experiment_variation(self, ev) for ev in self.experiment_variations
@@ -196,33 +212,6 @@ def variation_value(variation: VariationSpec, manifest: Manifest, version: int =
 
 
 # --- loading and error reporting -------------------------------------------------------------
-
-def _key_path(loc: tuple[Any, ...], data: Any) -> str:
-    """Render an error location as `configs[1](security-agent).variations[0](basic-security)`."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int):
-            label = f"[{item}]"
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-            if isinstance(node, dict) and ("key" in node or "name" in node):
-                label += f"({node.get('key', node.get('name'))})"
-            parts.append(label)
-        else:
-            node = node.get(item) if isinstance(node, dict) else None
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "<top level>"
-
-
-def _format_validation(path: Path, err: ValidationError, data: Any) -> str:
-    lines = [f"{path}: {err.error_count()} problem(s) in the manifest:"]
-    for e in err.errors():
-        msg = e["msg"].removeprefix("Value error, ")
-        value = e.get("input")
-        got = "" if e["type"] == "missing" or isinstance(value, dict | list) else f" (got {value!r})"
-        lines.append(f"  - {_key_path(tuple(e['loc']), data)}: {msg}{got}")
-    return "\n".join(lines)
-
 
 def _duplicates(keys: list[str]) -> list[str]:
     return sorted({k for k in keys if keys.count(k) > 1})
@@ -294,10 +283,7 @@ def parse_manifest(data: Any, path: Path | str = "<memory>") -> Manifest:
                             f"{type(data).__name__}")
     # `x-*` keys only hold YAML anchors.
     data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
-    try:
-        manifest = Manifest.model_validate(data)
-    except ValidationError as err:
-        raise ManifestError(_format_validation(path, err, data)) from None
+    manifest = validate(Manifest, data, path, ManifestError, "manifest")
     errors = _reference_errors(manifest)
     if errors:
         raise ManifestError("\n".join([f"{path}: {len(errors)} problem(s) in the manifest:"]
@@ -308,15 +294,7 @@ def parse_manifest(data: Any, path: Path | str = "<memory>") -> Manifest:
 def load_manifest(path: Path | str = DEFAULT_PATH) -> Manifest:
     """Load and validate the manifest file; raise `ManifestError` saying what is wrong and where."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read the manifest: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ManifestError(f"{path}: not valid YAML: {err}") from None
-    return parse_manifest(data, path)
+    return parse_manifest(read_yaml(path, ManifestError, "manifest"), path)
 
 
 def experiment_errors(manifest: Manifest, experiments: list[Any]) -> list[str]:

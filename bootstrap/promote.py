@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 
 from bootstrap.cli import load_checked_experiments, resolve_backend, run_script
-from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklySync
+from bootstrap.launchdarkly_backend import LaunchDarklySync
+from bootstrap.launchdarkly_client import LaunchDarklyClient
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import ManifestError, load_manifest
 from bootstrap.state import (
@@ -23,6 +24,7 @@ from bootstrap.state import (
     load_state,
     save_state,
 )
+from utils.experiments.definitions import find_experiment
 from utils.settings import get_settings
 
 
@@ -32,10 +34,10 @@ class PromotionError(ValueError):
 
 def find_arm(experiments: list, key: str, variation: str):
     """The experiment `key`, after checking `variation` is one of its arms."""
-    exp = next((e for e in experiments if e.key == key), None)
-    if exp is None:
-        raise PromotionError(f"unknown experiment {key!r}; expected one of "
-                             f"{[e.key for e in experiments]}")
+    try:
+        exp = find_experiment(experiments, key)
+    except KeyError as exc:
+        raise PromotionError(exc.args[0]) from None
     if variation not in exp.split:
         raise PromotionError(f"refusing to promote {variation!r}: it is not an arm of {key} "
                              f"(arms: {', '.join(exp.split)})")

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from utils.knowledge.documents import iter_kb_files, load_knowledge_base
-from utils.knowledge.search_index import build_search_index
+from utils.knowledge.shared_index import build_search_index
 from utils.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def index_command(console: Console, rebuild: bool) -> int:
         kb = load_knowledge_base(root, on_document=lambda d: progress.advance(task))
         progress.update(task, description="building indexes")
         index = build_search_index(
-            kb, settings, on_stage=lambda s: progress.update(task, description=s))
+            settings, kb, on_stage=lambda s: progress.update(task, description=s))
         progress.update(task, description="done", completed=len(files) + 1)
     elapsed = time.perf_counter() - started
 
@@ -62,9 +62,9 @@ def index_command(console: Console, rebuild: bool) -> int:
 
 def search_command(console: Console, query: str, tool: str, top_k: int) -> int:
     """Run one of the agent's search tools and print what the model would read."""
-    from agents.tools.registry import build_tools
+    from agents.tools.registry import Toolbox
 
-    found = build_tools([tool])
+    found = Toolbox(get_settings()).build([tool])
     if not found:
         console.print(f"[red]tool {tool!r} is not available[/red]")
         return 2

@@ -15,7 +15,9 @@ LLMMode = Literal["auto", "live", "simulated"]
 class Settings(BaseSettings):
     """Every setting the app reads. Secrets are `SecretStr`, so they never print."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+    # An empty value (`EVENTS_DB=` in a copied .env.example) means "not set": use the default.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True,
+                                      env_ignore_empty=True)
 
     # LaunchDarkly
     LD_SDK_KEY: SecretStr | None = None
@@ -45,7 +47,24 @@ class Settings(BaseSettings):
     ANTHROPIC_BASE_URL: str | None = None
     MISTRAL_API_KEY: SecretStr | None = None
     MISTRAL_BASE_URL: str | None = None
+    # OpenAI-compatible servers (OPENAI_BASE_URL set: Ollama, vLLM, llama.cpp or a proxy).
+    # The token cap's field: auto = `max_tokens` with a base URL (local servers ignore
+    # `max_completion_tokens`), OpenAI's `max_completion_tokens` without one.
+    OPENAI_TOKEN_LIMIT_FIELD: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
+    # The model the server is asked for instead of the variation's: "gpt-4o=llama3.1:8b,
+    # gpt-4o-mini=llama3.2:3b"; `*` maps every other model. Used only with OPENAI_BASE_URL.
+    OPENAI_MODEL_MAP: str = ""
+    # How runs served through OPENAI_BASE_URL are priced: `served` = by the model the server
+    # ran, under its own name (unpriced unless PRICING_OVERRIDES_PATH prices it; a model not
+    # in OPENAI_MODEL_MAP is unpriced, never at OpenAI's price); `openai` = at OpenAI's list
+    # price of the variation's model (the URL is a proxy to OpenAI itself, e.g. Azure).
+    OPENAI_BASE_URL_PRICING: Literal["served", "openai"] = "served"
     EMBEDDING_BACKEND: Literal["auto", "lsa", "openai", "sentence-transformers"] = "auto"
+
+    # The traffic tools' live judge: auto = a keyed provider that serves neither arm of the
+    # experiment being driven (else any keyed one); JUDGE_MODEL overrides its default model.
+    JUDGE_PROVIDER: Literal["auto", "openai", "anthropic", "mistral"] = "auto"
+    JUDGE_MODEL: str | None = None
 
     # Research tools (MCP servers); empty means "not configured"
     MCP_ARXIV_COMMAND: str = ""
@@ -58,8 +77,20 @@ class Settings(BaseSettings):
     # Admin endpoints refuse every call while this is unset
     ADMIN_TOKEN: SecretStr | None = None
 
+    # OpenTelemetry traces (utils.telemetry.tracing): off unless an OTLP endpoint is set. The
+    # SDK reads every other OTEL_* variable from the environment itself; these are declared
+    # so that they also work from `.env`.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = ""
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: str = ""
+    OTEL_EXPORTER_OTLP_HEADERS: str = ""
+    OTEL_SERVICE_NAME: str = ""  # default: multi-agent-experiments
+    OTEL_SDK_DISABLED: str = ""
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: str = ""
+    OTEL_SEMCONV_STABILITY_OPT_IN: str = ""
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
+        parse_model_map(self.OPENAI_MODEL_MAP)  # a malformed map fails at start-up
         if self.LOCAL_FLAGS_PATH is None:
             self.LOCAL_FLAGS_PATH = self.DATA_DIR / "flags.json"
         if self.EVENTS_DB is None:
@@ -77,9 +108,28 @@ class Settings(BaseSettings):
         return self.EVENTS_DB
 
     @property
+    def openai_model_map(self) -> dict[str, str]:
+        """OPENAI_MODEL_MAP as {variation model: served model} ("*": every other model)."""
+        return parse_model_map(self.OPENAI_MODEL_MAP)
+
+    @property
     def ld_mode(self) -> bool:
         """True when flags come from LaunchDarkly rather than the local flag file."""
         return bool(self.LD_SDK_KEY and self.LD_SDK_KEY.get_secret_value())
+
+
+def parse_model_map(text: str) -> dict[str, str]:
+    """`"gpt-4o=llama3.1:8b, *=qwen2.5"` → {"gpt-4o": "llama3.1:8b", "*": "qwen2.5"}."""
+    mapping: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        asked, sep, served = (side.strip() for side in entry.partition("="))
+        if not sep or not asked or not served:
+            raise ValueError(f"OPENAI_MODEL_MAP entry {entry!r} is not `model=served-model`, "
+                             "e.g. OPENAI_MODEL_MAP=gpt-4o=llama3.1:8b,*=llama3.1:8b")
+        if asked in mapping:
+            raise ValueError(f"OPENAI_MODEL_MAP maps {asked!r} twice")
+        mapping[asked] = served
+    return mapping
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
-from utils.settings import Settings, get_settings
+from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,8 @@ def _key(name: str, settings: Settings) -> tuple[str, float]:
     return str(getattr(settings, source.setting) or ""), float(settings.MCP_STARTUP_TIMEOUT_S)
 
 
-def research_tool(name: str) -> BaseTool | None:
+def research_tool(name: str, settings: Settings) -> BaseTool | None:
     """The cached tool for `name`, loading it on first use (bounded by the start-up timeout)."""
-    settings = get_settings()
     key = _key(name, settings)
     loaded = _loaded.get(name)
     if loaded is None or loaded.key != key:
@@ -177,20 +176,19 @@ def research_tool(name: str) -> BaseTool | None:
     return loaded.tool
 
 
-def warm_up_research_tools() -> None:
+def warm_up_research_tools(settings: Settings) -> None:
     """Load every research tool in parallel (server start-up); failures are only logged."""
-    threads = [threading.Thread(target=research_tool, args=(n,), daemon=True)
+    threads = [threading.Thread(target=research_tool, args=(n, settings), daemon=True)
                for n in RESEARCH_SOURCES]
     for t in threads:
         t.start()
-    deadline = float(get_settings().MCP_STARTUP_TIMEOUT_S) + 5.0
+    deadline = float(settings.MCP_STARTUP_TIMEOUT_S) + 5.0
     for t in threads:
         t.join(deadline)
 
 
-def research_status() -> dict[str, str]:
+def research_status(settings: Settings) -> dict[str, str]:
     """Status line per research tool, without starting anything."""
-    settings = get_settings()
     status = {}
     for name, source in RESEARCH_SOURCES.items():
         loaded = _loaded.get(name)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, field_validator
 
-from utils.knowledge.search_index import Hit, SearchIndex, analyze, get_search_index
+from utils.knowledge.search_index import Hit, SearchIndex, analyze
 
 MAX_TOP_K = 10
 MAX_CANDIDATES = 50
@@ -74,21 +74,19 @@ def _result(tool_name: str, query: str, hits: list[Hit], index: SearchIndex) -> 
     return format_hits(tool_name, query, hits, index), [h.as_dict() for h in hits]
 
 
-def search_v1(query: str, top_k: int = 5) -> ToolResult:
+def search_v1(index: SearchIndex, query: str, top_k: int = 5) -> ToolResult:
     """BM25 keyword search over the knowledge base."""
-    index = get_search_index()
     return _result("search_v1", query, index.search_keyword(query, top_k), index)
 
 
-def search_v2(query: str, top_k: int = 5) -> ToolResult:
+def search_v2(index: SearchIndex, query: str, top_k: int = 5) -> ToolResult:
     """Semantic (vector) search over the knowledge base."""
-    index = get_search_index()
     return _result("search_v2", query, index.search_vector(query, top_k), index)
 
 
-def reranking(query: str, top_k: int = 5, candidates: list[str] | None = None) -> ToolResult:
+def reranking(index: SearchIndex, query: str, top_k: int = 5,
+              candidates: list[str] | None = None) -> ToolResult:
     """Re-rank candidate passages (given, or the hybrid pool for the query)."""
-    index = get_search_index()
     return _result("reranking", query, index.rerank(query, candidates, top_k), index)
 
 
@@ -126,20 +124,22 @@ class SearchTool(BaseTool):
     """
 
     func: Callable[..., ToolResult]
+    index: Callable[[], SearchIndex]  # the index to search, looked up per call
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
     def _run(self, **kwargs: Any) -> ToolResult:
-        return self.func(**kwargs)
+        return self.func(self.index(), **kwargs)
 
     async def _arun(self, **kwargs: Any) -> ToolResult:
-        return self.func(**kwargs)
+        return self.func(self.index(), **kwargs)
 
 
-def make_search_tool(name: str) -> BaseTool:
-    """A new LangChain tool for `name` (one of `SEARCH_TOOL_NAMES`)."""
+def make_search_tool(name: str, index: Callable[[], SearchIndex]) -> BaseTool:
+    """A new LangChain tool for `name` (one of `SEARCH_TOOL_NAMES`) over `index()`."""
     try:
         func, schema = _FUNCTIONS[name]
     except KeyError:
         raise ValueError(f"unknown search tool {name!r}: expected one of "
                          f"{', '.join(SEARCH_TOOL_NAMES)}") from None
-    return SearchTool(name=name, description=_DESCRIPTIONS[name], args_schema=schema, func=func)
+    return SearchTool(name=name, description=_DESCRIPTIONS[name], args_schema=schema, func=func,
+                      index=index)

@@ -7,7 +7,6 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter
 
 from agents.models import llm_mode_by_provider
-from agents.tools.registry import tool_status
 from api.deps import ServiceDep
 from api.schemas import HealthPublic
 
@@ -26,7 +25,7 @@ async def read_health(service: ServiceDep) -> HealthPublic:
     """Is the app ready, and what is it running on?"""
     flags = service.flags.status()
     warnings = [flags["hint"]] if "hint" in flags else []
-    tools = tool_status()
+    tools = service.tools.status()
     warnings += [f"tool {name}: {status}" for name, status in tools.items()
                  if not status.startswith("available")]
     return HealthPublic(

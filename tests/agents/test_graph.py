@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from agents.context import PresidioPiiDetector
-from agents.graph import build_graph, route_after_supervisor
+from agents.graph import route_after_supervisor
 from api.chat_service import ChatService
+from api.composition import build_service
 from api.schemas import ChatRequest
-from utils.flags.client import ConfigFlags
 from utils.settings import get_settings
-from utils.telemetry.event_store import EventStore
 
 
 class BrokenDetector(PresidioPiiDetector):
@@ -29,17 +28,13 @@ def make_service(flags_file: Path):
     made = []
 
     def make(pii=None) -> ChatService:
-        settings = get_settings()
-        service = ChatService(settings=settings, flags=ConfigFlags(settings),
-                              store=EventStore(settings.events_db), graph=build_graph(),
-                              pii=pii or PresidioPiiDetector())
+        service = build_service(get_settings(), pii=pii)
         made.append(service)
         return service
 
     yield make
     for service in made:
-        service.store.close()
-        service.flags.close()
+        service.close()
 
 
 def ask(service: ChatService, message: str, country: str = "US", plan: str = "paid"):

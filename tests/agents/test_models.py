@@ -170,3 +170,68 @@ def test_simulated_latency_comes_from_the_profile() -> None:
         profile.output_tokens_per_s
     assert fast.response_metadata["simulated_latency_ms"] == pytest.approx(expected, rel=0.8)
     assert fast.response_metadata["slept_ms"] == 0
+
+
+def _local_run(monkeypatch, tmp_path, *, pricing: dict | None = None, **env) -> tuple:
+    """One /chat through a local OpenAI-compatible server; (support run, fake's requests)."""
+    import json
+
+    from tests.fakes.live_app import ask, live_app
+    from utils.telemetry.cost_calculator import reload_pricing
+
+    for key in ("OPENAI_MODEL_MAP", "PRICING_OVERRIDES_PATH", "OPENAI_BASE_URL_PRICING"):
+        monkeypatch.delenv(key, raising=False)  # from an earlier run in the same test
+    if pricing is not None:
+        path = tmp_path / "local-prices.json"
+        path.write_text(json.dumps({"models": pricing}))
+        env["PRICING_OVERRIDES_PATH"] = str(path)
+    reload_pricing()
+    try:
+        with FakeOpenAI(usage=(200, 50)) as fake, \
+                live_app(monkeypatch, OPENAI_BASE_URL=fake.base_url, **env) as client:
+            response = ask(client, "local", "What is Q-learning?", "US", "paid")
+    finally:
+        reload_pricing()
+    assert response.status_code == 200
+    runs = {run["agent"]: run for run in response.json()["agents"]}
+    return runs["support"], fake.requests
+
+
+def test_local_server_with_the_model_map_answers_and_prices_the_local_model(
+        flags_file, monkeypatch, tmp_path) -> None:
+    support, requests = _local_run(
+        monkeypatch, tmp_path, OPENAI_MODEL_MAP="gpt-4o=llama3.1:8b,gpt-4o-mini=llama3.2:3b",
+        pricing={"llama3.1:8b": {"input": 0, "output": 0, "notes": "local Ollama: no fee"}})
+    assert {r["body"]["model"] for r in requests} == {"llama3.1:8b", "llama3.2:3b"}
+    support_body = next(r["body"] for r in requests if r["body"]["model"] == "llama3.1:8b")
+    # The variation's 600-token cap, under the name local servers read.
+    assert support_body["max_tokens"] == 600 and "max_completion_tokens" not in support_body
+    assert support["model"] == "gpt-4o" and support["simulated"] is False
+    assert support["output_tokens"] == 50 and support["cost_usd"] == 0.0  # declared $0
+
+
+def test_local_models_are_unpriced_unless_declared_never_priced_as_gpt_4o(
+        flags_file, monkeypatch, tmp_path) -> None:
+    mapped, _ = _local_run(monkeypatch, tmp_path, OPENAI_MODEL_MAP="*=llama3.1:8b")
+    assert mapped["cost_usd"] is None  # no row for llama3.1:8b: unknown, not $0
+    unmapped, requests = _local_run(monkeypatch, tmp_path)
+    assert requests[-1]["body"]["model"] == "gpt-4o"  # llama.cpp answers to any name...
+    assert unmapped["cost_usd"] is None  # ...but that is not GPT-4o's price
+
+
+def test_a_proxy_to_openai_keeps_openai_prices_and_names(flags_file, monkeypatch,
+                                                         tmp_path) -> None:
+    from utils.telemetry.cost_calculator import calculate_cost
+
+    support, requests = _local_run(monkeypatch, tmp_path, OPENAI_BASE_URL_PRICING="openai",
+                                   OPENAI_TOKEN_LIMIT_FIELD="max_completion_tokens")
+    body = next(r["body"] for r in requests if r["body"]["model"] == "gpt-4o")
+    assert body["max_completion_tokens"] == 600 and "max_tokens" not in body
+    assert support["cost_usd"] == pytest.approx(calculate_cost("gpt-4o", 200, 50))
+
+
+def test_openai_itself_gets_max_completion_tokens(monkeypatch) -> None:
+    settings = _settings(monkeypatch, LLM_MODE="auto", OPENAI_API_KEY="sk-test")
+    model = build_chat_model("openai", "gpt-4o", {"maxTokens": 300}, settings)
+    payload = model._get_request_payload([HumanMessage("hi")])
+    assert payload["max_completion_tokens"] == 300 and "extra_body" not in payload

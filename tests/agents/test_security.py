@@ -12,8 +12,10 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from agents.context import PresidioPiiDetector, RequestContext
 from agents.security import REFUSAL, security_node
+from agents.tools.registry import Toolbox
 from utils.flags.client import DEFAULT_CONFIGS, SECURITY_CONFIG
 from utils.settings import get_settings
+from utils.telemetry.cost_calculator import get_pricing_table
 from utils.telemetry.instrumentation import RunRecorder
 
 MESSAGE = "I'm Maria Gonzalez, card 4111 1111 1111 1111, mail maria.g@acme.de. What is TD?"
@@ -43,13 +45,16 @@ class _Configs:
 
 
 def run_security(model, *, policy: str = "basic", on_error: str = "redact") -> dict:
+    """Run the security node alone; its state update plus the runs the recorder kept."""
     settings = get_settings().model_copy(update={"PII_ON_ERROR": on_error})
-    recorder = RunRecorder("req-1", "u1", {})
+    recorder = RunRecorder("req-1", "u1", {}, pricing=get_pricing_table())
     context = RequestContext(request_id="req-1", user_key="u1", configs=_Configs(policy),
                              models=_Models(model), recorder=recorder,
-                             pii=PresidioPiiDetector(), settings=settings)
+                             pii=PresidioPiiDetector(), tools=Toolbox(settings),
+                             settings=settings)
     state = {"message": MESSAGE, "history": []}
-    return asyncio.run(security_node(state, SimpleNamespace(context=context)))
+    update = asyncio.run(security_node(state, SimpleNamespace(context=context)))
+    return {**update, "runs": recorder.runs}  # the node's state update and its recorded run
 
 
 def test_model_that_redacts_more_is_used() -> None:
@@ -87,10 +92,11 @@ def test_model_error_refuses_when_configured_to() -> None:
 def test_policy_decides_what_else_is_redacted(policy: str, kept: bool) -> None:
     message = "I work at Acme GmbH in Munich as a data engineer. What is Q-learning?"
     settings = get_settings()
-    recorder = RunRecorder("req-2", "u2", {})
+    recorder = RunRecorder("req-2", "u2", {}, pricing=get_pricing_table())
     context = RequestContext(request_id="req-2", user_key="u2", configs=_Configs(policy),
                              models=_Models(FakeListChatModel(responses=["x"])),
-                             recorder=recorder, pii=PresidioPiiDetector(), settings=settings)
+                             recorder=recorder, pii=PresidioPiiDetector(), tools=Toolbox(settings),
+                             settings=settings)
     result = asyncio.run(security_node({"message": message, "history": []},
                                        SimpleNamespace(context=context)))
     assert ("Munich" in result["safe_message"]) is kept

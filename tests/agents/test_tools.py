@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import ToolMessage
 
-from agents.tools import build_tools, tool_status
-from agents.tools.registry import KNOWN_TOOLS, reset_registry, warm_up
+from agents.tools.registry import KNOWN_TOOLS, Toolbox
 from agents.tools.research import reset_research_tools
-from utils.knowledge.search_index import reset_search_index
+from utils.knowledge.shared_index import reset_search_index
 from utils.settings import get_settings
 
 HIT_KEYS = {"chunk_id", "doc_id", "title", "section", "score", "text"}
@@ -46,10 +45,33 @@ def tool_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     _reset()
 
 
+_toolboxes: list[Toolbox] = []
+
+
+def _toolbox() -> Toolbox:
+    """One toolbox per test, rebuilt when a test changes the settings (as a restart would)."""
+    settings = get_settings()
+    if not _toolboxes or _toolboxes[-1]._settings is not settings:
+        _toolboxes.append(Toolbox(settings))
+    return _toolboxes[-1]
+
+
+def build_tools(names: list) -> list:
+    return _toolbox().build(names)
+
+
+def tool_status() -> dict[str, str]:
+    return _toolbox().status()
+
+
+def warm_up() -> dict[str, str]:
+    return _toolbox().warm_up()
+
+
 def _reset() -> None:
     get_settings.cache_clear()
     reset_search_index()
-    reset_registry()
+    _toolboxes.clear()
     reset_research_tools()
 
 

@@ -19,6 +19,7 @@ def client_for(monkeypatch):
         monkeypatch.setenv("EVENTS_DB", str(db))
         get_settings.cache_clear()
         app = FastAPI()
+        app.state.settings = get_settings()
         app.include_router(router)
         return TestClient(app)
 
@@ -33,7 +34,10 @@ def test_list_shows_both_experiments_with_verdicts(tmp_path, client_for):
     keys = {e["key"]: e for e in body["experiments"]}
     assert set(keys) == {"security-level", "premium-model-value"}
     assert sum(keys["premium-model-value"]["users"].values()) == 300
-    assert keys["security-level"]["outcome"] in {"SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"}
+    # No planted effect: strict security has not shown less PII, so it cannot ship yet.
+    assert keys["security-level"]["outcome"] == "NEED_MORE_DATA", keys["security-level"]
+    assert keys["premium-model-value"]["outcome"] == "KEEP", keys["premium-model-value"]
+    assert keys["premium-model-value"]["variation"] == "other-paid"
 
 
 def test_results_use_the_report_json_schema(tmp_path, client_for):

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from bootstrap import create_configs, experiment_variations, promote
-from bootstrap.launchdarkly_backend import LaunchDarklyClient, LaunchDarklyError, LaunchDarklySync
+from bootstrap.launchdarkly_backend import LaunchDarklySync
+from bootstrap.launchdarkly_client import LaunchDarklyClient, LaunchDarklyError
 from bootstrap.manifest import DEFAULT_PATH, load_manifest, parse_manifest
 from tests.fakes.launchdarkly import FakeLaunchDarkly
 

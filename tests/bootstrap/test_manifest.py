@@ -1,4 +1,4 @@
-"""bootstrap/manifest.yaml: content follows DESIGN §5 and CONTRACTS; bad input is named."""
+"""bootstrap/manifest.yaml: content follows docs/CONTRACTS.md; bad input is named."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import yaml
 
 from bootstrap.manifest import (
     DEFAULT_PATH,
-    MODEL_PROVIDERS,
     ManifestError,
     load_manifest,
     parse_manifest,
     variation_value,
 )
+from utils.providers import MODEL_PROVIDERS
 
 EU = {"DE", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "PT", "GR", "CZ", "HU", "SE", "DK", "FI"}
 

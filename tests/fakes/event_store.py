@@ -34,9 +34,9 @@ def make_store(
     unpriced_model: tuple[str | None, str | None] = (None, None),  # support model, NULL cost
     failure_rate: tuple[float, float] = (0.0, 0.0),  # share of failed support runs per arm
 ) -> Path:
-    """A DESIGN §7 store: every user is in both experiments, arms drawn independently.
-
-    The defaults draw the same random numbers as ever, so planted results stay put.
+    """A store with the documented tables (docs/CONTRACTS.md): every user is in both
+    experiments, arms drawn independently. The defaults draw the same random numbers as ever,
+    so planted results stay put.
     """
     rng = np.random.default_rng(seed)
     ex, ev = [], []

@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-EU = ["DE", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "PT", "GR", "CZ", "HU", "SE", "DK", "FI"]
+from bootstrap.manifest import load_manifest
+
+# The EU country list of the manifest's segments, the one source of it.
+EU = [str(c) for c in load_manifest().segment_clause("eu-free", "country").values]
 
 
 def ai_variation(key: str, model: str, provider: str, *, tools: tuple[str, ...] = (),

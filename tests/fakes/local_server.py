@@ -26,6 +26,23 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def read_json(self) -> Any:
+        length = int(self.headers.get("content-length", 0))
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def start_events(self) -> None:
+        """Begin a server-sent event stream; it ends when the connection closes (HTTP/1.0)."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+
+    def send_event(self, data: Any, event: str | None = None) -> None:
+        """One SSE event: `event: <name>` if named, then `data: <JSON or text>`."""
+        text = data if isinstance(data, str) else json.dumps(data)
+        head = f"event: {event}\n" if event else ""
+        self.wfile.write(f"{head}data: {text}\n\n".encode())
+        self.wfile.flush()
+
 
 class LocalServer:
     """`handler` on 127.0.0.1 at a free port, served from a daemon thread inside `with`."""

@@ -26,6 +26,7 @@ class FakeOpenAI(LocalServer):
         self.tool_call = tool_call  # (function name, arguments): answer with this call
         self.first_token_delay_s = first_token_delay_s  # streams: pause after the role chunk
         self.fail_status: int | None = None
+        self.cut_after: int | None = None  # chunks sent before the connection drops
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -48,7 +49,9 @@ class FakeOpenAI(LocalServer):
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()
-                for chunk in chunks:
+                for i, chunk in enumerate(chunks):
+                    if fake.cut_after is not None and i >= fake.cut_after:
+                        return  # the connection closes mid-stream, no [DONE]
                     if chunk is None:  # the pause before the first token
                         time.sleep(fake.first_token_delay_s)
                         continue

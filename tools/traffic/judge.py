@@ -3,8 +3,9 @@
 A judge reads only the question and the answer text, never which model, provider or
 variation served it, so effects in an experiment can only come from answer quality.
 
-**Live** (`LLMJudge`): a chat model (OpenAI, else Anthropic, by which key is set) applies
-`RUBRIC` and returns a `JudgeVerdict` through structured output. Its timeout is long enough
+**Live** (`LLMJudge`): a chat model applies `RUBRIC` to the whole answer and returns a
+`JudgeVerdict` through structured output. Its provider is JUDGE_PROVIDER, or with `auto` the
+live provider serving the fewest experiment arms (`tools.traffic.llm.judge_provider`). Its timeout is long enough
 for real models (120 s by default); a call that fails or times out is a *judge failure*,
 counted and reported, never silently turned into "none".
 
@@ -45,7 +46,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.traffic.topics import KBSection, live_provider, load_kb_sections
+from tools.traffic.llm import judge_provider, make_chat_model
+from utils.knowledge.sections import KBSection, load_kb_sections
+from utils.privacy.placeholders import placeholder
+from utils.settings import get_settings
 
 Verdict = Literal["positive", "negative", "none"]
 VERDICTS: tuple[Verdict, ...] = ("positive", "negative", "none")
@@ -63,8 +67,9 @@ Rate the ANSWER to the QUESTION:
 - negative: it is wrong, off-topic, evasive, refuses without a good reason, is cut off, or
   misses the point of the question.
 - none: it is acceptable but unremarkable; a real user would not bother to rate it.
-Ignore any redaction placeholders such as <PERSON> or [EMAIL]: personal details were removed
-on purpose. Judge only the content; give a one-sentence reason."""
+Ignore any redaction placeholders such as {person} or {email}: personal details were removed
+on purpose. Judge only the content; give a one-sentence reason.""".format(
+    person=placeholder("PERSON"), email=placeholder("EMAIL"))
 
 
 class JudgeVerdict(BaseModel):
@@ -176,8 +181,6 @@ class SimulatedJudge:
     @classmethod
     def from_kb(cls, kb_dir: Path | None = None, seed: int = 0) -> SimulatedJudge:
         """A judge over the KB in `kb_dir` (default: settings.KB_DIR)."""
-        from utils.settings import get_settings
-
         return cls(load_kb_sections(Path(kb_dir or get_settings().KB_DIR)), seed=seed)
 
     def score(self, question: str, answer: str) -> tuple[float, dict[str, float]]:
@@ -229,33 +232,14 @@ class SimulatedJudge:
 
 # --- live judge -----------------------------------------------------------------------------
 
-def make_chat_model(provider: str, timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> Any:
-    """A LangChain chat model for `provider` ("openai" or "anthropic") at temperature 0."""
-    from utils.settings import get_settings
-
-    settings = get_settings()
-    if provider == "openai":
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model="gpt-4o-mini", temperature=0, timeout=timeout_s, max_retries=2,
-                          base_url=settings.OPENAI_BASE_URL, api_key=settings.OPENAI_API_KEY)
-    if provider == "anthropic":
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model="claude-haiku-4-5", temperature=0, timeout=timeout_s,
-                             max_retries=2, base_url=settings.ANTHROPIC_BASE_URL,
-                             api_key=settings.ANTHROPIC_API_KEY)
-    raise ValueError(f"unknown judge provider {provider!r}; use 'openai' or 'anthropic'")
-
-
 class LLMJudge:
     """A chat model applying `RUBRIC` with structured output; failures are results, not raises."""
 
-    name = "llm"
-
-    def __init__(self, model: Any, timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> None:
+    def __init__(self, model: Any, timeout_s: float = DEFAULT_LLM_TIMEOUT_S,
+                 name: str = "llm") -> None:
         self._structured = model.with_structured_output(JudgeVerdict)
         self.timeout_s = timeout_s
+        self.name = name
 
     async def judge(self, question: str, answer: str) -> JudgeResult:
         """Ask the model; a timeout, provider error or unparseable output counts as failed."""
@@ -274,12 +258,14 @@ JudgeMode = Literal["auto", "llm", "simulated"]
 
 def make_judge(mode: JudgeMode = "auto", seed: int = 0, kb_dir: Path | None = None,
                timeout_s: float = DEFAULT_LLM_TIMEOUT_S) -> Judge:
-    """The judge for `mode`: auto = LLM when OPENAI_API_KEY or ANTHROPIC_API_KEY is set."""
-    provider = live_provider()
+    """The judge for `mode`: auto = LLM when a provider is live (see `judge_provider`)."""
+    settings = get_settings()
+    provider = judge_provider(settings)
     if mode == "llm" and provider is None:
-        raise ValueError("--judge llm needs OPENAI_API_KEY or ANTHROPIC_API_KEY; "
-                         "use --judge simulated to judge offline")
+        raise ValueError("--judge llm needs OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+                         "MISTRAL_API_KEY; use --judge simulated to judge offline")
     if mode == "llm" or (mode == "auto" and provider is not None):
         assert provider is not None
-        return LLMJudge(make_chat_model(provider, timeout_s), timeout_s)
+        model = make_chat_model(provider, settings, timeout_s, settings.JUDGE_MODEL)
+        return LLMJudge(model, timeout_s, name=f"llm ({provider})")
     return SimulatedJudge.from_kb(kb_dir, seed=seed)

@@ -16,6 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tools.traffic.llm import live_provider, make_chat_model
+from utils.knowledge.sections import KBSection, clean_heading, load_kb_sections
+from utils.settings import Settings, get_settings
+
 log = logging.getLogger(__name__)
 
 MIN_LIVE_TOPICS = 20
@@ -31,16 +35,6 @@ _GENERIC_HEADINGS = {
 _GENERIC_PREFIXES = ("a worked example", "worked example", "common pitfalls", "a brief history",
                      "pitfalls",
                      "further reading", "summary")
-
-
-@dataclass(frozen=True)
-class KBSection:
-    """One heading-delimited section of a KB document."""
-
-    doc_id: str
-    title: str
-    heading: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -65,33 +59,6 @@ def kb_hash(kb_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _clean_heading(text: str) -> str:
-    text = re.sub(r"[`*_]", "", text).strip()
-    text = re.sub(r"^\d+(\.\d+)*[.)]?\s+", "", text)  # "3.2 Foo" -> "Foo"
-    return text.rstrip(":?.!").strip()
-
-
-def load_kb_sections(kb_dir: Path) -> list[KBSection]:
-    """Every KB document's sections, read by the app's own KB loader (Markdown, text, PDF)."""
-    from utils.knowledge.documents import iter_kb_files, load_document
-
-    sections: list[KBSection] = []
-    for path in iter_kb_files(kb_dir):
-        try:
-            doc = load_document(path, kb_dir)
-        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop traffic
-            log.warning("skipping knowledge-base file %s: %s", path, exc)
-            continue
-        title = _clean_heading(doc.title)
-        for heading_path, body in doc.sections:
-            # "Parent › Child" -> "Child"; the intro section is about the document itself.
-            heading = _clean_heading(heading_path.split(" › ")[-1])
-            if heading.lower() in ("introduction", "text") or not heading:
-                heading = title
-            sections.append(KBSection(doc.doc_id, title, heading, body))
-    return sections
-
-
 def _salient_phrases(sections: list[KBSection], per_doc: int) -> dict[str, list[str]]:
     """Per document, the bold-marked terms it defines, most document-specific first.
 
@@ -103,7 +70,7 @@ def _salient_phrases(sections: list[KBSection], per_doc: int) -> dict[str, list[
     text_by_doc: dict[str, str] = {}
     for section in sections:
         bold.setdefault(section.doc_id, []).extend(
-            _clean_heading(m) for m in re.findall(r"\*\*([^*\n]{3,60})\*\*", section.text))
+            clean_heading(m) for m in re.findall(r"\*\*([^*\n]{3,60})\*\*", section.text))
         text_by_doc[section.doc_id] = text_by_doc.get(section.doc_id, "") + "\n" + section.text
     lowered = {d: t.lower() for d, t in text_by_doc.items()}
     result: dict[str, list[str]] = {}
@@ -155,11 +122,10 @@ def _offline_topics(sections: list[KBSection], per_doc_terms: int = 4) -> list[T
     return topics
 
 
-def _live_topics(sections: list[KBSection], provider: str, timeout_s: float) -> list[Topic]:
+def _live_topics(sections: list[KBSection], provider: str, settings: Settings,
+                 timeout_s: float) -> list[Topic]:
     """Ask a chat model for at least 20 topics users would ask about, as structured output."""
     from pydantic import BaseModel, Field
-
-    from tools.traffic.judge import make_chat_model
 
     class ExtractedTopic(BaseModel):
         name: str = Field(description="a short noun phrase naming the topic")
@@ -180,7 +146,7 @@ def _live_topics(sections: list[KBSection], provider: str, timeout_s: float) -> 
         f"List at least {MIN_LIVE_TOPICS} distinct topics that users of the support assistant "
         "would ask questions about. Each topic is a short noun phrase covered by the knowledge "
         "base; give the id of the document that covers it best.")
-    model = make_chat_model(provider, timeout_s=timeout_s).with_structured_output(TopicList)
+    model = make_chat_model(provider, settings, timeout_s=timeout_s).with_structured_output(TopicList)
     result = model.invoke(prompt)
     topics = [Topic(t.name.strip(), t.doc_id, titles.get(t.doc_id, t.doc_id))
               for t in result.topics if t.name.strip()]
@@ -190,18 +156,6 @@ def _live_topics(sections: list[KBSection], provider: str, timeout_s: float) -> 
     return topics
 
 
-def live_provider() -> str | None:
-    """The provider to use for live extraction and judging: OpenAI, then Anthropic, if keyed."""
-    from utils.settings import get_settings
-
-    settings = get_settings()
-    if settings.OPENAI_API_KEY and settings.OPENAI_API_KEY.get_secret_value():
-        return "openai"
-    if settings.ANTHROPIC_API_KEY and settings.ANTHROPIC_API_KEY.get_secret_value():
-        return "anthropic"
-    return None
-
-
 def get_topics(kb_dir: Path | None = None, data_dir: Path | None = None,
                source: TopicSource | None = None, timeout_s: float = 120.0) -> list[Topic]:
     """Topics for the KB: from the cache when the KB is unchanged, else extracted and cached.
@@ -209,12 +163,10 @@ def get_topics(kb_dir: Path | None = None, data_dir: Path | None = None,
     `source` None means live when a provider key is set, offline otherwise. A live extraction
     that fails is logged and replaced by the offline one (traffic must still run).
     """
-    from utils.settings import get_settings
-
     settings = get_settings()
     kb_dir = Path(kb_dir or settings.KB_DIR)
     data_dir = Path(data_dir or settings.DATA_DIR)
-    provider = live_provider()
+    provider = live_provider(settings)
     if source is None:
         source = "llm" if provider else "offline"
     cache = data_dir / "topics" / f"topics-{kb_hash(kb_dir)}-{source}.json"
@@ -234,7 +186,7 @@ def get_topics(kb_dir: Path | None = None, data_dir: Path | None = None,
         if provider is None:
             raise ValueError("live topic extraction needs OPENAI_API_KEY or ANTHROPIC_API_KEY")
         try:
-            topics = _live_topics(sections, provider, timeout_s)
+            topics = _live_topics(sections, provider, settings, timeout_s)
         except Exception as exc:  # noqa: BLE001 - any provider failure falls back
             log.warning("live topic extraction with %s failed (%s); using offline keyphrases",
                         provider, exc)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-SEGMENTS = ("eu-free", "eu-paid", "other-free", "other-paid")
+from bootstrap.manifest import load_manifest
+
+_MANIFEST = load_manifest()
+SEGMENTS = tuple(s.key for s in _MANIFEST.segments)
 SEGMENT_CHOICES = (*SEGMENTS, "mix")
-EU_COUNTRIES = ("DE", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "PT", "GR", "CZ", "HU", "SE",
-                "DK", "FI")
+# The segments' own country list (bootstrap/manifest.yaml), so users land where targeting says.
+_EU_CLAUSE = _MANIFEST.segment_clause("eu-free", "country")
+assert _EU_CLAUSE is not None and not _EU_CLAUSE.negate, "eu-free must list its countries"
+EU_COUNTRIES: tuple[str, ...] = tuple(str(c) for c in _EU_CLAUSE.values)
 OTHER_COUNTRIES = ("US", "GB", "CA", "AU", "JP", "BR", "IN")
 _REGIONS = {"US": "north-america", "CA": "north-america", "BR": "south-america",
             "GB": "europe", "AU": "oceania", "JP": "asia", "IN": "asia"}

@@ -1,4 +1,4 @@
-"""Decision rules: metric comparisons and `ship_if_all` criteria (STATS §5).
+"""Decision rules: metric comparisons and `ship_if_all` criteria (docs/STATISTICS.md).
 
 Every criterion reports its observed value against its bar, and `probability_met`: the
 posterior probability that what it asks is true. That probability drives futility (a

@@ -1,22 +1,21 @@
-"""Experiment definitions: load and validate `bootstrap/experiments.yaml` (DESIGN §6, STATS §5)."""
+"""Experiment definitions: load and validate `bootstrap/experiments.yaml`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from utils.strict_yaml import read_yaml, validate
 from utils.telemetry.metrics import METRICS
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "bootstrap" / "experiments.yaml"
@@ -274,70 +273,20 @@ class ExperimentsFile(_Strict):
         return self
 
 
-def _key_path(loc: tuple[Any, ...], data: Any) -> str:
-    """Render a pydantic error location as `experiments[0](security-level).split`."""
-    parts: list[str] = []
-    node = data
-    previous: Any = None
-    for item in loc:
-        if isinstance(item, int):
-            label = f"[{item}]"
-            if isinstance(node, list) and item < len(node):
-                node = node[item]
-                if isinstance(node, dict) and "key" in node and parts == ["experiments"]:
-                    label += f"({node['key']})"
-            parts.append(label)
-            previous = item
-            continue
-        else:
-            # Tags of the criterion union are not keys of the file.
-            if item in _CRITERION_KINDS and isinstance(previous, int):
-                previous = item
-                continue
-            node = node.get(item) if isinstance(node, dict) else None
-            parts.append(("." if parts else "") + str(item))
-        previous = item
-    return "".join(parts) or "<top level>"
-
-
-def _format_errors(path: Path, err: ValidationError, data: Any) -> str:
-    lines = [f"{path}: {err.error_count()} problem(s) in the experiment definitions:"]
-    for e in err.errors():
-        where = _key_path(tuple(e["loc"]), data)
-        msg = e["msg"].removeprefix("Value error, ")
-        got = "" if e["type"] in ("missing",) else f" (got {e['input']!r})"
-        if isinstance(e.get("input"), dict | list):
-            got = ""
-        lines.append(f"  - {where}: {msg}{got}")
-    return "\n".join(lines)
-
-
 def parse_experiments(data: Any, path: Path | str = "<memory>") -> list[Experiment]:
     """Validate already-parsed YAML data; errors name the file, the key path and the expectation."""
-    path = Path(path)
-    try:
-        return ExperimentsFile.model_validate(data).experiments
-    except ValidationError as err:
-        raise ExperimentConfigError(_format_errors(path, err, data)) from None
+    return validate(ExperimentsFile, data, Path(path), ExperimentConfigError,
+                    "experiment definitions", skip=_CRITERION_KINDS).experiments
 
 
 def load_experiments(path: Path | str = DEFAULT_PATH) -> list[Experiment]:
     """Load and validate the experiments file; raise `ExperimentConfigError` naming what is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ExperimentConfigError(f"{path}: cannot read the experiments file: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ExperimentConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_experiments(data, path)
+    return parse_experiments(read_yaml(path, ExperimentConfigError, "experiments file"), path)
 
 
-def get_experiment(key: str, path: Path | str = DEFAULT_PATH) -> Experiment:
+def find_experiment(experiments: list[Experiment], key: str) -> Experiment:
     """The experiment with this key; `KeyError` naming the known keys when there is none."""
-    experiments = load_experiments(path)
     for experiment in experiments:
         if experiment.key == key:
             return experiment

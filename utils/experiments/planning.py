@@ -1,4 +1,4 @@
-"""Users still needed: only for criteria that more data could still turn (STATS §6).
+"""Users still needed: only for criteria that more data could still turn (docs/STATISTICS.md §5).
 
 A criterion that passed needs nothing; one that has decisively failed (futile) or cannot be
 judged whatever the sample (unpriced runs) is not helped by more users, so neither counts.
@@ -30,7 +30,7 @@ PLANNING_ALPHA, PLANNING_POWER = 0.05, 0.8
 
 
 def users_needed_per_arm(m: MetricResult, lift: float, data: ArmData) -> int | None:
-    """Users per arm to detect `lift` on this metric (STATS §6); None when it cannot be told."""
+    """Users per arm to detect `lift` on this metric; None when it cannot be told."""
     lift = abs(lift)
     if not lift > 0:
         return None

@@ -7,12 +7,6 @@ import math
 from utils.experiments.verdicts import CriterionResult
 from utils.telemetry.metrics import METRICS
 
-OUTCOME_LABEL = {
-    "SHIP": "SHIP",
-    "KEEP": "KEEP",
-    "NEED_MORE_DATA": "NEED MORE DATA",
-    "INVALID": "INVALID",
-}
 SIMULATED_BANNER = (
     "SIMULATED PROVIDERS: some events in this store came from simulated models; "
     "the verdicts describe the simulator, not real models"

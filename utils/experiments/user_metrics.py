@@ -1,6 +1,6 @@
 """Per-user metric values of each experiment, aggregated in SQL from the event store.
 
-Reads only the DESIGN §7 columns of `exposures` and `events`, so any SQLite file with those
+Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment); the maths is
 in `utils.stats.bayesian` and the verdicts in `utils.experiments.verdicts`.
 """
@@ -20,7 +20,7 @@ from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
 
 
 class EventStoreError(RuntimeError):
-    """The event store exists but cannot be read as a DESIGN §7 store."""
+    """The event store exists but cannot be read as an event store (docs/CONTRACTS.md)."""
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ArmData:
 
 
 def connect_event_store(path: Path) -> sqlite3.Connection:
-    """Read-only connection to a DESIGN §7 store; `EventStoreError` when a table is missing."""
+    """Read-only connection to an event store; `EventStoreError` when a table is missing."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     # Reads through mmap and an in-memory sorter: the one-pass GROUP BY is the hot spot.
     conn.execute("PRAGMA mmap_size = 1073741824")
@@ -68,7 +68,7 @@ def connect_event_store(path: Path) -> sqlite3.Connection:
         conn.close()
         raise EventStoreError(
             f"{path}: no table {', '.join(sorted(missing))}; expected an event store with the "
-            "DESIGN §7 tables (exposures, events). Point --db / EVENTS_DB at the right file."
+            "documented tables (exposures, events). Point --db / EVENTS_DB at the right file."
         )
     return conn
 
@@ -95,15 +95,10 @@ def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) 
     )
 
 
-def load_arm_data(conn: sqlite3.Connection, experiment: Experiment) -> ArmData:
-    """Per-user values of one experiment (see `load_all_arm_data`)."""
-    return load_all_arm_data(conn, [experiment])[experiment.key]
-
-
 def load_all_arm_data(
     conn: sqlite3.Connection, experiments: list[Experiment]
 ) -> dict[str, ArmData]:
-    """Assign users to arms and aggregate every experiment's metrics in one SQL pass (STATS §1).
+    """Assign users to arms and aggregate every experiment's metrics in one SQL pass.
 
     One scan of `events`, joined to each experiment's assignment table by user; each metric of
     each experiment is a conditional aggregate over that user's events after (or in the request

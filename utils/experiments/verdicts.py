@@ -1,6 +1,6 @@
-"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (STATS).
+"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (docs/STATISTICS.md).
 
-Reads only the DESIGN §7 columns of `exposures` and `events`, so any SQLite file with those
+Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment) by
 `utils.experiments.user_metrics`, the criteria are evaluated in `utils.experiments.decision_rules` and the maths is
 in `utils.stats.bayesian`. The `Report` returned here is the single source that the terminal, JSON,
@@ -27,7 +27,7 @@ from utils.experiments.decision_rules import (
     compare_metric,
     evaluate_criterion,
 )
-from utils.experiments.definitions import Experiment, load_experiments
+from utils.experiments.definitions import Experiment, find_experiment, load_experiments
 from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
     ArmData,
@@ -125,7 +125,7 @@ def decide(
     experiment: Experiment, users: dict[str, int], srm_p: float,
     criteria: list[CriterionResult],
 ) -> Verdict:
-    """The early-return ladder of STATS §4-§5: SRM, minimum sample, then the criteria."""
+    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria."""
     n_c, n_t = users[experiment.control], users[experiment.treatment]
     if srm_p < SRM_ALPHA:
         return Verdict("INVALID", None,
@@ -225,11 +225,7 @@ def build_report(
     db_path = Path(db_path)
     experiments = experiments if experiments is not None else load_experiments()
     if experiment_key is not None:
-        chosen = [e for e in experiments if e.key == experiment_key]
-        if not chosen:
-            raise KeyError(f"unknown experiment {experiment_key!r}; known: "
-                           f"{[e.key for e in experiments]}")
-        experiments = chosen
+        experiments = [find_experiment(experiments, experiment_key)]
     notes: list[str] = []
     simulated = False
     data: dict[str, ArmData] = {}

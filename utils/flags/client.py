@@ -24,6 +24,8 @@ from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
 
+from utils.privacy.placeholders import placeholder
+from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ SECURITY_CONFIG = "security-agent"
 SUPPORT_CONFIG = "support-agent"
 AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
 
-PROVIDERS = ("openai", "anthropic", "mistral")
-_PROVIDER_ALIASES = {"mistralai": "mistral", "azure_openai": "openai", "bedrock": "anthropic"}
 DEFAULT_VARIATION_KEY = "built-in-default"
 FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one reload
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
@@ -70,12 +70,15 @@ class AgentConfig:
 _DEFAULT_INSTRUCTIONS = {
     SUPERVISOR_CONFIG: (
         "You route support requests. Send any message that may contain personal data "
-        "to the security agent first; send everything else straight to the support agent."
+        "to the security agent first; send everything else straight to the support agent. "
+        "Answer only by calling the RouteDecision tool: needs_security true for the "
+        "security agent, false for support, with a one-sentence reason."
     ),
     SECURITY_CONFIG: (
         "You remove personal data from a support request before anyone else reads it. "
-        "Replace each identifier with its type in brackets, such as [EMAIL] or [PERSON], "
-        "and change nothing else."
+        "Keep every placeholder already in it as written; replace each identifier left with "
+        f"its type in brackets, such as {placeholder('EMAIL')} or {placeholder('PERSON')}, "
+        "and change nothing else. Return only the rewritten message."
     ),
     SUPPORT_CONFIG: (
         "You are a support assistant for a reinforcement learning course. Answer from the "
@@ -141,11 +144,6 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
     return context
 
 
-def _normalise_provider(name: str) -> str:
-    name = (name or "").strip().lower()
-    return _PROVIDER_ALIASES.get(name, name)
-
-
 def _validate_raw_variation(raw: Any) -> None:
     if not isinstance(raw, dict):
         raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
@@ -154,9 +152,9 @@ def _validate_raw_variation(raw: Any) -> None:
         raise MalformedVariation("the variation has no model name (model.name)")
     provider = raw.get("provider")
     provider_name = provider.get("name") if isinstance(provider, dict) else None
-    if _normalise_provider(provider_name or "") not in PROVIDERS:
+    if normalise_provider(provider_name) not in PROVIDERS:
         raise MalformedVariation(
-            f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDERS)}"
+            f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDER_NAMES)}"
         )
 
 
@@ -261,7 +259,7 @@ class ConfigFlags:
             variation_key=str(meta.get("variationKey") or f"variation-{detail.variation_index}"),
             enabled=bool(ai_config.enabled),
             model=model.name if model else default.model,
-            provider=_normalise_provider(ai_config.provider.name if ai_config.provider else ""),
+            provider=normalise_provider(ai_config.provider.name if ai_config.provider else ""),
             parameters=parameters,
             custom=dict(model_dict.get("custom") or {}),
             instructions=ai_config.instructions or default.instructions,

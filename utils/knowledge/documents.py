@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.settings import get_settings
 from utils.tokens import count_tokens, decode, encode
 
 log = logging.getLogger(__name__)
@@ -333,10 +332,10 @@ _lock = threading.Lock()
 _cached: tuple[Path, KnowledgeBase] | None = None
 
 
-def get_knowledge_base() -> KnowledgeBase:
-    """The process-wide KB for `settings.KB_DIR`, loaded once (thread-safe)."""
+def get_knowledge_base(kb_dir: Path | str) -> KnowledgeBase:
+    """The process-wide KB of the folder `kb_dir` (setting KB_DIR), loaded once (thread-safe)."""
     global _cached
-    root = Path(get_settings().KB_DIR).resolve()
+    root = Path(kb_dir).resolve()
     cached = _cached
     if cached is not None and cached[0] == root:
         return cached[1]

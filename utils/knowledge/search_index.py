@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
 import numpy as np
 
-from utils.knowledge.documents import Chunk, KnowledgeBase, get_knowledge_base
+from utils.knowledge.documents import Chunk, KnowledgeBase
 from utils.knowledge.embeddings import (
     EmbeddingBackend,
     LsaBackend,
@@ -41,7 +40,6 @@ from utils.knowledge.embeddings import (
 )
 from utils.knowledge.text_analysis import analyze
 from utils.knowledge.vector_cache import load_cached_vectors, save_vectors
-from utils.settings import Settings, get_settings
 
 __all__ = [
     "BuildInfo",
@@ -53,13 +51,8 @@ __all__ = [
     "SearchIndex",
     "SentenceTransformerBackend",
     "analyze",
-    "build_search_index",
     "choose_backend",
-    "get_search_index",
-    "peek_search_index",
-    "reset_search_index",
     "sentence_transformers_available",
-    "warm_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -225,17 +218,10 @@ class SearchIndex:
         scores = self.vectors @ query_vector
         return [_hit(self.chunks[i], scores[i]) for i in _top_k(scores, top_k) if scores[i] > 0]
 
-    def candidate_pool(self, query: str, size: int = 20) -> list[Chunk]:
-        """Union of the keyword and vector top-`size` lists, keyword order first."""
-        if not self.chunks:
-            return []
-        keyword = self.keyword.scores(analyze(query))
-        cosine = self.vectors @ self.query_vector(query)
-        return [self.chunks[r] for r in _pool_rows(keyword, cosine, size)]
-
     def rerank(self, query: str, candidates: Sequence[Chunk | str] | None = None,
                top_k: int = 5) -> list[Hit]:
-        """Re-score candidates for `query`; without candidates, the hybrid `candidate_pool`.
+        """Re-score candidates for `query`; without candidates, the hybrid pool
+        (union of the keyword and vector top 20).
 
         Candidates are chunks, chunk ids of this KB, or free passages. Each gets
         0.45 x BM25 (min-max scaled over the candidates; idf from the whole KB, or from the
@@ -361,87 +347,3 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     span = float(values.max() - values.min()) if values.size else 0.0
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
-
-
-# --------------------------------------------------------------------------- process-wide index
-
-def build_search_index(
-    kb: KnowledgeBase | None = None,
-    settings: Settings | None = None,
-    on_stage: Callable[[str], None] | None = None,
-) -> SearchIndex:
-    """Build (or load from cache) the index for `kb` with the backend the settings choose."""
-    settings = settings or get_settings()
-    kb = kb or get_knowledge_base()
-    if on_stage:
-        on_stage("embedding backend")
-    backend = choose_backend(settings)
-    if on_stage:
-        on_stage(f"indexing with {backend.name}")
-    index = SearchIndex(kb, backend, cache_dir=Path(settings.DATA_DIR) / "index")
-    log.info("search index ready: %d chunks, backend %s%s (keyword %.0f ms, vectors %.0f ms)",
-             len(kb.chunks), index.info.backend,
-             " from cache" if index.info.vectors_from_cache else "",
-             index.info.keyword_seconds * 1e3, index.info.vector_seconds * 1e3)
-    return index
-
-
-_lock = threading.Lock()
-_cached: tuple[tuple[object, ...], SearchIndex] | None = None
-
-
-def _settings_key(settings: Settings) -> tuple[object, ...]:
-    key = settings.OPENAI_API_KEY.get_secret_value() if settings.OPENAI_API_KEY else ""
-    return (str(Path(settings.KB_DIR).resolve()), str(Path(settings.DATA_DIR).resolve()),
-            settings.EMBEDDING_BACKEND, bool(key), settings.OPENAI_BASE_URL)
-
-
-_last_settings: tuple[Settings, tuple[object, ...]] | None = None
-
-
-def _current_key(settings: Settings) -> tuple[object, ...]:
-    # get_settings() returns the same object until its cache is cleared: skip the path work.
-    global _last_settings
-    last = _last_settings
-    if last is not None and last[0] is settings:
-        return last[1]
-    key = _settings_key(settings)
-    _last_settings = (settings, key)
-    return key
-
-
-def get_search_index() -> SearchIndex:
-    """The process-wide index, built once per settings (thread-safe; cheap after the first)."""
-    global _cached
-    settings = get_settings()
-    key = _current_key(settings)
-    cached = _cached
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    with _lock:
-        if _cached is None or _cached[0] != key:
-            _cached = (key, build_search_index(get_knowledge_base(), settings))
-        return _cached[1]
-
-
-def reset_search_index() -> None:
-    """Forget the process-wide index (tests; or after the KB changed on disk)."""
-    global _cached
-    from utils.knowledge.documents import reset_knowledge_base
-
-    with _lock:
-        _cached = None
-    reset_knowledge_base()
-
-
-def peek_search_index() -> SearchIndex | None:
-    """The process-wide index if it is already built for the current settings, else None."""
-    cached = _cached
-    if cached is not None and cached[0] == _current_key(get_settings()):
-        return cached[1]
-    return None
-
-
-def warm_up() -> SearchIndex:
-    """Build the process-wide index now (server start-up) so no request pays for it."""
-    return get_search_index()

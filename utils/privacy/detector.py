@@ -23,6 +23,8 @@ from collections import OrderedDict  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
+from utils.privacy.placeholders import placeholder  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 BASIC_TYPES: frozenset[str] = frozenset({
@@ -114,7 +116,8 @@ def warm_up() -> None:
         analyzer = AnalyzerEngine(
             registry=registry, nlp_engine=nlp, supported_languages=["en"],
             context_aware_enhancer=_NoContextEnhancer(0, 0, 0, 0))
-        operators = {t: OperatorConfig("replace", {"new_value": f"[{t}]"}) for t in ALL_TYPES}
+        operators = {t: OperatorConfig("replace", {"new_value": placeholder(t)})
+                     for t in ALL_TYPES}
         anonymizer = AnonymizerEngine()
         # Compile every lazily compiled pattern now, before requests share the recognizers.
         analyzer.analyze("warm up 555-0100 a@b.co Maria in Berlin", language="en")

@@ -1,4 +1,4 @@
-"""Bayesian comparisons of two arms (STATS §2-§3).
+"""Bayesian comparisons of two arms (docs/STATISTICS.md).
 
 Pure functions over numbers: no I/O. Degenerate input (an empty arm, zero variance, zero
 conversions) gives a defined `Comparison` whose `reason` says why a value is NaN or a prior
@@ -35,7 +35,8 @@ __all__ = [
 
 Prior = Literal["ld", "flat"]
 
-# LaunchDarkly-style prior widths (STATS §2): relative sd of the treatment prior around control.
+# LaunchDarkly-style prior widths (docs/STATISTICS.md): relative sd of the treatment prior
+# around control.
 GAMMA2_CONVERSION = 0.04
 GAMMA2_MEAN = 0.16
 _NAN = math.nan
@@ -189,7 +190,7 @@ def compare_conversion(
     higher_is_better: bool = True,
     seed: int = 0,
 ) -> Comparison:
-    """Compare conversion rates with Beta posteriors (STATS §2-§3).
+    """Compare conversion rates with Beta posteriors (docs/STATISTICS.md).
 
     Probabilities come from deterministic quadrature; `seed` only drives the posterior draws
     of `interval_low`/`interval_high`.
@@ -266,7 +267,7 @@ def compare_mean(
     lower_bound: float | None = None,
     seed: int = 0,
 ) -> Comparison:
-    """Compare means with normal posteriors, sample variance plugged in (STATS §2-§3).
+    """Compare means with normal posteriors, sample variance plugged in (docs/STATISTICS.md).
 
     `lower_bound` is the least value a mean can take (0 for sums of non-negative values): the
     draws behind `interval_low`/`interval_high` are truncated there, so they stay possible.

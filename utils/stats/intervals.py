@@ -1,4 +1,4 @@
-"""Posterior draws, relative intervals and exact posterior probabilities (STATS §3).
+"""Posterior draws, relative intervals and exact posterior probabilities (docs/STATISTICS.md §3).
 
 LaunchDarkly's published method reports the relative difference with a delta-method normal
 interval; `utils.stats.bayesian` keeps those fields. This module adds what criteria and views

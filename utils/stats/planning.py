@@ -1,4 +1,4 @@
-"""Sample ratio check and sample sizes (STATS §4, §6); re-exported by `utils.stats.bayesian`.
+"""Sample ratio check and sample sizes (docs/STATISTICS.md); re-exported by `utils.stats.bayesian`.
 
 Pure functions over numbers: no I/O.
 """
@@ -34,7 +34,7 @@ def sample_size_conversion(
     power: float = 0.8,
     two_sided: bool = True,
 ) -> int:
-    """Users per arm to detect a relative lift of a conversion rate (STATS §6)."""
+    """Users per arm to detect a relative lift of a conversion rate (docs/STATISTICS.md)."""
     p1 = baseline
     p2 = p1 * (1.0 + relative_lift)
     if not (0 < p1 < 1 and 0 < p2 < 1) or relative_lift == 0:

@@ -1,4 +1,4 @@
-"""User-level bootstraps: the joint cost-value ratio and the 2x2 interaction (STATS §5).
+"""User-level bootstraps: the joint cost-value ratio and the 2x2 interaction (docs/STATISTICS.md).
 
 Pure functions over numbers: no I/O. Degenerate input gives a result whose `reason` says why
 a value is NaN, never an exception from deep inside numpy.
@@ -51,7 +51,7 @@ def bootstrap_mean_draws(
 
 @dataclass(frozen=True)
 class CostValueRatio:
-    """(value lift %) / (cost increase %) with its probability of meeting a bar (STATS §5)."""
+    """(value lift %) / (cost increase %) with its probability of meeting a bar."""
 
     value_lift: float
     cost_increase: float

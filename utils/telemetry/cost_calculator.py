@@ -19,8 +19,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from utils.settings import get_settings
-
 logger = logging.getLogger(__name__)
 
 PRICING_PATH = Path(__file__).with_name("pricing.json")
@@ -182,10 +180,11 @@ def load_pricing_table(path: Path = PRICING_PATH, overrides_path: Path | None = 
     return MappingProxyType(table)
 
 
-@lru_cache(maxsize=1)
-def get_pricing_table() -> PricingTable:
-    """The process-wide table: `pricing.json` plus the `PRICING_OVERRIDES_PATH` file, if set."""
-    return load_pricing_table(PRICING_PATH, get_settings().PRICING_OVERRIDES_PATH)
+@lru_cache(maxsize=8)
+def get_pricing_table(overrides_path: Path | None = None) -> PricingTable:
+    """`pricing.json`, merged with an override file (setting PRICING_OVERRIDES_PATH) if given;
+    read once per path."""
+    return load_pricing_table(PRICING_PATH, overrides_path)
 
 
 _warned_unpriced: set[str] = set()

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 _MAX_BATCHES_PER_COMMIT = 256
 
@@ -53,7 +53,15 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS events_by_key ON events (event_key, user_key);
     CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
     """,
+    # 2: the OpenTelemetry trace of a request (NULL when tracing was off), so feedback, a
+    # verdict's users or an offline run can be opened as traces. Readers tolerate its absence.
+    """
+    ALTER TABLE requests ADD COLUMN trace_id TEXT;
+    ALTER TABLE requests ADD COLUMN span_id TEXT;
+    """,
 ]
+_REQUEST_COLUMNS = ("request_id, ts, user_key, context_json, routed_to_security, status, "
+                    "simulated, trace_id, span_id")
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class WriteBatch:
     routed_to_security: bool = False
     simulated: bool = False
     feedback: tuple[str, str] | None = None  # (kind, source); events only if first feedback
+    trace_id: str | None = None  # hex OpenTelemetry ids of the request's run (tracing on)
+    span_id: str | None = None
     ts: float = field(default_factory=time.time)
 
 
@@ -98,6 +108,8 @@ class RequestRecord:
     context: dict[str, Any]
     status: str
     exposures: list[dict[str, Any]]
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -211,9 +223,11 @@ class EventStore:
                 return "duplicate"
         if batch.request_status is not None:
             conn.execute(
-                "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO requests ({_REQUEST_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (batch.request_id, batch.ts, batch.user_key, context_json,
-                 int(batch.routed_to_security), batch.request_status, int(batch.simulated)),
+                 int(batch.routed_to_security), batch.request_status, int(batch.simulated),
+                 batch.trace_id, batch.span_id),
             )
         conn.executemany(
             "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
@@ -242,10 +256,17 @@ class EventStore:
             self._local.conn = conn
         return conn
 
+    def _has_trace_columns(self, conn: sqlite3.Connection) -> bool:
+        """Whether `requests` has the trace columns (a file another version wrote may not)."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        return {"trace_id", "span_id"} <= columns
+
     def get_request(self, request_id: str) -> RequestRecord | None:
         conn = self._reader()
+        trace = "trace_id, span_id" if self._has_trace_columns(conn) else \
+            "NULL AS trace_id, NULL AS span_id"
         row = conn.execute(
-            "SELECT request_id, user_key, context_json, status FROM requests"
+            f"SELECT request_id, user_key, context_json, status, {trace} FROM requests"
             " WHERE request_id = ?", (request_id,),
         ).fetchone()
         if row is None:
@@ -255,7 +276,22 @@ class EventStore:
             " WHERE request_id = ? ORDER BY id", (request_id,),
         )]
         return RequestRecord(row["request_id"], row["user_key"],
-                             json.loads(row["context_json"]), row["status"], exposures)
+                             json.loads(row["context_json"]), row["status"], exposures,
+                             row["trace_id"], row["span_id"])
+
+    def trace_ids(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The trace id of each of `request_ids` that was traced (absent: not traced)."""
+        conn = self._reader()
+        if not request_ids or not self._has_trace_columns(conn):
+            return {}
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(request_ids))
+        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[start:start + 500]
+            found.update((r[0], r[1]) for r in conn.execute(
+                "SELECT request_id, trace_id FROM requests WHERE trace_id IS NOT NULL AND"
+                f" request_id IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
 
     def summary(self) -> dict[str, Any]:
         """Row counts per table and per event key."""

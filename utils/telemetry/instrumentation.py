@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from utils.flags.client import AgentConfig
-from utils.telemetry import metrics
-from utils.telemetry.cost_calculator import calculate_cost
-from utils.telemetry.event_store import EventRow, Exposure, WriteBatch
+from utils.telemetry import metrics, tracing
+from utils.telemetry.cost_calculator import PricingTable, calculate_cost
+from utils.telemetry.event_store import EventRow, Exposure, RequestRecord, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,14 @@ class RunTimer(BaseCallbackHandler):
         self._first_call: tuple[UUID, float] | None = None  # (run id, start) of the first call
         self.first_token_ms: float | None = None
 
-    def config_for(self, model: Any) -> RunnableConfig:
-        """The config that lets this timer see `model`'s tokens (empty if it does not stream)."""
-        return {"callbacks": [self]} if getattr(model, "streaming", False) is True else {}
+    def config_for(self, model: Any, config: AgentConfig | None = None) -> RunnableConfig:
+        """The config that lets this timer see `model`'s tokens (empty if it does not stream),
+        plus, with tracing on, the handler that traces the model and tool calls of `config`."""
+        callbacks: list[Any] = [self] if getattr(model, "streaming", False) is True else []
+        if config is not None and tracing.active():
+            callbacks.append(tracing.model_callbacks(config.provider, config.model,
+                                                     config.parameters))
+        return {"callbacks": callbacks} if callbacks else {}
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                             **kwargs: Any) -> None:
@@ -138,52 +143,68 @@ def _text_of(message: Any) -> str:
     return content if isinstance(content, str) else str(content)
 
 
-def _run_cost(model: str, usage: ModelUsage) -> float | None:
-    """Dollar cost of a run; None only when tokens were billed by a model without a price."""
-    if usage.input_tokens == 0 and usage.output_tokens == 0:
-        return 0.0  # nothing sent or received: nothing billed, priced or not
-    return calculate_cost(model, usage.input_tokens, usage.output_tokens)
-
-
-def finish_run(config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage, *,
-               tools_used: list[str] | None = None, error: str | None = None,
-               sent: Iterable[Any] | None = None, **details: Any) -> AgentRun:
-    """The measured record of an agent run.
-
-    A failed run stays in the experiment (intent to treat) with its latency and the cost of
-    what was sent: when the provider returned no usage, the input tokens of `sent` (the
-    messages or texts given to the model) are counted with the o200k tokenizer.
-    """
-    if error is not None and sent is not None and usage.input_tokens == 0:
-        from utils.tokens import count_tokens  # the tokenizer loads only when a run fails
-
-        usage.input_tokens = sum(count_tokens(_text_of(m)) for m in sent)
-    return AgentRun(
-        agent=agent, config_key=config.config_key, variation_key=config.variation_key,
-        model=config.model, provider=config.provider, in_experiment=config.in_experiment,
-        simulated=usage.simulated, tools_used=list(tools_used or []),
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
-        time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
-                                else timer.first_token_ms),
-        cost_usd=_run_cost(config.model, usage),
-        success=error is None, error=error, **details,
-    )
-
-
 class RunRecorder:
     """Collects one request's exposures, agent runs and metrics, then hands them to the store."""
 
     def __init__(self, request_id: str, user_key: str, context_attributes: dict[str, Any],
-                 ld_context: Any = None, ld_client: Any = None) -> None:
+                 ld_context: Any = None, ld_client: Any = None, *,
+                 pricing: PricingTable,
+                 price_as: Callable[[str, str], str | None] | None = None) -> None:
         self.request_id = request_id
         self.user_key = user_key
         self.context_attributes = context_attributes
         self._ld_context = ld_context
         self._ld_client = ld_client  # set in LaunchDarkly mode only
+        self._pricing = pricing
+        # (provider, model) → the name a live run is priced under, None for unpriced
+        # (a local server's models: utils.providers.priced_model); None: the model itself.
+        self._price_as = price_as
         self.exposures: list[Exposure] = []
         self.events: list[EventRow] = []
-        self.runs: list[AgentRun] = []
+        self.runs: list[AgentRun] = []  # the one record of this request's agent runs
+        self.trace_id: str | None = None  # the request's trace, when tracing is on
+        self.span_id: str | None = None
+
+    def finish_run(self, config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage,
+                   *, tools_used: list[str] | None = None, error: str | None = None,
+                   sent: Iterable[Any] | None = None, **details: Any) -> AgentRun:
+        """Measure an agent run, price it, and record it (tracking never raises).
+
+        A failed run stays in the experiment (intent to treat) with its latency and the cost
+        of what was sent: when the provider returned no usage, the input tokens of `sent`
+        (the messages or texts given to the model) are counted with the o200k tokenizer.
+        """
+        if error is not None and sent is not None and usage.input_tokens == 0:
+            from utils.tokens import count_tokens  # the tokenizer loads only when a run fails
+
+            usage.input_tokens = sum(count_tokens(_text_of(m)) for m in sent)
+        run = AgentRun(
+            agent=agent, config_key=config.config_key, variation_key=config.variation_key,
+            model=config.model, provider=config.provider, in_experiment=config.in_experiment,
+            simulated=usage.simulated, tools_used=list(tools_used or []),
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens, duration_ms=round(timer.elapsed_ms(usage), 3),
+            time_to_first_token_ms=(usage.ttft_ms if usage.ttft_ms is not None
+                                    else timer.first_token_ms),
+            cost_usd=self._cost(config, usage),
+            success=error is None, error=error, **details,
+        )
+        self.track_run(run, config)
+        try:
+            tracing.record_agent_run(run, config.parameters)
+        except Exception:
+            log.exception("tracing failed for %s in request %s", agent, self.request_id)
+        return run
+
+    def _cost(self, config: AgentConfig, usage: ModelUsage) -> float | None:
+        """Dollar cost of a run; None only when tokens went to a model without a price."""
+        if usage.input_tokens == 0 and usage.output_tokens == 0:
+            return 0.0  # nothing sent or received: nothing billed, priced or not
+        name = config.model if self._price_as is None or usage.simulated else \
+            self._price_as(config.provider, config.model)
+        if name is None:
+            return None
+        return calculate_cost(name, usage.input_tokens, usage.output_tokens, table=self._pricing)
 
     def record_exposure(self, config: AgentConfig) -> None:
         self.exposures.append(Exposure(config.config_key, config.variation_key,
@@ -250,6 +271,7 @@ class RunRecorder:
             events=list(self.events), request_status=status,
             routed_to_security=routed_to_security,
             simulated=any(run.simulated for run in self.runs),
+            trace_id=self.trace_id, span_id=self.span_id,
         )
 
 
@@ -266,3 +288,23 @@ def feedback_batch(request_id: str, user_key: str, kind: str, source: str,
                        False) for e in exposures]
     return WriteBatch(request_id=request_id, user_key=user_key, events=events,
                       feedback=(kind, source))
+
+
+def send_feedback_to_launchdarkly(ld_client: Any, record: RequestRecord, kind: str) -> None:
+    """The AI SDK's feedback event for each variation served in the request (never raises)."""
+    try:
+        from ldai.tracker import FeedbackKind, LDAIConfigTracker
+
+        from utils.flags.client import build_context
+
+        context = build_context(record.user_key, record.context)
+        feedback = {"kind": FeedbackKind.Positive if kind == "positive" else FeedbackKind.Negative}
+        for exposure in record.exposures:
+            tracker = LDAIConfigTracker(
+                ld_client=ld_client, run_id=record.request_id,
+                config_key=exposure["config_key"], variation_key=exposure["variation_key"],
+                version=1, context=context, model_name="", provider_name="",
+            )
+            tracker.track_feedback(feedback)
+    except Exception:
+        log.exception("sending feedback to LaunchDarkly failed for %s", record.request_id)

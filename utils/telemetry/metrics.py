@@ -1,4 +1,4 @@
-"""Event keys and metric definitions: the one source of truth (DESIGN §6, §7)."""
+"""Event keys and metric definitions: the one source of truth (docs/CONTRACTS.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tools.traffic.judge import (
     make_judge,
     parse_verdict,
 )
-from tools.traffic.topics import KBSection
+from utils.knowledge.sections import KBSection
 
 SECTIONS = [
     KBSection("bandits.md", "Exploration", "Thompson sampling",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tools.traffic.queries import COMPLEXITIES, PII_WRAPPERS, generate_queries
-from tools.traffic.topics import Topic, _offline_topics, get_topics, kb_hash, load_kb_sections
+from tools.traffic.topics import Topic, _offline_topics, get_topics, kb_hash
+from utils.knowledge.sections import load_kb_sections
 
 TOPICS = [Topic("Q-learning", "q.md", "Q-learning"), Topic("SARSA", "q.md", "Q-learning"),
           Topic("The Markov property", "mdp.md", "MDPs"), Topic("PPO", "ppo.md", "PPO")]
@@ -105,7 +106,6 @@ def test_the_project_kb_yields_at_least_20_offline_topics():
 
 def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_path,
                                                                     monkeypatch):
-    import tools.traffic.judge
     import tools.traffic.topics
 
     class FakeStructured:
@@ -121,8 +121,9 @@ def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_
         def with_structured_output(self, schema):
             return FakeStructured(schema)
 
-    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda: "openai")
-    monkeypatch.setattr(tools.traffic.judge, "make_chat_model", lambda provider, timeout_s: FakeModel())
+    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda settings: "openai")
+    monkeypatch.setattr(tools.traffic.topics, "make_chat_model",
+                        lambda provider, settings, timeout_s: FakeModel())
     topics = get_topics(tiny_kb, tmp_path / "data", source="llm")
     assert len(topics) == 25 and topics[0].title == "Multi-Armed Bandits"
     assert (tmp_path / "data" / "topics" / f"topics-{kb_hash(tiny_kb)}-llm.json").exists()
@@ -130,14 +131,13 @@ def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_
 
 def test_a_failing_live_extraction_falls_back_to_offline_keyphrases(tiny_kb, tmp_path,
                                                                      monkeypatch):
-    import tools.traffic.judge
     import tools.traffic.topics
 
-    def broken(provider, timeout_s):
+    def broken(provider, settings, timeout_s):
         raise RuntimeError("no network")
 
-    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda: "openai")
-    monkeypatch.setattr(tools.traffic.judge, "make_chat_model", broken)
+    monkeypatch.setattr(tools.traffic.topics, "live_provider", lambda settings: "openai")
+    monkeypatch.setattr(tools.traffic.topics, "make_chat_model", broken)
     names = {t.name for t in get_topics(tiny_kb, tmp_path / "data", source="llm")}
     assert "Thompson sampling" in names
 

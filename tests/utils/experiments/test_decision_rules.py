@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from utils.experiments.decision_rules import PRICING_HINT, CriterionResult
-from utils.experiments.definitions import get_experiment
+from utils.experiments.definitions import find_experiment, load_experiments
 from utils.experiments.user_metrics import ArmData
 from utils.experiments.verdicts import analyze_experiment, decide, experiment_to_dict
 
-SEC = get_experiment("security-level")
-PREM = get_experiment("premium-model-value")
+SEC = find_experiment(load_experiments(), "security-level")
+PREM = find_experiment(load_experiments(), "premium-model-value")
 
 
 def arm_data(experiment, n: int, **columns: tuple[np.ndarray, np.ndarray]) -> ArmData:

@@ -11,7 +11,7 @@ from utils.experiments.definitions import (
     DEFAULT_PATH,
     CostValueRatioAtLeast,
     ExperimentConfigError,
-    get_experiment,
+    find_experiment,
     load_experiments,
     parse_experiments,
 )
@@ -42,7 +42,7 @@ def test_both_experiments_load_with_their_arms():
 
 
 def test_security_level_rules_match_the_tutorial():
-    e = get_experiment("security-level")
+    e = find_experiment(load_experiments(), "security-level")
     kinds = [(c.kind, getattr(c, "metric", None)) for c in e.decision.ship_if_all]
     assert kinds == [
         ("non_inferiority_margin", "positive_feedback_rate"),
@@ -62,7 +62,7 @@ def test_security_level_rules_match_the_tutorial():
 
 
 def test_premium_model_rules_match_the_tutorial():
-    e = get_experiment("premium-model-value")
+    e = find_experiment(load_experiments(), "premium-model-value")
     rules = e.decision.ship_if_all
     assert rules[0].relative_lift_at_least == 0.15
     assert (rules[1].metric, rules[1].probability_to_beat) == ("positive_feedback_rate", 0.90)
@@ -78,7 +78,7 @@ def test_premium_model_rules_match_the_tutorial():
 
 def test_unknown_experiment_key_names_the_known_keys():
     with pytest.raises(KeyError, match="security-level"):
-        get_experiment("nope")
+        find_experiment(load_experiments(), "nope")
 
 
 def test_split_not_summing_to_100_is_rejected_with_file_and_key_path(raw):

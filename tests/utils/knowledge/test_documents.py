@@ -177,12 +177,12 @@ def test_process_wide_kb_follows_kb_dir(tmp_path: Path, monkeypatch: pytest.Monk
     try:
         monkeypatch.setenv("KB_DIR", str(first))
         get_settings.cache_clear()
-        kb = get_knowledge_base()
-        assert get_knowledge_base() is kb
+        kb = get_knowledge_base(get_settings().KB_DIR)
+        assert get_knowledge_base(get_settings().KB_DIR) is kb
         assert [d.doc_id for d in kb.documents] == ["a.md"]
         monkeypatch.setenv("KB_DIR", str(second))
         get_settings.cache_clear()
-        assert [d.doc_id for d in get_knowledge_base().documents] == ["b.md"]
+        assert [d.doc_id for d in get_knowledge_base(get_settings().KB_DIR).documents] == ["b.md"]
     finally:
         get_settings.cache_clear()
         reset_knowledge_base()

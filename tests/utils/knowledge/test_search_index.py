@@ -19,11 +19,9 @@ from utils.knowledge.search_index import (
     OpenAIBackend,
     SearchIndex,
     analyze,
-    build_search_index,
     choose_backend,
-    get_search_index,
-    reset_search_index,
 )
+from utils.knowledge.shared_index import build_search_index, get_search_index, reset_search_index
 from utils.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -177,7 +175,7 @@ def test_vector_cache_is_per_backend_and_survives_corruption(tmp_path: Path) -> 
 
 def test_process_wide_index_is_built_once_across_threads(isolated_settings: Path) -> None:
     results: list[SearchIndex] = []
-    threads = [threading.Thread(target=lambda: results.append(get_search_index()))
+    threads = [threading.Thread(target=lambda: results.append(get_search_index(get_settings())))
                for _ in range(8)]
     for t in threads:
         t.start()
@@ -267,7 +265,7 @@ def test_failing_embedding_server_falls_back_to_lsa(
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         monkeypatch.setenv("EMBEDDING_BACKEND", "openai")
         get_settings.cache_clear()
-        index = build_search_index()
+        index = build_search_index(get_settings())
         assert index.info.backend.startswith("lsa")
         assert "failed" in index.info.fallback_reason
         assert index.search_vector("slot machine arm")[0].doc_id == "bandits.md"

@@ -1,4 +1,4 @@
-"""utils/stats/bayesian.py against the STATS §7 vectors, edge cases and calibration."""
+"""utils/stats/bayesian.py: the public test vectors of docs/STATISTICS.md, edge cases, calibration."""
 
 from __future__ import annotations
 

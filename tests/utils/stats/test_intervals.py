@@ -52,7 +52,7 @@ def test_mean_draws_are_truncated_at_the_lower_bound():
 
 def test_probability_ratio_is_exact_for_beta_posteriors():
     c = compare_conversion(ConversionStats(1000, 120), ConversionStats(1000, 150), prior="flat")
-    # P(t <= c) is 1 - P(beat), the STATS §7 vector.
+    # P(t <= c) is 1 - P(beat), the published vector (docs/STATISTICS.md §8).
     assert c.probability_ratio_at_most(1.0) == pytest.approx(1 - 0.975068, abs=1e-6)
     # Against an independent Monte Carlo of the same posteriors.
     rng = np.random.default_rng(7)

@@ -48,10 +48,10 @@ def _fresh_pricing(monkeypatch: pytest.MonkeyPatch):
     reload_pricing()
 
 
-def _use_override(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    monkeypatch.setenv("PRICING_OVERRIDES_PATH", str(path))
-    get_settings.cache_clear()
+def _use_override(path: Path):
+    """The table a service with PRICING_OVERRIDES_PATH=path prices its runs with."""
     reload_pricing()
+    return get_pricing_table(path)
 
 
 # --- coverage -----------------------------------------------------------------------------
@@ -193,13 +193,14 @@ def test_override_file_is_merged_over_the_table(monkeypatch, tmp_path: Path) -> 
         "gpt-4o": {"input": 2.0},  # partial: output and cached_input stay as shipped
         "openai/acme-llm": {"input": 1.0, "output": 2.0, "source": "our contract"},
     }}))
-    _use_override(monkeypatch, override)
+    table = _use_override(override)
 
-    gpt = get_price("gpt-4o")
+    gpt = get_price("gpt-4o", table)
     assert (gpt.input_per_mtok, gpt.output_per_mtok, gpt.cached_input_per_mtok) == (2.0, 10.0, 1.25)
-    assert calculate_cost("acme-llm-2025-01-01", 1_000_000, 1_000_000) == 3.0
-    assert get_price("claude-haiku-4-5").output_per_mtok == 5.0  # untouched rows survive
-    assert "acme-llm" in get_pricing_table()
+    assert calculate_cost("acme-llm-2025-01-01", 1_000_000, 1_000_000, table=table) == 3.0
+    assert get_price("claude-haiku-4-5", table).output_per_mtok == 5.0  # untouched rows survive
+    assert "acme-llm" in table
+    assert get_price("acme-llm") is None  # the shipped table alone is unchanged
 
 
 @pytest.mark.parametrize(
@@ -217,16 +218,14 @@ def test_bad_override_file_raises_naming_file_and_key(
         monkeypatch, tmp_path: Path, content: str, message: str) -> None:
     override = tmp_path / "bad-prices.json"
     override.write_text(content)
-    _use_override(monkeypatch, override)
     with pytest.raises(PricingError, match=message) as excinfo:
-        get_price("gpt-4o")
+        _use_override(override)
     assert "bad-prices.json" in str(excinfo.value)
 
 
 def test_missing_override_file_raises_naming_the_path(monkeypatch, tmp_path: Path) -> None:
-    _use_override(monkeypatch, tmp_path / "nowhere.json")
     with pytest.raises(PricingError, match="nowhere.json does not exist"):
-        calculate_cost("gpt-4o", 1, 1)
+        _use_override(tmp_path / "nowhere.json")
 
 
 def test_shipped_table_loads_and_every_row_has_date_and_source() -> None:

@@ -197,3 +197,26 @@ def test_summary_counts_rows_per_table_and_event_key(store: EventStore) -> None:
     assert summary["schema_version"] == SCHEMA_VERSION
     assert summary["tables"]["events"] == 2
     assert summary["events_by_key"] == {"$ld:ai:tokens:total": 2}
+
+
+def test_the_documented_schema_is_the_schema(tmp_path: Path) -> None:
+    """docs/CONTRACTS.md describes the tables the migrations create, column for column."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "CONTRACTS.md").read_text()
+    section = doc.split("## Event store", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for bullet in re.findall(r"^- `(\w+)`:(.*?)(?=^- `|^\S)", section, re.S | re.M):
+        table, text = bullet
+        columns = text.split("—", 1)[1] if "—" in text else ""
+        documented[table] = re.findall(r"`(\w+)`", columns)
+    conn = connect(tmp_path / "events.db")
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    actual = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})") if r[1] != "id"]
+              for t in tables}
+    conn.close()
+    assert set(documented) == set(actual)
+    for table, columns in actual.items():
+        if table != "schema_version":
+            assert documented[table] == columns, table

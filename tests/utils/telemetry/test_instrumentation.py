@@ -11,13 +11,12 @@ from langchain_core.messages import AIMessage
 
 from utils.flags.client import AgentConfig
 from utils.telemetry import metrics
-from utils.telemetry.event_store import EventStore
+from utils.telemetry.cost_calculator import get_pricing_table
 from utils.telemetry.instrumentation import (
     ModelUsage,
     RunRecorder,
     RunTimer,
     feedback_batch,
-    finish_run,
 )
 
 US_PAID = {"country": "US", "plan": "paid"}
@@ -28,19 +27,12 @@ RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,
 @pytest.fixture
 async def service(flags_file: Path):
     """The chat service over the per-test flag file and store (no HTTP layer needed)."""
-    from agents.context import PresidioPiiDetector
-    from agents.graph import build_graph
-    from api.chat_service import ChatService
-    from utils.flags.client import ConfigFlags
+    from api.composition import build_service
     from utils.settings import get_settings
 
-    settings = get_settings()
-    flags = ConfigFlags(settings)
-    store = EventStore(settings.events_db)
-    yield ChatService(settings=settings, flags=flags, store=store, graph=build_graph(),
-                      pii=PresidioPiiDetector())
-    store.close()
-    flags.close()
+    service = build_service(get_settings())
+    yield service
+    service.close()
 
 
 async def _chat(service, message: str, user_id: str = "rec-user"):
@@ -136,8 +128,14 @@ def _usage(input_tokens: int = 100, output_tokens: int = 20) -> ModelUsage:
     return usage
 
 
+def recorder_for(*args, **kwargs) -> RunRecorder:
+    return RunRecorder(*args, **kwargs, pricing=get_pricing_table())
+
+
 def test_finish_run_reports_modelled_latency_tokens_and_cost() -> None:
-    run = finish_run(_config(), "support", RunTimer(), _usage(), tools_used=["search_v1"])
+    recorder = recorder_for("r1", "u1", {})
+    run = recorder.finish_run(_config(), "support", RunTimer(), _usage(), tools_used=["search_v1"])
+    assert recorder.runs == [run]
     assert (run.input_tokens, run.output_tokens, run.total_tokens) == (100, 20, 120)
     assert 250.0 <= run.duration_ms < 1000.0  # modelled time plus the (tiny) real wall time
     assert run.time_to_first_token_ms == 80.0 and run.simulated and run.in_experiment
@@ -145,18 +143,15 @@ def test_finish_run_reports_modelled_latency_tokens_and_cost() -> None:
 
 
 def test_failed_run_records_an_error_event_and_no_success() -> None:
-    recorder = RunRecorder("r1", "u1", {})
-    config = _config()
-    recorder.track_run(finish_run(config, "support", RunTimer(), ModelUsage(), error="boom"),
-                       config)
+    recorder = recorder_for("r1", "u1", {})
+    recorder.finish_run(_config(), "support", RunTimer(), ModelUsage(), error="boom")
     keys = Counter(row.event_key for row in recorder.events)
     assert keys[metrics.GENERATION_ERROR] == 1 and metrics.GENERATION_SUCCESS not in keys
 
 
 def test_unpriced_model_records_a_null_cost_not_zero() -> None:
-    recorder = RunRecorder("r1", "u1", {})
-    config = _config(model="no-such-model-xyz")
-    recorder.track_run(finish_run(config, "support", RunTimer(), _usage()), config)
+    recorder = recorder_for("r1", "u1", {})
+    recorder.finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(), _usage())
     cost = [row.value for row in recorder.events if row.event_key == metrics.COST_PER_REQUEST]
     assert cost == [None]
 
@@ -167,23 +162,25 @@ def test_failed_run_without_usage_costs_what_was_sent() -> None:
     from utils.telemetry.cost_calculator import calculate_cost
     from utils.tokens import count_tokens
 
-    config = _config()
+    config, recorder = _config(), recorder_for("r1", "u1", {})
     sent = [SystemMessage("You are a support agent."), HumanMessage("How does TD(0) work?")]
-    run = finish_run(config, "support", RunTimer(), ModelUsage(), error="timeout", sent=sent)
+    run = recorder.finish_run(config, "support", RunTimer(), ModelUsage(), error="timeout", sent=sent)
     expected = count_tokens("You are a support agent.") + count_tokens("How does TD(0) work?")
     assert run.input_tokens == expected > 0 and run.output_tokens == 0
-    assert run.cost_usd == calculate_cost(config.model, expected, 0) > 0
+    assert run.cost_usd == calculate_cost(config.model, expected, 0,
+                                          table=get_pricing_table()) > 0
     assert not run.success and run.duration_ms >= 0
     # Usage the provider did return wins over the count.
-    reported = finish_run(config, "support", RunTimer(), _usage(), error="late", sent=sent)
+    reported = recorder.finish_run(config, "support", RunTimer(), _usage(), error="late", sent=sent)
     assert reported.input_tokens == 100
 
 
 def test_run_with_no_tokens_costs_nothing_even_unpriced() -> None:
-    run = finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(), ModelUsage())
+    recorder = recorder_for("r1", "u1", {})
+    run = recorder.finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(), ModelUsage())
     assert run.cost_usd == 0.0  # nothing sent or received: no bill, priced or not
-    failed = finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(), ModelUsage(),
-                        error="boom", sent=["some prompt"])
+    failed = recorder.finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(),
+                                 ModelUsage(), error="boom", sent=["some prompt"])
     assert failed.cost_usd is None  # tokens were sent to a model without a price
 
 
@@ -193,7 +190,7 @@ class _ExplodingClient:
 
 
 def test_tracking_failures_never_raise_into_the_request() -> None:
-    recorder = RunRecorder("r1", "u1", {}, ld_context=object(), ld_client=_ExplodingClient())
+    recorder = recorder_for("r1", "u1", {}, ld_context=object(), ld_client=_ExplodingClient())
 
     def broken_tracker():
         raise RuntimeError("tracker factory failed")
@@ -201,18 +198,17 @@ def test_tracking_failures_never_raise_into_the_request() -> None:
     from dataclasses import replace
 
     config = replace(_config(), tracker_factory=broken_tracker)
-    run = finish_run(config, "support", RunTimer(), _usage())
-    recorder.track_run(run, config)
+    run = recorder.finish_run(config, "support", RunTimer(), _usage())
     recorder.track_metric(metrics.PII_EXPOSED_ENTITIES, 2, run)
     assert recorder.runs == [run]
     assert metrics.PII_EXPOSED_ENTITIES in {row.event_key for row in recorder.events}
 
 
 def test_batch_carries_exposures_events_and_route() -> None:
-    recorder = RunRecorder("r1", "u1", {"plan": "paid"})
+    recorder = recorder_for("r1", "u1", {"plan": "paid"})
     config = _config()
     recorder.record_exposure(config)
-    recorder.track_run(finish_run(config, "support", RunTimer(), _usage()), config)
+    recorder.finish_run(config, "support", RunTimer(), _usage())
     batch = recorder.batch(status="ok", routed_to_security=True)
     assert (batch.request_id, batch.user_key, batch.request_status) == ("r1", "u1", "ok")
     assert batch.routed_to_security and batch.simulated

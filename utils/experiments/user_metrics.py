@@ -18,6 +18,10 @@ import numpy as np
 from utils.experiments.definitions import Experiment
 from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
 
+# Added to a user's sum for each event without a value: no real sum comes near it, and
+# float addition keeps it (or reaches inf) whatever else is summed.
+UNKNOWN = 1e300
+
 
 class EventStoreError(RuntimeError):
     """The event store exists but cannot be read as an event store (docs/CONTRACTS.md)."""
@@ -108,9 +112,7 @@ def load_all_arm_data(
     out: dict[str, ArmData] = {}
     select: list[str] = []
     params: list[Any] = []
-    # (experiment key, metric, role): role "value", "nulls" (events without a value) or
-    # "failed" (error runs, metric None).
-    columns: list[tuple[str, MetricDefinition | None, str]] = []
+    columns: list[tuple[str, MetricDefinition]] = []
     joins, any_assigned = [], []
     for i, e in enumerate(experiments):
         table = f"assigned_{i}"
@@ -139,25 +141,17 @@ def load_all_arm_data(
             if d.aggregate == "any":
                 select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
                 params.append(d.event_key)
-                columns.append((e.key, d, "value"))
+                columns.append((e.key, d))
                 continue
-            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
+            # A valueless event (an unpriced run's cost) adds UNKNOWN, so the user's sum shows
+            # it without another column; `_resolve_unknown` then finds who and which model.
+            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN "
+                          f"COALESCE(e.value, {UNKNOWN!r}) END)")
             params.append(d.event_key)
-            columns.append((e.key, d, "value"))
-        # One column flags users with a valueless event of any summed metric (rare: then
-        # `_resolve_unknown` asks which metric and model); one counts failed runs.
-        summed = [d.event_key for d in definitions if d.aggregate == "sum"]
-        if summed:
-            select.append(f"MAX(CASE WHEN e.value IS NULL AND e.event_key IN "
-                          f"({', '.join('?' * len(summed))}) AND {after} THEN 1 END)")
-            params += summed
-            columns.append((e.key, None, "nulls"))
-        select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
-        params.append(GENERATION_ERROR)
-        columns.append((e.key, None, "failed"))
+            columns.append((e.key, d))
     unknown: set[str] = set()  # experiments with users whose sum is unknown
     if select and any(d.users for d in out.values()):
-        event_keys = sorted({GENERATION_ERROR, *(d.event_key for _, d, _ in columns if d)})
+        event_keys = sorted({d.event_key for _, d in columns})
         sql = (
             f"SELECT e.user_key, {', '.join(select)} FROM main.events e NOT INDEXED "
             + " ".join(joins)
@@ -174,19 +168,17 @@ def load_all_arm_data(
                 pos = np.fromiter((where.get(u, -1) for u in row_users), dtype=np.int64,
                                   count=len(row_users))
                 hit = pos >= 0
-                d.failed_runs = np.zeros(len(d.users))
-                for c, (col_key, definition, role) in enumerate(columns):
+                for c, (col_key, definition) in enumerate(columns):
                     if col_key != key:
                         continue
                     col = table[hit, c]
                     ok = ~np.isnan(col)
-                    if role == "failed":
-                        d.failed_runs[pos[hit][ok]] = col[ok]
-                    elif role == "nulls" and ok.any():
+                    if definition.aggregate == "sum" and np.any(col[ok] >= UNKNOWN / 2):
                         unknown.add(key)
-                    elif role == "value":
-                        d.values[definition.key][pos[hit][ok]] = col[ok]
+                    d.values[definition.key][pos[hit][ok]] = col[ok]
     for i, e in enumerate(experiments):
+        if out[e.key].users:
+            out[e.key].failed_runs = _failed_runs(conn, f"assigned_{i}", out[e.key])
         if e.key in unknown:
             _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
     for i in range(len(experiments)):
@@ -195,6 +187,24 @@ def load_all_arm_data(
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
+
+
+def _failed_runs(conn: sqlite3.Connection, table: str, data: ArmData) -> np.ndarray:
+    """Agent runs that ended in an error, per user, after the first exposure.
+
+    Error rows are rare, so this reads them through the event-key index instead of adding a
+    column to the main pass (a store without the index costs one more plain scan).
+    """
+    counts = np.zeros(len(data.users))
+    where = {u: j for j, u in enumerate(data.users)}
+    for user, n in conn.execute(
+            f"SELECT e.user_key, COUNT(*) FROM main.events e JOIN temp.{table} a "
+            "ON a.user_key = e.user_key WHERE e.event_key = ? AND a.n_arms = 1 "
+            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) GROUP BY e.user_key",
+            (GENERATION_ERROR,)):
+        if user in where:
+            counts[where[user]] = n
+    return counts
 
 
 def _resolve_unknown(conn: sqlite3.Connection, table: str, experiment: Experiment,

@@ -292,3 +292,20 @@ def test_a_store_with_only_the_documented_tables_is_read(tmp_path):
     for d in (bare, full):
         d.pop("generated_at"), d.pop("db_path")
     assert bare == full
+
+
+def test_one_unpriced_run_makes_that_users_cost_unknown(tmp_path):
+    store = make_store(tmp_path / "e.db", users=300)
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE events SET value = NULL, model = 'odd-model' WHERE id = (SELECT id "
+                 "FROM events WHERE event_key = ? AND user_key = 'user-00007' AND "
+                 "agent = 'support' LIMIT 1)", (mk.COST_PER_REQUEST,))
+    conn.commit()
+    prem = by_key(build_report(store))["premium-model-value"]
+    cost = prem.metric("ai_cost_per_request")
+    assert sum(cost.unknown_users) == 1  # only that user; the rest of their runs do not count
+    assert math.isnan(cost.comparison.control_value)
+    assert [m["model"] for m in prem.unpriced_models] == ["odd-model"]
+    assert prem.unpriced_models[0]["runs"] == 1
+    # Other summed metrics of that user are untouched.
+    assert prem.metric("average_total_user_tokens").unknown_users == (0, 0)

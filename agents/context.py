@@ -25,6 +25,8 @@ class PiiDetector(Protocol):
     def redact(self, text: str, policy: str) -> Any: ...
     def surviving(self, original: str, entities: list[Any], candidate: str) -> list[Any]: ...
     def count_exposed(self, text: str) -> int: ...
+    def detect_turns(self, texts: list[str], policy: str) -> list[list[Any]]: ...
+    def redact_turns(self, texts: list[str], policy: str) -> list[Any]: ...
 
 
 class PresidioPiiDetector:
@@ -49,6 +51,18 @@ class PresidioPiiDetector:
         from utils.privacy.detector import count_exposed
 
         return count_exposed(text)
+
+    def detect_turns(self, texts: list[str], policy: str) -> list[list[Any]]:
+        """Per-turn entities, with values split across turns found (through `self.detect`)."""
+        from utils.privacy.conversation import detect_turns
+
+        return detect_turns(texts, policy, self.detect)
+
+    def redact_turns(self, texts: list[str], policy: str) -> list[Any]:
+        """Each turn redacted, values split across turns included (through `self.detect`)."""
+        from utils.privacy.conversation import redact_turns
+
+        return redact_turns(texts, policy, self.detect)
 
 
 class ConfigResolver:

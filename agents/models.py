@@ -18,8 +18,6 @@ log = logging.getLogger(__name__)
 
 # What the simulator models of a variation's parameters (the rest change nothing it does).
 _SIMULATED_PARAMETERS = ("temperature", "max_tokens")
-_REQUEST_TIMEOUT_S = 120
-_MAX_RETRIES = 2
 _CACHE_LIMIT = 256
 
 
@@ -105,8 +103,9 @@ def build_chat_model(provider: str, model: str, parameters: Mapping[str, Any],
         )
     # Streamed so that each run's time to first token can be measured (RunTimer); LangChain
     # still hands callers one AIMessage with its tool calls and token usage.
-    common = {"timeout": timeout_s or _REQUEST_TIMEOUT_S, "max_retries": _MAX_RETRIES,
-              "streaming": True, "callbacks": [COMPLETE_REPLY_CHECK], **kwargs}
+    common = {"timeout": timeout_s or settings.PROVIDER_TIMEOUT_S,
+              "max_retries": settings.PROVIDER_MAX_RETRIES, "streaming": True,
+              "callbacks": [COMPLETE_REPLY_CHECK], **kwargs}
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 

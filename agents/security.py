@@ -80,10 +80,11 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
 
 def _redact_request(ctx: RequestContext, message: str, history: list[Turn],
                     policy: str) -> tuple[Any, list[Turn]]:
-    """The deterministic redaction of the message and of every history turn."""
-    floor = ctx.pii.redact(message, policy)
-    return floor, [Turn(role=t["role"], content=ctx.pii.redact(t["content"], policy).text)
-                   for t in history]
+    """The deterministic redaction of the message and of every history turn, scanned as one
+    conversation so a value typed across two turns is redacted in both."""
+    *turns, floor = ctx.pii.redact_turns([*(t["content"] for t in history), message], policy)
+    return floor, [Turn(role=t["role"], content=r.text)
+                   for t, r in zip(history, turns, strict=True)]
 
 
 def _keeps_floor(ctx: RequestContext, original: str, floor, candidate: str) -> bool:

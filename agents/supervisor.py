@@ -69,12 +69,13 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
     ctx = runtime.context
     config = ctx.configs.get(SUPERVISOR_CONFIG)
     timer, usage = RunTimer(), ModelUsage()
-    texts = [state["message"], *(turn["content"] for turn in state.get("history", []))]
+    texts = [*(turn["content"] for turn in state.get("history", [])), state["message"]]
 
-    try:
-        found = any(ctx.pii.detect(text, ROUTING_POLICY) for text in texts)
+    try:  # one conversation, so a value split across turns still routes to security
+        redactions = ctx.pii.redact_turns(texts, ROUTING_POLICY)
+        found = any(r.entities for r in redactions)
         reason = "personal data detected" if found else "no personal data detected"
-        screened = "\n".join(ctx.pii.redact(text, ROUTING_POLICY).text for text in texts)
+        screened = "\n".join(r.text for r in [redactions[-1], *redactions[:-1]])
     except Exception as exc:
         log.error("PII detector failed (%s); routing request %s to security",
                   type(exc).__name__, ctx.request_id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 import uuid
 from functools import partial
 from typing import Any
@@ -12,23 +15,64 @@ from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
-from utils.flags.client import ConfigFlags, build_context
+from utils.flags.client import (
+    SECURITY_CONFIG,
+    SUPERVISOR_CONFIG,
+    SUPPORT_CONFIG,
+    ConfigFlags,
+    build_context,
+)
 from utils.providers import priced_model
 from utils.settings import Settings
 from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore
-from utils.telemetry.instrumentation import RunRecorder
+from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer
 
 log = logging.getLogger(__name__)
 
 
+_AGENT_OF_CONFIG = {SUPERVISOR_CONFIG: "supervisor", SECURITY_CONFIG: "security",
+                    SUPPORT_CONFIG: "support"}
+PROVIDER_HEALTH_WINDOW_S = 300.0  # a provider's last failure degrades /health this long
+
+
 class ChatFailed(RuntimeError):
-    """A provider failed while answering; the run was recorded with its error."""
+    """A provider failed while answering (502); the run was recorded with its error."""
+
+    status_code = 502
 
     def __init__(self, request_id: str, message: str) -> None:
         super().__init__(message)
         self.request_id = request_id
+
+
+class DeadlineExceeded(ChatFailed):
+    """The request ran past REQUEST_DEADLINE_S (504); the unfinished run was recorded."""
+
+    status_code = 504
+
+
+class ProviderHealth:
+    """The last outcome of each provider's model calls, for /health."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, str | None]] = {}  # provider -> (ts, error)
+        self._lock = threading.Lock()
+
+    def observe(self, runs: list[Any]) -> None:
+        now = time.time()
+        with self._lock:
+            for run in runs:
+                self._last[run.provider] = (now, None if run.success else
+                                            f"{run.agent} on {run.model}: {run.error}")
+
+    def problems(self) -> list[str]:
+        now = time.time()
+        with self._lock:
+            return [f"provider {provider}: the last call failed {now - ts:.0f} s ago ({error})"
+                    for provider, (ts, error) in sorted(self._last.items())
+                    if error is not None and now - ts <= PROVIDER_HEALTH_WINDOW_S]
 
 
 class ChatService:
@@ -45,6 +89,7 @@ class ChatService:
         self.models = models
         self.tools = tools
         self.pricing = pricing
+        self.providers = ProviderHealth()
 
     def close(self) -> None:
         """Flush and close the store and the flag client (server shutdown)."""
@@ -60,10 +105,14 @@ class ChatService:
             return await self._chat(request, request_id)
 
     async def _chat(self, request: ChatRequest, request_id: str) -> ChatResponse:
+        started = RunTimer()
         attributes = request.user_context.model_dump(exclude_none=True)
         ld_context = build_context(request.user_id, attributes)
+        # Only declared attributes get this far (country, plan, region and the names in
+        # USER_CONTEXT_ATTRIBUTES, each bounded and free of identifiers): safe to store.
+        stored = attributes
         recorder = RunRecorder(
-            request_id, request.user_id, attributes, ld_context,
+            request_id, request.user_id, stored, ld_context,
             ld_client=self.flags.client if self.flags.mode == "launchdarkly" else None,
             pricing=self.pricing, price_as=partial(priced_model, settings=self.settings),
         )
@@ -75,16 +124,26 @@ class ChatService:
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
+        deadline = asyncio.timeout(self.settings.REQUEST_DEADLINE_S)
         try:
-            state = await self.graph.ainvoke(state_in, context=context)
+            async with deadline:
+                state = await self.graph.ainvoke(state_in, context=context)
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                message = (f"the request ran past its deadline of "
+                           f"{self.settings.REQUEST_DEADLINE_S:g} s (REQUEST_DEADLINE_S)")
+                self._finish_unfinished(context, started, message)
+                await self._record(recorder, status="timeout", routed=_routed(recorder))
+                tracing.annotate(status="timeout")
+                tracing.mark_current_error(DeadlineExceeded.__qualname__)
+                raise DeadlineExceeded(request_id, message) from exc
+            routed = _routed(recorder)
             if isinstance(exc, SupportAgentError):
                 message = str(exc)
             else:
                 log.exception("request %s failed in the graph", request_id)
                 message = f"internal error: {type(exc).__name__}"
-            await self._record(recorder, status="error",
-                               routed=any(r.agent == "security" for r in recorder.runs))
+            await self._record(recorder, status="error", routed=routed)
             tracing.annotate(status="error")
             tracing.mark_current_error(type(exc).__qualname__)
             raise ChatFailed(request_id, message) from exc
@@ -109,6 +168,23 @@ class ChatService:
             trace_id=recorder.trace_id,
         )
 
+    @staticmethod
+    def _finish_unfinished(context: RequestContext, started: RunTimer, error: str) -> None:
+        """Record the agents whose config was served but whose run the deadline cut short."""
+        recorder = context.recorder
+        done = {run.config_key for run in recorder.runs}
+        for exposure in list(recorder.exposures):
+            if exposure.config_key not in done:
+                recorder.finish_run(context.configs.get(exposure.config_key),
+                                    _AGENT_OF_CONFIG[exposure.config_key], started,
+                                    ModelUsage(), error=error)
+
     async def _record(self, recorder: RunRecorder, *, status: str, routed: bool) -> None:
-        # The response is sent only after the store has committed this request.
+        self.providers.observe(recorder.runs)
+        # The response is sent only after the store has committed this request; a store
+        # fault raises StoreUnavailable (503), never a 200 for rows that were not written.
         await self.store.write(recorder.batch(status=status, routed_to_security=routed))
+
+
+def _routed(recorder: RunRecorder) -> bool:
+    return any(run.agent == "security" for run in recorder.runs)

@@ -31,7 +31,7 @@ def build_service(settings: Settings, *, pii: PiiDetector | None = None) -> Chat
     pricing = get_pricing_table(settings.PRICING_OVERRIDES_PATH)
     flags = ConfigFlags(settings)
     try:
-        store = EventStore(settings.events_db)
+        store = EventStore(settings.events_db, lock_timeout_s=settings.STORE_LOCK_TIMEOUT_S)
     except Exception:
         flags.close()
         raise

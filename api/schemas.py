@@ -2,32 +2,137 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from utils.privacy.detector import identifier_pii_types
+from utils.settings import get_settings
 
 MAX_MESSAGE_CHARS = 8_000
 MAX_HISTORY_TURNS = 20
+DECLARED_CONTEXT_ATTRIBUTES = ("country", "plan", "region")
+MAX_CONTEXT_ATTRIBUTES = 20  # extra targeting attributes per user context
+MAX_ATTRIBUTE_NAME_CHARS = 64
+MAX_ATTRIBUTE_ITEMS = 20
+
+
+def _valid_unicode(value: str) -> str:
+    """Reject lone UTF-16 surrogates (`"\\ud800"` in JSON): they cannot be stored or sent on.
+
+    Pydantic rejects them in some string fields (length-constrained ones), not in all.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"contains invalid Unicode (a lone UTF-16 surrogate at position "
+                         f"{exc.start})") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
+def no_pii_in_key(value: str) -> str:
+    """A user id becomes the LaunchDarkly context key and is stored with every row: no PII."""
+    if not value.strip():
+        raise ValueError("user_id must not be empty or whitespace")
+    found = identifier_pii_types(value)
+    if found:
+        raise ValueError(f"user_id must not contain personal data (found {', '.join(found)}); "
+                         "send a pseudonymous id instead")
+    return value
+
+
+def _check_attribute(name: str, value: Any, max_chars: int) -> None:
+    """One targeting attribute: a bounded string, number, boolean or list of them, valid
+    Unicode, with no direct identifier in it."""
+    if len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+        raise ValueError(f"attribute names have at most {MAX_ATTRIBUTE_NAME_CHARS} characters")
+    _valid_unicode(name)
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) > MAX_ATTRIBUTE_ITEMS:
+        raise ValueError(f"attribute {name!r} has more than {MAX_ATTRIBUTE_ITEMS} items")
+    for item in items:
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise ValueError(f"attribute {name!r} must be a string, number, boolean or a list "
+                             "of them")
+        if isinstance(item, str):
+            if len(item) > max_chars:
+                raise ValueError(f"user_context.{name} is longer than {max_chars} characters")
+            try:
+                _valid_unicode(item)
+            except ValueError as exc:
+                raise ValueError(f"attribute {name!r} {exc}") from None
+            found = identifier_pii_types(item)
+            if found:
+                raise ValueError(f"user_context.{name} must not contain personal data "
+                                 f"(found {', '.join(found)})")
 
 
 class UserContext(BaseModel):
-    """Targeting attributes of the user; any extra attribute is passed to flag evaluation."""
+    """Targeting attributes of the user: the declared three plus USER_CONTEXT_ATTRIBUTES.
+
+    `country` is an ISO 3166-1 alpha-2 code in any case (`"de"` is `"DE"`). Every value is a
+    string, number, boolean (or a short list of them) of at most USER_CONTEXT_MAX_CHARS
+    characters with no direct identifier in it; anything else is a 422 naming the attribute, so
+    no free-form attribute reaches flag evaluation, LaunchDarkly or the store.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    country: str | None = Field(default=None, examples=["US"])
-    plan: str | None = Field(default=None, examples=["paid"])
-    region: str | None = None
+    country: Text | None = Field(default=None, examples=["US"],
+                                 description="ISO 3166-1 alpha-2 code, any case")
+    plan: Text | None = Field(default=None, examples=["paid"])
+    region: Text | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+            raise ValueError("country must be an ISO 3166-1 alpha-2 code such as DE or US, "
+                             "not a name")
+        return code
+
+    @model_validator(mode="after")
+    def _allowed_attributes_only(self) -> UserContext:
+        settings = get_settings()
+        extras = self.model_extra or {}
+        if len(extras) > MAX_CONTEXT_ATTRIBUTES:
+            raise ValueError(f"user_context has more than {MAX_CONTEXT_ATTRIBUTES} extra "
+                             "attributes")
+        for name, value in extras.items():  # invalid Unicode first: it cannot even be named
+            _valid_unicode(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    try:
+                        _valid_unicode(item)
+                    except ValueError as exc:
+                        raise ValueError(f"attribute {name!r} {exc}") from None
+        allowed = frozenset(DECLARED_CONTEXT_ATTRIBUTES) | settings.user_context_attributes
+        unknown = sorted(set(extras) - allowed)
+        if unknown:
+            shown = ", ".join(name[:MAX_ATTRIBUTE_NAME_CHARS] for name in unknown[:5])
+            raise ValueError(
+                f"user_context attribute(s) not allowed: {shown}; accepted: "
+                f"{', '.join(sorted(allowed))} (add names to USER_CONTEXT_ATTRIBUTES)")
+        for name, value in self.model_dump(exclude_none=True).items():
+            _check_attribute(name, value, settings.USER_CONTEXT_MAX_CHARS)
+        return self
 
 
 class HistoryTurn(BaseModel):
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    content: Text = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class ChatRequest(BaseModel):
-    user_id: str = Field(min_length=1, max_length=200, examples=["u1"])
-    message: str = Field(max_length=MAX_MESSAGE_CHARS, examples=["What is Q-learning?"])
+    user_id: Text = Field(min_length=1, max_length=200, examples=["u1"])
+    message: Text = Field(max_length=MAX_MESSAGE_CHARS, examples=["What is Q-learning?"])
     user_context: UserContext = Field(default_factory=UserContext)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
 
@@ -40,10 +145,8 @@ class ChatRequest(BaseModel):
 
     @field_validator("user_id")
     @classmethod
-    def _user_id_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("user_id must not be empty or whitespace")
-        return value
+    def _user_id_not_pii(cls, value: str) -> str:
+        return no_pii_in_key(value)
 
 
 class AgentRunPublic(BaseModel):
@@ -90,10 +193,15 @@ class ChatResponse(BaseModel):
 
 
 class FeedbackCreate(BaseModel):
-    request_id: str = Field(min_length=1)
-    user_id: str = Field(min_length=1)
+    request_id: Text = Field(min_length=1, max_length=200)
+    user_id: Text = Field(min_length=1, max_length=200)
     kind: Literal["positive", "negative"]
     source: Literal["real_user", "simulated"] = "real_user"
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id_not_pii(cls, value: str) -> str:
+        return no_pii_in_key(value)
 
 
 class FeedbackPublic(BaseModel):
@@ -105,6 +213,7 @@ class FeedbackPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(description="why the status is degraded; empty when ok")
     version: str
     flags: dict[str, Any]
     llm_mode: dict[str, str]

@@ -1,7 +1,9 @@
 """Speed and accuracy figures for utils.privacy.detector: start-up cost, redact_pii p50/p99, corpus scores.
 
-Run `python -m bench.bench_pii` (or `python bench/bench_pii.py`). Target from issue 4:
-p50 <= 5 ms for a 500-character message after warm-up.
+Run `python -m bench.bench_pii` (or `python bench/bench_pii.py`). Targets: p50 <= 5 ms for a
+500-character message after warm-up (issue 4); on the adversarial corpus, recall >= 0.95 per
+family of direct identifiers under both policies and >= 0.9 for strict-only ones (issue 16),
+with the clean traps unchanged. Also prints what normalisation adds per message.
 """
 
 from __future__ import annotations
@@ -99,12 +101,81 @@ def bench_accuracy() -> None:
             print(f"clean sentences flagged: {flagged}/{len(clean)}")
 
 
+ADVERSARIAL = ("Hi, my name is maria gonzalez, mail maria [at] acme [dot] de or "
+               "ma\u200bria.g@acme.de, see https://example.com/reset?email=maria.g%40acme.de. "
+               "Call zero seven seven zero zero nine zero zero one two three, or 电话13812345678. "
+               "IBAN de89 3704 0044 0532 0130 00, Reisepass C01X00T47, card "
+               "４１１１ １１１１ １１１１ １１１１. I live at 10 downing street, london sw1a 2aa. "
+               "How does Q-learning differ from SARSA in the Sutton and Barto book?")
+
+
+def bench_normalisation(runs: int = 300) -> None:
+    """Latency of a fresh scan with and without the normalised second pass."""
+    from utils.privacy import detector
+    from utils.privacy.normalize import identity, normalize
+
+    detector.warm_up()
+    for name, text in (("pii", MESSAGE), ("clean", CLEAN), ("adversarial", ADVERSARIAL[:500])):
+        norm = [0.0] * runs
+        for i in range(runs):
+            start = time.perf_counter()
+            normalize(text)
+            norm[i] = (time.perf_counter() - start) * 1000
+        timings = {}
+        for label, fn in (("with", normalize), ("without", identity)):
+            original = detector.normalize
+            detector.normalize = fn
+            try:
+                out = []
+                for _ in range(runs):
+                    detector._scan_cache.clear()  # time the scan, not the memo
+                    start = time.perf_counter()
+                    detector.redact_pii(text, "strict")
+                    out.append((time.perf_counter() - start) * 1000)
+            finally:
+                detector.normalize = original
+            timings[label] = sorted(out)
+        added = statistics.median(timings["with"]) - statistics.median(timings["without"])
+        print(f"{name:11s} {len(text):3d} chars  normalize() p50 {statistics.median(norm):5.2f} ms"
+              f"  redact strict: with {_fmt(timings['with'])}; added p50 {added:5.2f} ms")
+
+
+def bench_adversarial() -> None:
+    """Recall per family and policy on the committed adversarial corpus and a held-out draw."""
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    from make_pii_adversarial import build_corpus
+
+    from utils.privacy.conversation import family_recall
+    from utils.privacy.detector import redact_pii
+
+    committed = [json.loads(line) for line in (ROOT / "tests" / "data" /
+                 "pii_adversarial.jsonl").read_text("utf-8").splitlines() if line]
+    for label, rows in (("adversarial corpus (seed 16, committed)", committed),
+                        ("adversarial held-out draw (seed 99)", build_corpus(seed=99)),
+                        ("adversarial held-out draw (seed 7)", build_corpus(seed=7))):
+        print(f"\n== {label}: {len(rows)} rows")
+        scores = {p: family_recall(rows, p) for p in ("basic", "strict")}
+        print(f"{'family':18s} {'basic':>12s} {'strict':>12s}")
+        for family in scores["strict"]:
+            cells = []
+            for policy in ("basic", "strict"):
+                c, n = scores[policy].get(family, (0, 0))
+                cells.append(f"{c:3d}/{n:3d} {c / n:4.2f}" if n else "   (kept)   ")
+            print(f"{family:18s} {cells[0]:>12s} {cells[1]:>12s}")
+    clean = [json.loads(line) for line in (ROOT / "tests" / "data" / "pii_corpus.jsonl")
+             .read_text("utf-8").splitlines() if '"kind": "clean"' in line]
+    changed = sum(redact_pii(r["text"], "strict").text != r["text"] for r in clean)
+    print(f"\nclean trap sentences changed by strict redaction: {changed}/{len(clean)}")
+
+
 def main() -> None:
     """Print start-up cost, latency percentiles and accuracy tables."""
     logging.basicConfig(level=logging.WARNING)
     bench_startup()
     bench_latency()
+    bench_normalisation()
     bench_accuracy()
+    bench_adversarial()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S
+
 LLMMode = Literal["auto", "live", "simulated"]
 
 
@@ -66,6 +68,13 @@ class Settings(BaseSettings):
     JUDGE_PROVIDER: Literal["auto", "openai", "anthropic", "mistral"] = "auto"
     JUDGE_MODEL: str | None = None
 
+    # Faults end cleanly: every wait is bounded, every input limited
+    REQUEST_DEADLINE_S: float = Field(default=60.0, gt=0)  # one /chat end to end, else 504
+    PROVIDER_TIMEOUT_S: float = Field(default=20.0, gt=0)  # one provider call (each attempt)
+    PROVIDER_MAX_RETRIES: int = Field(default=1, ge=0, le=10)
+    MAX_BODY_BYTES: int = Field(default=1_000_000, ge=1_024)  # larger request bodies get 413
+    STORE_LOCK_TIMEOUT_S: float = Field(default=DEFAULT_LOCK_TIMEOUT_S, gt=0, le=60)  # then 503
+
     # Research tools (MCP servers); empty means "not configured"
     MCP_ARXIV_COMMAND: str = ""
     MCP_SEMANTIC_SCHOLAR_COMMAND: str = ""
@@ -73,6 +82,11 @@ class Settings(BaseSettings):
 
     # Security agent: what to do when redaction itself fails
     PII_ON_ERROR: Literal["redact", "refuse"] = "redact"
+
+    # user_context: attributes accepted beyond country/plan/region (comma-separated names),
+    # and the longest value any attribute may have; anything else is refused with a 422
+    USER_CONTEXT_ATTRIBUTES: str = ""
+    USER_CONTEXT_MAX_CHARS: int = Field(default=64, ge=1, le=1024)
 
     # Admin endpoints refuse every call while this is unset
     ADMIN_TOKEN: SecretStr | None = None
@@ -111,6 +125,11 @@ class Settings(BaseSettings):
     def openai_model_map(self) -> dict[str, str]:
         """OPENAI_MODEL_MAP as {variation model: served model} ("*": every other model)."""
         return parse_model_map(self.OPENAI_MODEL_MAP)
+
+    @property
+    def user_context_attributes(self) -> frozenset[str]:
+        """The extra user_context attribute names USER_CONTEXT_ATTRIBUTES allows."""
+        return frozenset(n.strip() for n in self.USER_CONTEXT_ATTRIBUTES.split(",") if n.strip())
 
     @property
     def ld_mode(self) -> bool:

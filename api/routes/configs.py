@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import ServiceDep
 from utils.flags.client import AGENT_CONFIG_KEYS, build_context
-from utils.flags.flag_file import describe_flag_file
+from utils.flags.flag_file import describe_flags
 
 router = APIRouter(prefix="/configs", tags=["configs"])
 
@@ -23,9 +23,12 @@ DEMO_USERS: dict[str, dict[str, str]] = {
 
 @router.get("")
 async def read_configs(service: ServiceDep) -> dict[str, Any]:
-    """Variations and targeting of the agent configs, and what each demo user is served."""
-    path = service.flags.flags_path
-    flags = describe_flag_file(path, AGENT_CONFIG_KEYS) if path is not None else []
+    """Variations and targeting of the agent configs, and what each demo user is served.
+
+    Local mode describes the validated flag data in service, never the file as it is on disk
+    right now (which may be half-written); `problems` says how the two differ.
+    """
+    flags = describe_flags(service.flags.served_flags(), AGENT_CONFIG_KEYS)
     served = {}
     for label, attributes in DEMO_USERS.items():
         context = build_context(f"demo-{label}", attributes)
@@ -36,4 +39,4 @@ async def read_configs(service: ServiceDep) -> dict[str, Any]:
                                   "in_experiment": config.in_experiment,
                                   "source": config.source}
     return {"mode": service.flags.mode, "flags": flags, "served": served,
-            "demo_users": DEMO_USERS}
+            "demo_users": DEMO_USERS, "problems": service.flags.problems()}

@@ -1,4 +1,9 @@
-"""GET /health: flag source, LLM mode per provider, tools, store (never any secret)."""
+"""GET /health: flag source, LLM mode per provider, tools, store (never any secret).
+
+Always HTTP 200 while the process serves: `status` is `ok`, or `degraded` with the `reasons`
+(the flags in service are not the file's, the store cannot take writes, a provider's last
+call failed). Tools that are not configured are `warnings`, not reasons.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,10 @@ async def read_health(service: ServiceDep) -> HealthPublic:
     tools = service.tools.status()
     warnings += [f"tool {name}: {status}" for name, status in tools.items()
                  if not status.startswith("available")]
+    reasons = [*service.flags.problems(), *service.store.problems(),
+               *service.providers.problems()]
     return HealthPublic(
-        status="ok" if flags.get("initialized") or "hint" in flags else "degraded",
+        status="degraded" if reasons else "ok", reasons=reasons,
         version=_version(), flags=flags, llm_mode=llm_mode_by_provider(service.settings),
         tools=tools, events_db=str(service.store.path), warnings=warnings,
     )

@@ -193,7 +193,7 @@ async function loadHealth() {
     const flags = (health.flags && health.flags.mode) || "?";
     $("#health-text").textContent = `${health.status} · flags: ${flags} · ${llm}`;
     box.className = `health ${health.status}`;
-    box.title = (health.warnings || []).join("\n")
+    box.title = [...(health.reasons || []), ...(health.warnings || [])].join("\n")
       || Object.entries(health.llm_mode || {}).map(([p, m]) => `${p}: ${m}`).join(", ");
   } catch (err) {
     $("#health-text").textContent = "server unreachable";

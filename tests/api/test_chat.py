@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from utils.settings import get_settings
+
 US_PAID = {"country": "US", "plan": "paid"}
 
 
@@ -54,7 +56,9 @@ def test_bad_input_is_a_422_naming_the_field(client, body, field) -> None:
     assert any(field in error["loc"] for error in response.json()["detail"])
 
 
-def test_extra_context_attributes_are_allowed(client) -> None:
+def test_allow_listed_extra_context_attributes_are_allowed(client, monkeypatch) -> None:
+    monkeypatch.setenv("USER_CONTEXT_ATTRIBUTES", "beta_tester, language")
+    get_settings.cache_clear()
     body = {"user_id": "u4", "message": "What is an MDP?",
             "user_context": {"country": "US", "plan": "paid", "beta_tester": True}}
     assert client.post("/chat", json=body).status_code == 200

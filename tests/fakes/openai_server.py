@@ -3,6 +3,11 @@
 Answers plain requests with one JSON completion and `"stream": true` requests with
 server-sent events (`chat.completion.chunk` objects, a usage chunk when
 `stream_options.include_usage` is set, then `data: [DONE]`), as the API does.
+
+Faults, for the fault-injection tests: `fail_status` (every request, or only the first
+`fail_times`), `hang_s` (sleep before answering), `cut_after` (send that many stream chunks,
+counting the role chunk and the first-token pause, then close the connection: no finish
+reason, no usage, no `[DONE]`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ class FakeOpenAI(LocalServer):
         self.tool_call = tool_call  # (function name, arguments): answer with this call
         self.first_token_delay_s = first_token_delay_s  # streams: pause after the role chunk
         self.fail_status: int | None = None
-        self.cut_after: int | None = None  # chunks sent before the connection drops
+        self.cut_after: int | None = None  # stream chunks sent before the connection drops
+        self.fail_times: int | None = None  # None: every request fails while fail_status is set
+        self.hang_s = 0.0
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -36,7 +43,10 @@ class FakeOpenAI(LocalServer):
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append({"path": self.path, "body": body,
                                       "auth": self.headers.get("authorization")})
-                if fake.fail_status:
+                if fake.hang_s:
+                    time.sleep(fake.hang_s)
+                if fake.fail_status and (fake.fail_times is None
+                                         or len(fake.requests) <= fake.fail_times):
                     self.send_json(fake.fail_status, {"error": {
                         "message": "upstream exploded", "type": "server_error"}})
                     return

@@ -5,6 +5,10 @@ bucketing, `ldai` turns the served variation into an agent config and a tracker.
 SDK's file data source reads `LOCAL_FLAGS_PATH` and polls it, so an edit is served without a
 restart. Every lookup carries a typed default, so the app keeps answering when a flag is
 missing, malformed or the flag service is down.
+
+Locally the SDK reads a validated copy of the file (utils.flags.file_source): a version that is
+incomplete or not JSON is never served, the last valid one stays in service, and the built-in
+defaults (strict security) run only until a valid file has been loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
 
+from utils.flags.file_source import FlagFileRejected, ValidatedFlagFile
+from utils.privacy.detector import POLICIES as PII_POLICIES
 from utils.privacy.placeholders import placeholder
 from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
@@ -37,6 +43,7 @@ AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
 
 DEFAULT_VARIATION_KEY = "built-in-default"
 FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one reload
+STRICTEST_PII_POLICY = "strict"  # what the security agent runs when no valid config says
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
 
 ConfigSource = Literal["flags", "default", "fallback"]
@@ -95,7 +102,9 @@ DEFAULT_CONFIGS: dict[str, AgentConfig] = {
     SECURITY_CONFIG: AgentConfig(
         config_key=SECURITY_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
         model="claude-haiku-4-5", provider="anthropic", parameters={"temperature": 0.0},
-        custom={"pii_policy": "basic"}, instructions=_DEFAULT_INSTRUCTIONS[SECURITY_CONFIG],
+        # Fail closed: without a valid flag, every user gets the strictest redaction.
+        custom={"pii_policy": STRICTEST_PII_POLICY},
+        instructions=_DEFAULT_INSTRUCTIONS[SECURITY_CONFIG],
         source="default",
     ),
     SUPPORT_CONFIG: AgentConfig(
@@ -144,7 +153,7 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
     return context
 
 
-def _validate_raw_variation(raw: Any) -> None:
+def _validate_raw_variation(raw: Any, config_key: str | None = None) -> None:
     if not isinstance(raw, dict):
         raise MalformedVariation(f"the variation is a {type(raw).__name__}, not an object")
     model = raw.get("model")
@@ -156,6 +165,76 @@ def _validate_raw_variation(raw: Any) -> None:
         raise MalformedVariation(
             f"unknown provider {provider_name!r}; expected one of {', '.join(PROVIDER_NAMES)}"
         )
+    if config_key == SECURITY_CONFIG:
+        policy = (model.get("custom") or {}).get("pii_policy")
+        if policy not in PII_POLICIES:
+            raise MalformedVariation(f"pii_policy {policy!r} is not one of "
+                                     f"{', '.join(sorted(PII_POLICIES))}")
+
+
+def _served_indices(flag: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(where, variation index) for everything the flag can serve."""
+    served: list[tuple[str, Any]] = []
+    targets = [("fallthrough", flag.get("fallthrough"))]
+    targets += [(f"rule {i}", rule) for i, rule in enumerate(flag.get("rules") or [])]
+    for where, target in targets:
+        if not isinstance(target, dict):
+            raise FlagFileRejected(f"flag {flag.get('key')!r} {where} is not an object")
+        rollout = target.get("rollout")
+        if "variation" not in target and not isinstance(rollout, dict):
+            raise FlagFileRejected(f"flag {flag.get('key')!r} {where} serves no variation")
+        if "variation" in target:
+            served.append((where, target["variation"]))
+        else:
+            served += [(f"{where} rollout", v.get("variation") if isinstance(v, dict) else v)
+                       for v in rollout.get("variations") or [None]]
+    served += [(f"target {i}", t.get("variation") if isinstance(t, dict) else t)
+               for i, t in enumerate(flag.get("targets") or [])]
+    if flag.get("offVariation") is not None:
+        served.append(("offVariation", flag["offVariation"]))
+    return served
+
+
+def validate_flag_data(data: Any) -> list[str]:
+    """Raise FlagFileRejected if `data` must not be served; else the problems it still has.
+
+    Rejected: not an object, an agent flag missing, a served variation index out of range or
+    a targeted segment not defined (each of which would silently serve a weaker default).
+    Kept, with a problem: a malformed variation, which serves its built-in default.
+    """
+    if not isinstance(data, dict):
+        raise FlagFileRejected(f"it is a JSON {type(data).__name__}, not an object")
+    flags, segments = data.get("flags", {}), data.get("segments", {})
+    if not isinstance(flags, dict) or not isinstance(segments, dict):
+        raise FlagFileRejected('"flags" and "segments" must be objects')
+    missing = [key for key in AGENT_CONFIG_KEYS if not isinstance(flags.get(key), dict)]
+    if missing:
+        raise FlagFileRejected(f"agent flag(s) {', '.join(missing)} missing; {SETUP_HINT}")
+    problems = []
+    for key in AGENT_CONFIG_KEYS:
+        flag = flags[key]
+        variations = flag.get("variations")
+        if not isinstance(variations, list) or not variations:
+            raise FlagFileRejected(f"flag {key!r} has no variations")
+        for where, index in _served_indices({"key": key, **flag}):
+            if not isinstance(index, int) or isinstance(index, bool) or \
+                    not 0 <= index < len(variations):
+                raise FlagFileRejected(f"flag {key!r} {where} serves variation {index!r}, "
+                                       f"but the flag has {len(variations)}")
+        for rule in flag.get("rules") or []:
+            for clause in rule.get("clauses") or []:
+                if isinstance(clause, dict) and clause.get("op") == "segmentMatch":
+                    unknown = [s for s in clause.get("values") or [] if s not in segments]
+                    if unknown:
+                        raise FlagFileRejected(f"flag {key!r} targets segment(s) "
+                                               f"{unknown}, which the file does not define")
+        for i, variation in enumerate(variations):
+            try:
+                _validate_raw_variation(variation, key)
+            except MalformedVariation as exc:
+                problems.append(f"flag {key!r} variation {i} is malformed ({exc}); "
+                                "it serves the built-in default")
+    return problems
 
 
 def _default_as_ai_default(config: AgentConfig) -> AIAgentConfigDefault:
@@ -175,6 +254,7 @@ class ConfigFlags:
         self._settings = settings
         self._warned: set[tuple[str, str]] = set()
         self._warn_lock = threading.Lock()
+        self.file: ValidatedFlagFile | None = None
         if settings.ld_mode:
             assert settings.LD_SDK_KEY is not None
             config = Config(
@@ -185,14 +265,14 @@ class ConfigFlags:
             )
             self.mode = "launchdarkly"
         else:
-            flags_path = settings.flags_path
-            # The file watcher needs the folder to exist, even before the file does.
-            flags_path.parent.mkdir(parents=True, exist_ok=True)
+            # Two polls (the file, then the SDK on the validated copy) share the interval.
+            self.file = ValidatedFlagFile(settings.flags_path, validate_flag_data,
+                                          FLAG_POLL_INTERVAL_S / 2)
             config = Config(
                 "local-flag-file",  # any non-empty key; nothing is sent anywhere
                 update_processor_class=Files.new_data_source(
-                    paths=[str(flags_path)], auto_update=True,
-                    poll_interval=FLAG_POLL_INTERVAL_S, force_polling=True,
+                    paths=[str(self.file.served_path)], auto_update=True,
+                    poll_interval=FLAG_POLL_INTERVAL_S / 2, force_polling=True,
                 ),
                 send_events=False,
             )
@@ -207,16 +287,31 @@ class ConfigFlags:
     def status(self) -> dict[str, Any]:
         """Flag-source status for /health (never includes keys)."""
         status: dict[str, Any] = {"mode": self.mode, "initialized": self.client.is_initialized()}
-        if self.flags_path is not None:
-            exists = self.flags_path.exists()
-            status["flags_file"] = str(self.flags_path)
+        if self.file is not None:
+            exists = self.file.source.exists()
+            status["flags_file"] = str(self.file.source)
             status["flags_file_exists"] = exists
-            if not exists:
+            status["serving"] = "flags file" if self.file.ever_loaded else "built-in defaults"
+            status["loaded_at"] = self.file.good_loaded_at
+            if not exists and not self.file.ever_loaded:
                 status["hint"] = (
-                    f"flags file {self.flags_path} is missing, so every agent runs its built-in "
-                    f"default config; {SETUP_HINT}"
+                    f"flags file {self.file.source} is missing, so every agent runs its "
+                    f"built-in default config; {SETUP_HINT}"
                 )
         return status
+
+    def problems(self) -> list[str]:
+        """Why the flags in service are not the intended ones ([] when they are)."""
+        if self.file is not None:
+            return self.file.problems()
+        if not self.client.is_initialized():
+            return ["the LaunchDarkly client is not initialized: every agent runs its built-in "
+                    "default config (the security agent with the strict policy)"]
+        return []
+
+    def served_flags(self) -> dict[str, Any] | None:
+        """The validated flag data in service (local mode), for /configs."""
+        return self.file.good if self.file is not None else None
 
     def agent_config(self, config_key: str, context: Context) -> AgentConfig:
         """The agent config served to `context`, or the built-in default with the reason logged."""
@@ -231,7 +326,7 @@ class ConfigFlags:
             detail = _last_detail.get()
             problem = str(exc)
             try:
-                _validate_raw_variation(getattr(detail, "value", None))
+                _validate_raw_variation(getattr(detail, "value", None), config_key)
             except MalformedVariation as precise:
                 problem = str(precise)
             self._warn_malformed(config_key, detail, problem)
@@ -244,7 +339,7 @@ class ConfigFlags:
             # Flag missing or store not initialised: the typed default is the answer.
             return default
         try:
-            _validate_raw_variation(detail.value)
+            _validate_raw_variation(detail.value, config_key)
         except MalformedVariation as exc:
             self._warn_malformed(config_key, detail, str(exc))
             return replace(default, source="fallback")
@@ -290,4 +385,8 @@ class ConfigFlags:
         self.client.flush()
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.client.close()
+        finally:
+            if self.file is not None:
+                self.file.close()

@@ -1,16 +1,17 @@
 """The local flag file as people read it: variations and targeting, summarised.
 
 The file is LaunchDarkly flag JSON (`{"flags": {...}, "segments": {...}}`) that the SDK's file
-data source evaluates; the bootstrap's local backend writes it. This module only reads it, for
-the /configs view.
+data source evaluates; the bootstrap's local backend writes it. This module only describes the
+validated version in service (utils.flags.file_source), for the /configs view.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from pathlib import Path
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # LaunchDarkly rollout weights are thousandths of a percent: 100000 is everyone.
 ALL_WEIGHT = 100_000
@@ -50,17 +51,24 @@ def describe_targeting(flag: dict[str, Any]) -> list[dict[str, Any]]:
     return rules
 
 
-def describe_flag_file(path: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The flags `keys` of the file at `path`, described; [] when the file does not exist."""
-    if not path.exists():
-        return []
-    flags = json.loads(path.read_text()).get("flags", {})
+def describe_flags(data: Mapping[str, Any] | None, keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The flags `keys` of flag data `data` (None: nothing loaded yet), described.
+
+    A flag whose shape cannot be described is listed as malformed rather than failing the
+    whole view.
+    """
+    flags = (data or {}).get("flags") or {}
     described = []
     for key in keys:
         flag = flags.get(key)
-        if flag:
+        if not flag:
+            continue
+        try:
             described.append({"key": key, "on": flag.get("on", True),
                               "variations": [describe_variation(v)
                                              for v in flag.get("variations", [])],
                               "targeting": describe_targeting(flag)})
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            log.warning("flag %r cannot be described: %s: %s", key, type(exc).__name__, exc)
+            described.append({"key": key, "malformed": True})
     return described

@@ -1,7 +1,10 @@
 """Deterministic PII detection and redaction with two policies, `basic` and `strict`.
 
 Built on Presidio: an `AnalyzerEngine` with the no-op NLP engine (no spaCy model, no network)
-and only the recognizers in `utils.privacy.recognizers`, plus the anonymizer's `replace` operator.
+and only the recognizers of `utils.privacy.catalog`, plus the anonymizer's `replace` operator.
+Each text is scanned as typed and, when `utils.privacy.normalize` changes it (NFKC,
+zero-width characters, URL escapes, "at"/"dot" forms, spelled-out digits), once more in its
+normalised form, with those detections mapped back onto the original characters.
 Replacements name the type (`[EMAIL]`, `[PERSON]`); everything else stays byte-for-byte.
 Nothing here logs or raises with raw text in it: messages carry types, counts and offsets only.
 
@@ -23,13 +26,14 @@ from collections import OrderedDict  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
+from utils.privacy.normalize import normalize  # noqa: E402
 from utils.privacy.placeholders import placeholder  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BASIC_TYPES: frozenset[str] = frozenset({
     "EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "PERSON",
-    "STREET_ADDRESS", "PASSPORT", "DRIVER_LICENSE"})
+    "STREET_ADDRESS", "PASSPORT", "NATIONAL_ID", "DRIVER_LICENSE"})
 STRICT_TYPES: frozenset[str] = BASIC_TYPES | frozenset({
     "LOCATION", "ORGANIZATION", "JOB_TITLE", "DATE_OF_BIRTH", "REFERENCE_NUMBER"})
 POLICIES: dict[str, frozenset[str]] = {"basic": BASIC_TYPES, "strict": STRICT_TYPES}
@@ -37,7 +41,8 @@ ALL_TYPES = STRICT_TYPES
 
 # When two detections overlap, the more specific type wins ties on score.
 _PRIORITY = {t: i for i, t in enumerate((
-    "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PASSPORT", "DRIVER_LICENSE",
+    "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PASSPORT", "NATIONAL_ID",
+    "DRIVER_LICENSE",
     "DATE_OF_BIRTH", "PHONE", "STREET_ADDRESS", "REFERENCE_NUMBER", "ORGANIZATION", "PERSON",
     "JOB_TITLE", "LOCATION"))}
 
@@ -98,7 +103,7 @@ def warm_up() -> None:
         from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig
 
-        from utils.privacy.recognizers import build_recognizers
+        from utils.privacy.catalog import build_recognizers
 
         nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
         nlp.load()
@@ -165,7 +170,10 @@ def _scan(text: str) -> list[Entity]:
     warm_up()
     analyzer = _engines[0]
     try:
-        results = analyzer.analyze(text, language="en")
+        results = [(r, None) for r in analyzer.analyze(text, language="en")]
+        norm = normalize(text)
+        if norm.text != text:
+            results += [(r, norm) for r in analyzer.analyze(norm.text, language="en")]
     except Exception as exc:  # fail closed: the caller decides, but never sees raw text
         raise PiiDetectionError(
             f"PII detector failed ({type(exc).__name__}) on a {len(text)}-character text"
@@ -173,8 +181,9 @@ def _scan(text: str) -> list[Entity]:
     # Overlaps are resolved across all types before the policy filter, so a company name
     # that contains a surname stays one ORGANIZATION span (kept as is by the basic policy).
     return _resolve_overlaps(
-        Entity(r.entity_type, r.start, r.end, round(float(r.score), 3)) for r in results
-        if r.entity_type in ALL_TYPES and r.end > r.start)
+        Entity(r.entity_type, *(norm.span(r.start, r.end) if norm else (r.start, r.end)),
+               round(float(r.score), 3))
+        for r, norm in results if r.entity_type in ALL_TYPES and r.end > r.start)
 
 
 def detect_pii(text: str, policy: str) -> list[Entity]:
@@ -224,6 +233,15 @@ def surviving_entities(original_text: str, entities: Iterable[Entity],
         if not needle or f" {needle} " in words or (len(raw_digits) >= 5 and raw_digits in digits):
             survivors.append(entity)
     return survivors
+
+
+def identifier_pii_types(value: str) -> list[str]:
+    """Sorted types of the direct identifiers (the basic set) in a key or attribute value.
+
+    Used to refuse user ids and context attributes that would carry PII into the store and
+    into LaunchDarkly contexts; the detector's fail-closed error propagates.
+    """
+    return sorted({e.type for e in detect_pii(value, "basic")}) if value else []
 
 
 def count_exposed(text: str) -> int:

@@ -20,12 +20,7 @@ from presidio_analyzer import (
     PatternRecognizer,
     RecognizerResult,
 )
-from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
-    EmailRecognizer,
-    IbanRecognizer,
-    IpRecognizer,
-)
+from presidio_analyzer.predefined_recognizers import IpRecognizer
 
 _LEXICON_PATH = Path(__file__).with_name("pii_lexicon.json")
 _CASE = regex.DOTALL | regex.MULTILINE  # case-sensitive: capitals carry the signal for names
@@ -91,14 +86,17 @@ class CuedPatternRecognizer(PatternRecognizer):
     """
 
     def __init__(self, *, cue: str, window: int = 32, cue_required_below: float = 0.5,
-                 cued_score: float = 0.7, **kwargs) -> None:
+                 cued_score: float = 0.7, cue_only: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self._cue = regex.compile(cue, _NOCASE)
         self._window = window
         self._threshold = cue_required_below
         self._cued_score = cued_score
+        self._cue_only = cue_only  # every match needs a cue: skip texts without one
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: D102
+        if self._cue_only and not self._cue.search(text):
+            return []
         kept = []
         for result in super().analyze(text, entities, nlp_artifacts, regex_flags):
             if result.score < self._threshold:
@@ -127,7 +125,10 @@ class PhoneRecognizer(CuedPatternRecognizer):
             supported_entity="PHONE", name="PhoneRecognizer",
             patterns=[Pattern("phone candidate", candidate, 0.3)],
             cue=r"\b(?:phone|tel|telephone|mobile|cell|call|whatsapp|fax|reach me|text me|"
-                r"number|ring|handy|telefon|téléphone|móvil|cellulare)\b",
+                r"number|ring|handy|telefon|téléphone|móvil|cellulare|portable|numéro|"
+                r"teléfono|telefone|telefono|celular|nummer|numer|telefonnummer|"
+                r"тел|телефон|номер|мобильный)\b|电话|電話|手机|手機|号码|號碼|联系|聯絡|"
+                r"致电|打给|携帯|番号|연락처|전화|번호|핸드폰",
             window=40)
 
     def validate_result(self, pattern_text: str) -> bool | None:  # noqa: D102
@@ -172,7 +173,7 @@ def _cued_id(entity: str, candidate: str, cue: str, window: int = 40,
     return CuedPatternRecognizer(
         supported_entity=entity, name=f"{entity.title().replace('_', '')}Recognizer",
         patterns=[Pattern(f"{entity.lower()} candidate", candidate, 0.3)],
-        cue=cue, window=window, global_regex_flags=flags, cued_score=0.85)
+        cue=cue, window=window, global_regex_flags=flags, cued_score=0.85, cue_only=True)
 
 
 _DATE = (r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})|"
@@ -183,11 +184,9 @@ _DATE = (r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})|"
 
 
 def identifier_recognizers() -> list[EntityRecognizer]:
-    """Passport, driving licence, date of birth and account/order/reference numbers."""
+    """Driving licence, date of birth and account/order/reference numbers."""
     code = r"\b(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,24}\b"
     return [
-        _cued_id("PASSPORT", r"\b[A-Z]{0,2}\d{6,9}\b|\b(?=[A-Z]*\d)[A-Z0-9]{8,9}\b",
-                 r"\bpass(?:port)?\b|\bpassport", flags=_CASE),
         _cued_id("DRIVER_LICENSE", r"\b(?=[A-Z0-9-]*\d)[A-Z][A-Z0-9-]{5,16}\b|\b\d{7,12}\b",
                  r"driv(?:er'?s?|ing) licen[cs]e|\bDL\b|licen[cs]e (?:no|number|#)|führerschein",
                  flags=_CASE),
@@ -449,7 +448,7 @@ class LocationRecognizer(PatternRecognizer):
         return kept
 
 
-class _IpRecognizer(IpRecognizer):
+class IpAddressRecognizer(IpRecognizer):
     """Presidio's IP patterns, skipped when the text has no dotted quad or colon group (~0.1 ms)."""
 
     _HINT = regex.compile(r"\d\.\d{1,3}\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]*:")
@@ -458,28 +457,3 @@ class _IpRecognizer(IpRecognizer):
         if not self._HINT.search(text):
             return []
         return super().analyze(text, entities, nlp_artifacts, regex_flags)
-
-
-def build_recognizers() -> list[EntityRecognizer]:
-    """All recognizers the analyzer runs, each emitting this module's entity type names."""
-    return [
-        EmailRecognizer(supported_entity="EMAIL"),
-        CreditCardRecognizer(supported_entity="CREDIT_CARD", patterns=[
-            *CreditCardRecognizer.PATTERNS,
-            Pattern("amex 4-6-5", r"\b3[47]\d{2}[- ]?\d{6}[- ]?\d{5}\b", 0.3),
-            Pattern("mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
-            # ISO/IEC 7812 allows 12 to 19 digits (Maestro 12-19, Visa 19) beyond Presidio's
-            # patterns; the recognizer's Luhn check still has to pass.
-            Pattern("any length 12-19", r"\b[1-9]\d{11,18}\b", 0.1),
-            Pattern("19 digits grouped", r"\b\d{4}(?:[- ]\d{4}){3}[- ]\d{3}\b", 0.2)]),
-        IbanRecognizer(supported_entity="IBAN"),
-        _IpRecognizer(supported_entity="IP_ADDRESS"),
-        PhoneRecognizer(),
-        SsnRecognizer(),
-        *identifier_recognizers(),
-        address_recognizer(),
-        organization_recognizer(),
-        job_title_recognizer(),
-        PersonRecognizer(),
-        LocationRecognizer(),
-    ]

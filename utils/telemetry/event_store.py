@@ -5,6 +5,11 @@ commits everything waiting in one transaction, and only then resolves the future
 event loop never blocks on disk, a response is only sent once its rows are committed (an
 acknowledged request survives `kill -9`), and several server processes can share one file
 (`BEGIN IMMEDIATE` + busy timeout serialise their writers).
+
+Faults end in `StoreUnavailable` naming the reason (locked, read-only, full, I/O error, file
+deleted) within `lock_timeout_s`; the API answers 503 and /health reads `problems()`. The file's
+identity is checked before and after each commit, so a write into a store file deleted while
+serving is never acknowledged.
 """
 
 from __future__ import annotations
@@ -13,21 +18,24 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailable, store_fault
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-_BUSY_TIMEOUT_MS = 30_000
 _MAX_BATCHES_PER_COMMIT = 256
+_WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
 
 # Each entry migrates the schema from version i to i + 1.
 _MIGRATIONS: list[str] = [
@@ -112,15 +120,19 @@ class RequestRecord:
     span_id: str | None = None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> sqlite3.Connection:
     """A connection with the store's pragmas, schema created or migrated."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+    conn = sqlite3.connect(path, timeout=lock_timeout_s, isolation_level=None,
                            check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a process crash
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    _migrate(conn)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a crash
+        _migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -147,14 +159,57 @@ def _migrate(conn: sqlite3.Connection) -> None:
 class EventStore:
     """Durable, concurrent-safe recording of requests, exposures, events and feedback."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
         self._queue: queue.Queue[tuple[WriteBatch, Future] | None] = queue.Queue()
         self._local = threading.local()
-        self._writer_conn = connect(self.path)
+        self._writer_conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file we write
+        self._problem: str | None = None  # why the last write failed; None once one succeeds
+        self._gone: str | None = None  # the file was deleted or replaced: permanent
         self._closed = False
+        try:
+            self._open()
+        except StoreUnavailable as exc:
+            # A locked or read-only store still lets the server start: writes answer 503 with
+            # the reason, /health says degraded, and each new write tries to open it again.
+            log.error("%s", exc)
+            self._problem = str(exc)
         self._thread = threading.Thread(target=self._run, name="event-store-writer", daemon=True)
         self._thread.start()
+
+    def problems(self) -> list[str]:
+        """What keeps the store from taking writes right now ([] when healthy); never blocks."""
+        self._check_identity(raise_error=False)
+        return [p for p in (self._gone or self._problem,) if p]
+
+    def _check_identity(self, raise_error: bool = True) -> None:
+        if self._identity is not None and not self._gone:
+            try:
+                stat = os.stat(self.path)
+                same = (stat.st_dev, stat.st_ino) == self._identity
+            except FileNotFoundError:
+                same = False
+            if not same:
+                self._gone = (f"event store file {self.path} was deleted or replaced while "
+                              "the server was running; nothing more is written to it: "
+                              "restore the file or restart the server")
+                log.error("%s", self._gone)
+        if self._gone and raise_error:
+            raise StoreUnavailable(self._gone)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._writer_conn is None:
+            try:
+                conn = connect(self.path, self.lock_timeout_s)
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(store_fault(self.path, exc, self.lock_timeout_s)
+                                       or f"event store {self.path} cannot be opened: {exc}"
+                                       ) from exc
+            stat = os.stat(self.path)
+            self._writer_conn, self._identity = conn, (stat.st_dev, stat.st_ino)
+        return self._writer_conn
 
     # -- writing --------------------------------------------------------------------------
 
@@ -168,11 +223,19 @@ class EventStore:
         return future
 
     async def write(self, batch: WriteBatch) -> str:
-        """Commit a batch without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(batch))
+        """Commit a batch without blocking the event loop, or raise StoreUnavailable.
+
+        SQLite gives up on a lock after `lock_timeout_s`; this wait ends just after it, and a
+        batch whose wait ran out before its commit started is dropped."""
+        bound = self.lock_timeout_s + _WAIT_BACKSTOP_S
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self.submit(batch)), bound)
+        except TimeoutError as exc:
+            self._problem = f"event store {self.path} did not commit within {bound:g} s (busy)"
+            raise StoreUnavailable(self._problem) from exc
 
     def write_sync(self, batch: WriteBatch, timeout: float = 30.0) -> str:
-        return self.submit(batch).result(timeout=timeout)
+        return self.submit(batch).result(timeout=timeout)  # tests and tools (no event loop)
 
     def _run(self) -> None:
         while True:
@@ -192,23 +255,57 @@ class EventStore:
             self._commit(pending)
 
     def _commit(self, pending: list[tuple[WriteBatch, Future]]) -> None:
-        conn = self._writer_conn
+        # A batch whose caller gave up waiting (and cancelled) is not written at all.
+        pending = [(b, f) for b, f in pending if f.set_running_or_notify_cancel()]
+        if pending:
+            self._commit_group(pending)
+
+    def _commit_group(self, pending: list[tuple[WriteBatch, Future]]) -> None:
+        started = time.monotonic()
         try:
+            self._check_identity()
+            conn = self._open()
             conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, StoreUnavailable) as exc:
+            self._fail(pending, exc, time.monotonic() - started)
+            return
+        try:
             outcomes = [self._apply(conn, batch) for batch, _ in pending]
             conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            if len(pending) > 1:  # isolate the bad batch; the others still commit
-                for one in pending:
-                    self._commit([one])
+            if store_fault(self.path, exc) is None and len(pending) > 1:
+                for one in pending:  # isolate the bad batch; the others still commit
+                    self._commit_group([one])
                 return
-            log.exception("event store write failed for request %s", pending[0][0].request_id)
-            pending[0][1].set_exception(exc)
+            if store_fault(self.path, exc) is None:
+                log.exception("event store write failed for request %s",
+                              pending[0][0].request_id)
+                _resolve(pending[0][1], exc=exc)
+            else:
+                self._fail(pending, exc, time.monotonic() - started)
             return
+        try:
+            self._check_identity()  # a commit into a deleted file is not an acknowledgement
+        except StoreUnavailable as exc:
+            self._fail(pending, exc, None)
+            return
+        self._problem = None
         for (_, future), outcome in zip(pending, outcomes, strict=True):
-            future.set_result(outcome)
+            _resolve(future, outcome)
+
+    def _fail(self, pending: list[tuple[WriteBatch, Future]], exc: BaseException,
+              waited_s: float | None) -> None:
+        reason = store_fault(self.path, exc, None if waited_s is None else round(waited_s, 1))
+        reason = reason or f"event store {self.path} failed: {type(exc).__name__}: {exc}"
+        if reason != self._problem:
+            log.error("%s (%d batch(es) not written)", reason, len(pending))
+        self._problem = reason
+        error = StoreUnavailable(reason)
+        error.__cause__ = exc
+        for _, future in pending:
+            _resolve(future, exc=error)
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, batch: WriteBatch) -> str:
@@ -250,28 +347,39 @@ class EventStore:
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
-                                   isolation_level=None, check_same_thread=False)
+            # mode=rw: a reader never creates an empty store where the file was deleted.
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
+                                   timeout=self.lock_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn
 
-    def _has_trace_columns(self, conn: sqlite3.Connection) -> bool:
+    def _has_trace_columns(self) -> bool:
         """Whether `requests` has the trace columns (a file another version wrote may not)."""
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        columns = {row[1] for row in self._read("PRAGMA table_info(requests)")}
         return {"trace_id", "span_id"} <= columns
 
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return list(self._reader().execute(sql, params))
+        except sqlite3.Error as exc:
+            reason = store_fault(self.path, exc, self.lock_timeout_s)
+            if reason is None:
+                raise
+            raise StoreUnavailable(reason) from exc
+
     def get_request(self, request_id: str) -> RequestRecord | None:
-        conn = self._reader()
-        trace = "trace_id, span_id" if self._has_trace_columns(conn) else \
+        trace = "trace_id, span_id" if self._has_trace_columns() else \
             "NULL AS trace_id, NULL AS span_id"
-        row = conn.execute(
+        rows = self._read(
             f"SELECT request_id, user_key, context_json, status, {trace} FROM requests"
             " WHERE request_id = ?", (request_id,),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        exposures = [dict(r) for r in conn.execute(
+        row = rows[0]
+        exposures = [dict(r) for r in self._read(
             "SELECT config_key, variation_key, in_experiment FROM exposures"
             " WHERE request_id = ? ORDER BY id", (request_id,),
         )]
@@ -281,31 +389,29 @@ class EventStore:
 
     def trace_ids(self, request_ids: Sequence[str]) -> dict[str, str]:
         """The trace id of each of `request_ids` that was traced (absent: not traced)."""
-        conn = self._reader()
-        if not request_ids or not self._has_trace_columns(conn):
+        if not request_ids or not self._has_trace_columns():
             return {}
         found: dict[str, str] = {}
         ids = list(dict.fromkeys(request_ids))
         for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
             chunk = ids[start:start + 500]
-            found.update((r[0], r[1]) for r in conn.execute(
+            found.update((r[0], r[1]) for r in self._read(
                 "SELECT request_id, trace_id FROM requests WHERE trace_id IS NOT NULL AND"
                 f" request_id IN ({', '.join('?' * len(chunk))})", chunk))
         return found
 
     def summary(self) -> dict[str, Any]:
         """Row counts per table and per event key."""
-        conn = self._reader()
-        tables = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        tables = {t: self._read(f"SELECT COUNT(*) FROM {t}")[0][0]
                   for t in ("requests", "exposures", "events", "feedback")}
-        by_key = {r[0]: r[1] for r in conn.execute(
+        by_key = {r[0]: r[1] for r in self._read(
             "SELECT event_key, COUNT(*) FROM events GROUP BY event_key ORDER BY event_key")}
-        simulated = conn.execute("SELECT COUNT(*) FROM events WHERE simulated = 1").fetchone()[0]
+        simulated = self._read("SELECT COUNT(*) FROM events WHERE simulated = 1")[0][0]
         return {"path": str(self.path), "schema_version": SCHEMA_VERSION, "tables": tables,
                 "events_by_key": by_key, "simulated_events": simulated}
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(self._reader().execute(sql, params))
+        return self._read(sql, params)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit everything queued, then stop the writer."""
@@ -314,4 +420,14 @@ class EventStore:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
-        self._writer_conn.close()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+
+
+def _resolve(future: Future, outcome: str | None = None, *,
+             exc: BaseException | None = None) -> None:
+    with contextlib.suppress(InvalidStateError):  # the caller may have stopped waiting
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(outcome)

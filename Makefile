@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test demo lint bench clean-data
+.PHONY: install serve test demo lint bench calibrate clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: install
 
 bench: install ## Run every benchmark under bench/
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+calibrate: install ## Error rates of the verdict rules over simulated experiments (5-14 min)
+	$(BIN)/python bench/calibrate_verdicts.py
 
 clean-data: ## Delete runtime state (flags, events, indexes, reports)
 	rm -rf data logs

@@ -72,8 +72,9 @@ async def security_node(state: ChatState, runtime: Runtime[RequestContext]) -> d
                 return _refuse(ctx, config, timer, usage, error)
 
     pii_types = sorted({entity.type for entity in floor.entities})
-    ctx.recorder.finish_run(config, "security", timer, usage, error=error, pii_types=pii_types,
-                            redacted_text=safe_message)
+    sent = [config.instructions, floor.text] if error is not None else None
+    ctx.recorder.finish_run(config, "security", timer, usage, error=error, sent=sent,
+                            pii_types=pii_types, redacted_text=safe_message)
     return {"safe_message": safe_message, "safe_history": safe_history}
 
 

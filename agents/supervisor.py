@@ -100,7 +100,8 @@ async def supervisor_node(state: ChatState, runtime: Runtime[RequestContext]) ->
                         ctx.request_id, type(exc).__name__)
             found, reason = True, "supervisor model error"
 
-    ctx.recorder.finish_run(config, "supervisor", timer, usage, error=error)
+    ctx.recorder.finish_run(config, "supervisor", timer, usage, error=error,
+                            sent=[config.instructions, screened])
     route = "security" if found else "support"
     log.debug("request %s routed to %s: %s", ctx.request_id, route, reason)
     return {"route": route}

@@ -85,7 +85,8 @@ async def support_node(state: ChatState, runtime: Runtime[RequestContext]) -> di
         result = await agent.ainvoke({"messages": inputs}, timer.config_for(model, config))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-        ctx.recorder.finish_run(config, "support", timer, usage, error=error)
+        ctx.recorder.finish_run(config, "support", timer, usage, error=error,
+                                sent=[config.instructions, *inputs])
         raise SupportAgentError(f"{config.provider} model {config.model!r} failed: "
                                 f"{type(exc).__name__}") from exc
 

@@ -10,11 +10,15 @@ JSON schema (stable; numbers that are undefined are null and a `reason` says why
         "key", "name", "config", "control", "treatment", "threshold", "primary_metric",
         "users": {variation: n}, "excluded_users": n, "srm_p_value": p,
         "metrics": [{"key", "statistic", "higher_is_better", "unit", "users_with_values",
+                     "unknown_users": {variation: n},
                      "control_value", "treatment_value", "relative_difference",
-                     "ci_low", "ci_high", "probability_to_beat_control", "expected_loss",
-                     "credible", "reason"}],
+                     "ci_low", "ci_high", "interval_low", "interval_high",
+                     "probability_to_beat_control", "expected_loss", "credible", "reason"}],
         "criteria": [{"kind", "metric", "description", "observed", "threshold",
-                      "comparator", "passed", "detail"}],
+                      "comparator", "passed", "detail", "probability_met", "futile",
+                      "blocked": str | null}],
+        "futility_floor": p, "failed_runs": {variation: n},
+        "unpriced_models": [{"variation", "model", "runs"}], "pricing_hint": str | null,
         "verdict": {"outcome": "SHIP" | "KEEP" | "NEED_MORE_DATA" | "INVALID",
                     "variation": str | null, "summary": str},
         "users_needed": null | {"per_arm", "additional", "by_metric": {metric: n}, "note"},
@@ -22,9 +26,15 @@ JSON schema (stable; numbers that are undefined are null and a `reason` says why
      "interaction": {"experiments": [a, b], "metric", "cells": [{a: arm, b: arm, "users",
                      "value"}], "interaction", "ci_low", "ci_high", "reason"}}  # when present
 
-`relative_difference` is treatment / control - 1 (not sign-flipped); `ci_low`/`ci_high`
-bound it at the experiment's threshold; `probability_to_beat_control` and `expected_loss`
-are in the metric's good direction. A cost-value ratio of +inf (cost fell) is null in JSON.
+`relative_difference` is treatment / control - 1 (not sign-flipped). `ci_low`/`ci_high`
+bound it at the experiment's threshold with LaunchDarkly's delta method (can leave the
+possible range at small samples); `interval_low`/`interval_high` bound it from posterior
+draws (bootstrap for percentiles), never below -100%, and are what every view shows.
+`probability_to_beat_control` and `expected_loss` are in the metric's good direction.
+`probability_met` is the posterior probability that a criterion holds; `futile` means it is
+below `futility_floor`. A cost-value ratio of +inf (cheaper and better) is null in JSON.
+Exit status: 0 whenever a report was produced, whatever the outcomes; 2 on bad input, 1
+when the store is unreadable.
 """
 
 from __future__ import annotations
@@ -40,15 +50,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from utils.experiments.decision_rules import PRICING_HINT
 from utils.experiments.definitions import ExperimentConfigError, load_experiments
 from utils.experiments.report_format import (
     SIMULATED_BANNER,
     criterion_scale,
+    format_failed_runs,
     format_interaction,
     format_observed,
     format_probability,
     format_relative,
     format_threshold,
+    format_unpriced,
     format_value,
 )
 from utils.experiments.report_html import render_html
@@ -89,13 +102,14 @@ def _metric_table(r: ExperimentResult) -> Table:
         arrow = "↑" if m.definition.higher_is_better else "↓"
         table.add_row(f"{m.key} {arrow}", format_value(m.key, c.control_value),
                       format_value(m.key, c.treatment_value),
-                      format_relative(c.relative_difference, c.ci_low, c.ci_high),
+                      format_relative(c.relative_difference, c.interval_low, c.interval_high),
                       format_probability(c.probability_to_beat_control),
                       format_value(m.key, c.expected_loss))
     notes = [f"{m.key}: {m.comparison.reason}" for m in r.metrics if m.comparison.reason]
-    if notes:
-        table.caption = "\n".join(notes)
-        table.caption_justify = "left"
+    notes.append("Intervals from posterior draws (bootstrap for p95); p95 latency is of each "
+                 "user's total over all agents, not per request.")
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
     return table
 
 
@@ -126,8 +140,14 @@ def experiment_panel(r: ExperimentResult) -> Panel:
     split = "/".join(f"{e.split[v]:g}" for v in e.variations)
     info = Text(f"Users per arm  {users}   (excluded: {r.excluded_users:,})\n"
                 f"Sample ratio   p = {r.srm_p_value:.3g} against {split}"
-                f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}")
-    parts = [banner, info, _metric_table(r), _criteria_table(r)]
+                f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}\n"
+                f"Failed runs    {format_failed_runs(r.failed_runs)}")
+    parts = [banner, info]
+    if r.unpriced_models:
+        parts.append(Text(f"Unpriced: {format_unpriced(r.unpriced_models)} have no price, so "
+                          f"their users' cost is unknown and cost criteria cannot pass; "
+                          f"{PRICING_HINT}.", style="bold yellow"))
+    parts += [_metric_table(r), _criteria_table(r)]
     if r.users_needed:
         n = r.users_needed
         parts.append(Text(f"Users still needed: ~{n['additional']:,} more "

@@ -459,11 +459,16 @@ function listOf(body) {
   return [];
 }
 
+/** A metric's relative interval: from posterior draws (never below -100%), else delta method. */
+function intervalOf(m) {
+  return "interval_low" in m ? [m.interval_low, m.interval_high] : [m.ci_low, m.ci_high];
+}
+
 /** Forest plot: relative change of each metric with its credible interval. */
 function forestChart(metrics) {
   const rows = metrics.filter((m) => isNum(m.relative_difference));
   if (!rows.length) return null;
-  const values = rows.flatMap((m) => [m.relative_difference, m.ci_low, m.ci_high]).filter(isNum);
+  const values = rows.flatMap((m) => [m.relative_difference, ...intervalOf(m)]).filter(isNum);
   // One outlier (a +600% cost) must not squash the others: clip the axis at ±100%.
   const bound = Math.min(Math.max(0.05, ...values.map(Math.abs)) * 1.1, 1);
   const width = 640; const left = 190; const right = 70; const rowH = 26; const top = 22;
@@ -485,12 +490,13 @@ function forestChart(metrics) {
       : m.relative_difference > 0;
     const colour = good ? "#137a3a" : "#b42318";
     parts.push(svgEl("text", { x: 0, y: y + 4, "font-size": 12, fill: "#1d2330" }, m.key));
-    if (isNum(m.ci_low) && isNum(m.ci_high)) {
-      parts.push(svgEl("line", { x1: x(m.ci_low), x2: x(m.ci_high), y1: y, y2: y,
+    const [lo, hi] = intervalOf(m);
+    if (isNum(lo) && isNum(hi)) {
+      parts.push(svgEl("line", { x1: x(lo), x2: x(hi), y1: y, y2: y,
         stroke: colour, "stroke-width": 3, "stroke-linecap": "round", opacity: 0.55 }));
     }
     const tip = svgEl("title", {}, `${m.key}: ${fmtPct(m.relative_difference)} `
-      + `[${fmtPct(m.ci_low)}, ${fmtPct(m.ci_high)}]`);
+      + `[${fmtPct(lo)}, ${fmtPct(hi)}]`);
     const cx = x(m.relative_difference);
     if (Math.abs(m.relative_difference) > bound) { // off the axis: an arrow at the edge
       const d = m.relative_difference > 0 ? 1 : -1;
@@ -551,8 +557,8 @@ function metricTable(results) {
     el("td", { class: "num", text: fmtMetric(m.control_value, m.unit) }),
     el("td", { class: "num", text: fmtMetric(m.treatment_value, m.unit) }),
     el("td", { class: "num", text: fmtPct(m.relative_difference) }),
-    el("td", { class: "num", text: isNum(m.ci_low) || isNum(m.ci_high)
-      ? `${fmtPct(m.ci_low)} … ${fmtPct(m.ci_high)}` : "—" }),
+    el("td", { class: "num", text: intervalOf(m).some(isNum)
+      ? `${fmtPct(intervalOf(m)[0])} … ${fmtPct(intervalOf(m)[1])}` : "—" }),
     el("td", { class: "num", text: fmtProb(m.probability_to_beat_control) }),
     el("td", { class: "num", text: isNum(m.expected_loss)
       ? Number(m.expected_loss.toPrecision(3)).toString() : "—" })));

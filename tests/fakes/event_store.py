@@ -29,8 +29,15 @@ def make_store(
     split: float = 0.5,
     simulated: int = 1,
     requests_per_user: int = 2,
+    security_feedback: tuple[float, float] = (1.0, 1.0),  # P(positive) factor by security arm
+    security_cost: tuple[float, float] = (0.001, 0.001),  # security agent cost per request
+    unpriced_model: tuple[str | None, str | None] = (None, None),  # support model, NULL cost
+    failure_rate: tuple[float, float] = (0.0, 0.0),  # share of failed support runs per arm
 ) -> Path:
-    """A store with the documented tables (docs/CONTRACTS.md): every user is in both experiments, arms drawn independently."""
+    """A store with the documented tables (docs/CONTRACTS.md): every user is in both
+    experiments, arms drawn independently. The defaults draw the same random numbers as ever,
+    so planted results stay put.
+    """
     rng = np.random.default_rng(seed)
     ex, ev = [], []
     for u in range(users):
@@ -52,12 +59,20 @@ def make_store(
                   SEC[1 + a_sec])
             event(mk.DURATION_TOTAL, rng.gamma(4, 500), "support", SUP[0], SUP[1 + a_sup])
             event(mk.TOKENS_TOTAL, float(rng.poisson(800)), "support", SUP[0], SUP[1 + a_sup])
-            event(mk.COST_PER_REQUEST, 0.001, "security", SEC[0], SEC[1 + a_sec])
-            event(mk.COST_PER_REQUEST, rng.gamma(4, cost[a_sup] / 4), "support", SUP[0],
-                  SUP[1 + a_sup])
+            event(mk.COST_PER_REQUEST, security_cost[a_sec], "security", SEC[0],
+                  SEC[1 + a_sec])
+            support_cost = rng.gamma(4, cost[a_sup] / 4)
+            model = unpriced_model[a_sup]
+            if model is None:
+                event(mk.COST_PER_REQUEST, support_cost, "support", SUP[0], SUP[1 + a_sup])
+            else:  # what instrumentation writes for a model without a price row
+                ev.append((ts + 0.02, rid, user, mk.COST_PER_REQUEST, None, SUP[0],
+                           SUP[1 + a_sup], "support", model, "p", simulated))
+            if failure_rate[a_sup] and rng.random() < failure_rate[a_sup]:
+                event(mk.GENERATION_ERROR, 1.0, "support", SUP[0], SUP[1 + a_sup])
             event(mk.PII_EXPOSED_ENTITIES, float(rng.poisson(pii[a_sec])), "support", SUP[0],
                   SUP[1 + a_sup])
-        if rng.random() < feedback[a_sup]:
+        if rng.random() < feedback[a_sup] * security_feedback[a_sec]:
             for cfg, var in ((SEC[0], SEC[1 + a_sec]), (SUP[0], SUP[1 + a_sup])):
                 ev.append((t + 5, f"{user}-r0", user, mk.FEEDBACK_POSITIVE, 1.0, cfg, var,
                            "feedback", None, None, 0))

@@ -10,12 +10,15 @@ import pytest
 
 from tests.fakes.event_store import make_store
 from tools.experiment_report import main
+from utils.experiments.definitions import find_experiment, load_experiments
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("report") / "events.db"
-    return make_store(path, users=600, feedback=(0.25, 0.45), cost=(0.012, 0.008),
+    # Feedback high enough that 600 users per arm show strict security non-inferior (within
+    # 5%) while the premium model lifts it by ~19%.
+    return make_store(path, users=1200, feedback=(0.80, 0.95), cost=(0.012, 0.008),
                       pii=(0.8, 0.1))
 
 
@@ -32,8 +35,10 @@ def test_json_lists_both_experiments_with_verdicts(store, capsys):
         # The store plants a premium win (more thumbs-up, cheaper) and strict security's PII drop.
         assert e["verdict"]["outcome"] == "SHIP", e["verdict"]
         assert e["verdict"]["variation"] == e["treatment"]
-        assert sum(e["users"].values()) == 600
-        assert len(e["criteria"]) == 4
+        assert sum(e["users"].values()) == 1200
+        assert len(e["criteria"]) == len(
+            find_experiment(load_experiments(), e["key"]).decision.ship_if_all)
+        assert all(c["probability_met"] is not None for c in e["criteria"])
     assert "interaction" in data
 
 
@@ -94,3 +99,20 @@ def test_default_store_comes_from_settings(tmp_path, monkeypatch, capsys):
     finally:
         get_settings.cache_clear()
     assert data["db_path"] == str(tmp_path / "nothing.db")
+
+
+def test_unpriced_model_and_failed_runs_are_named_in_every_view(tmp_path, capsys):
+    path = make_store(tmp_path / "e.db", users=400, unpriced_model=(None, "claude-opus-9"),
+                      failure_rate=(0.0, 0.2))
+    data = run_json(capsys, "--db", str(path))  # exits 0: a report was produced
+    prem = data["experiments"][1]
+    assert prem["unpriced_models"][0]["model"] == "claude-opus-9"
+    assert prem["failed_runs"]["claude-opus-treatment"] > 0 == prem["failed_runs"]["other-paid"]
+    assert main(["--db", str(path)]) == 0
+    flat = re.sub(r"\s+", " ", capsys.readouterr().out)
+    assert "Unpriced: claude-opus-9" in flat and "PRICING_OVERRIDES_PATH" in flat
+    assert "Failed runs" in flat and "per-user total" in flat
+    html_path = tmp_path / "r.html"
+    assert main(["--db", str(path), "--html", str(html_path)]) == 0
+    html = html_path.read_text()
+    assert "claude-opus-9" in html and "Failed agent runs" in html

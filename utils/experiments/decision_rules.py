@@ -1,4 +1,12 @@
-"""Decision rules: metric comparisons, `ship_if_all` criteria and planning (docs/STATISTICS.md)."""
+"""Decision rules: metric comparisons and `ship_if_all` criteria (docs/STATISTICS.md).
+
+Every criterion reports its observed value against its bar, and `probability_met`: the
+posterior probability that what it asks is true. That probability drives futility (a
+criterion below the decision's floor has decisively failed). Probabilities come exactly
+from the Beta or normal posteriors, or from bootstrap draws for percentiles, never from the
+delta-method interval. A criterion on a metric some users' values of which are unknown (an
+unpriced model's cost) is `blocked`: it cannot pass, however much data comes in.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as sps
 
 from utils.experiments.definitions import (
     AbsoluteIncreaseAtMost,
     CostValueRatioAtLeast,
     Experiment,
-    NotWorse,
+    NonInferiority,
     ProbabilityToBeat,
     RelativeIncreaseAtMost,
     RelativeLiftAtLeast,
@@ -26,16 +33,16 @@ from utils.stats.bayesian import (
     compare_conversion,
     compare_mean,
     compare_percentile,
-    sample_size_conversion,
-    sample_size_mean,
 )
 from utils.stats.resampling import CostValueRatio, cost_value_ratio
 from utils.telemetry.metrics import METRICS, MetricDefinition
 
 MIN_USERS_PER_ARM = 100
-# When a criterion has no effect size of its own, plan to detect at least this relative change.
-MIN_PLANNING_LIFT = 0.05
-PLANNING_ALPHA, PLANNING_POWER = 0.05, 0.8
+PRICING_HINT = ("add its price to a pricing override file named by PRICING_OVERRIDES_PATH "
+                '(same format as utils/telemetry/pricing.json: {"models": {"<model>": '
+                '{"input": <USD per 1M>, "output": <USD per 1M>}}}); runs recorded before '
+                "that keep an unknown cost, so judge cost on traffic recorded after it")
+_NAN = math.nan
 
 
 @dataclass
@@ -46,6 +53,18 @@ class MetricResult:
     definition: MetricDefinition
     comparison: Comparison
     users: tuple[int, int]  # users with a value in (control, treatment)
+    unknown_users: tuple[int, int] = (0, 0)  # users whose value is unknown (unpriced runs)
+    unknown_models: tuple[tuple[str, str, int], ...] = ()  # (arm, model, runs) behind them
+
+    @property
+    def blocked(self) -> str:
+        """Why this metric cannot be judged whatever the sample ('' when it can)."""
+        if not any(self.unknown_users):
+            return ""
+        models = ", ".join(f"{model} ({arm}, {runs:,} runs)"
+                           for arm, model, runs in self.unknown_models) or "a model"
+        return (f"{self.key} is unknown for {sum(self.unknown_users):,} users: {models} "
+                f"has no price; {PRICING_HINT}")
 
 
 @dataclass
@@ -60,79 +79,138 @@ class CriterionResult:
     passed: bool
     comparator: Literal[">=", "<=", "<"]
     detail: str = ""
+    probability_met: float = _NAN  # posterior probability that the criterion holds
+    futile: bool = False  # probability_met below the decision's futility floor
+    blocked: str = ""  # why it cannot pass whatever the sample (unpriced runs)
 
 
-# --- comparisons and criteria --------------------------------------------------------------
+# --- comparisons ---------------------------------------------------------------------------
 
 
 def compare_metric(data: ArmData, d: MetricDefinition, experiment: Experiment) -> MetricResult:
     """Run the comparison that the metric's statistic calls for."""
     c, t = data.arm_values(d.key, 0), data.arm_values(d.key, 1)
+    unknown = (data.unknown_users(d.key, 0), data.unknown_users(d.key, 1))
+    arm_names = experiment.variations
+    models = tuple(sorted((arm_names[a], model, n)
+                          for (a, model), n in data.unknown_models.get(d.key, {}).items()))
     credible = experiment.threshold
-    if d.statistic == "conversion":
+    if any(unknown):
+        # The users left would be a biased subset: show nothing rather than a wrong mean.
+        why = f"unknown for {unknown[0]:,} + {unknown[1]:,} users (unpriced runs)"
+        comp = Comparison(_NAN, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN, credible,
+                          d.higher_is_better, why)
+    elif d.statistic == "conversion":
         comp = compare_conversion(
             ConversionStats(c.size, int(np.count_nonzero(c))),
             ConversionStats(t.size, int(np.count_nonzero(t))),
             credible=credible, higher_is_better=d.higher_is_better, seed=experiment.seed)
     elif d.statistic == "mean":
+        # Sums of non-negative events have a non-negative mean: draws respect that range.
+        floor = 0.0 if (c.size and t.size and min(c.min(), t.min()) >= 0) else None
         comp = compare_mean(MeanStats.from_values(c), MeanStats.from_values(t),
-                            credible=credible, higher_is_better=d.higher_is_better)
+                            credible=credible, higher_is_better=d.higher_is_better,
+                            lower_bound=floor, seed=experiment.seed)
     else:
         comp = compare_percentile(c, t, q=d.percentile or 0.95, credible=credible,
                                   higher_is_better=d.higher_is_better, seed=experiment.seed)
-    return MetricResult(d.key, d, comp, (int(c.size), int(t.size)))
+    return MetricResult(d.key, d, comp, (int(c.size), int(t.size)), unknown, models)
 
 
-def _nan_detail(comp: Comparison) -> str:
-    return comp.reason or "not enough data"
+# --- criteria ------------------------------------------------------------------------------
+
+
+def _relative_at_least(comp: Comparison, higher: bool, change: float) -> float:
+    """P(relative change in the good direction >= change), exact from the posterior."""
+    if higher:  # P(t >= (1 + change) c)
+        p = comp.probability_ratio_at_most(1.0 + change)
+        return 1.0 - p if math.isfinite(p) else p
+    return comp.probability_ratio_at_most(1.0 - change)  # P(t <= (1 - change) c)
+
+
+def _label(d: MetricDefinition) -> str:
+    """How a metric's unit of analysis reads: the latency bar is a per-user total."""
+    return "per-user total p95" if d.statistic == "percentile" and d.aggregate == "sum" else ""
 
 
 def evaluate_criterion(
     criterion: Any, results: dict[str, MetricResult], data: ArmData, experiment: Experiment
 ) -> CriterionResult:
-    """Observed value, bar and pass/fail of one criterion (docs/STATISTICS.md)."""
+    """Observed value, bar, pass/fail and probability of being met of one criterion."""
     if isinstance(criterion, CostValueRatioAtLeast):
-        return _evaluate_cost_value(criterion, data, experiment)
-    m = results[criterion.metric]
-    comp = m.comparison
-    better = "higher" if m.definition.higher_is_better else "lower"
+        res = _evaluate_cost_value(criterion, results, data, experiment)
+    else:
+        res = _evaluate_metric_criterion(criterion, results[criterion.metric])
+    floor = experiment.decision.futility_floor
+    res.futile = (not res.passed and not res.blocked and math.isfinite(res.probability_met)
+                  and res.probability_met < floor)
+    return res
+
+
+def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResult:
+    comp, d = m.comparison, m.definition
+    higher = d.higher_is_better
+    better = "higher" if higher else "lower"
     if isinstance(criterion, ProbabilityToBeat):
         obs, bar = comp.probability_to_beat_control, criterion.probability_to_beat
         res = CriterionResult(criterion.kind, m.key, f"P(treatment {better}) ≥ {bar:g}",
-                              obs, bar, obs >= bar, ">=")
-    elif isinstance(criterion, NotWorse):
-        obs, bar = 1.0 - comp.probability_to_beat_control, criterion.not_worse
-        res = CriterionResult(criterion.kind, m.key, f"not worse: P(treatment worse) < {bar:g}",
-                              obs, bar, obs < bar, "<")
+                              obs, bar, obs >= bar, ">=", probability_met=obs)
+    elif isinstance(criterion, NonInferiority):
+        margin, bar = criterion.non_inferiority_margin, criterion.probability
+        obs = _relative_at_least(comp, higher, -margin)
+        change = f"change ≥ {-margin:+.0%}" if higher else f"increase ≤ {margin:+.0%}"
+        detail = f"relative difference {comp.relative_difference:+.1%}"
+        if math.isfinite(comp.interval_low) and math.isfinite(comp.interval_high):
+            detail += f" [{comp.interval_low:+.1%}, {comp.interval_high:+.1%}]"
+        res = CriterionResult(criterion.kind, m.key, f"non-inferior: P({change}) ≥ {bar:g}",
+                              obs, bar, obs >= bar, ">=", detail, probability_met=obs)
     elif isinstance(criterion, RelativeLiftAtLeast):
-        sign = 1.0 if m.definition.higher_is_better else -1.0
+        sign = 1.0 if higher else -1.0
         obs, bar = sign * comp.relative_difference, criterion.relative_lift_at_least
+        met = _relative_at_least(comp, higher, bar)
         res = CriterionResult(criterion.kind, m.key, f"relative lift ({better}) ≥ {bar:+.0%}",
-                              obs, bar, obs >= bar, ">=")
+                              obs, bar, obs >= bar, ">=", f"P(lift ≥ {bar:+.0%}) = {met:.3f}",
+                              probability_met=met)
     elif isinstance(criterion, RelativeIncreaseAtMost):
         v, bar = criterion.relative_increase_at_most, criterion.probability
-        obs = comp.probability_relative_at_most(v)
+        obs = comp.probability_ratio_at_most(1.0 + v)
         res = CriterionResult(
             criterion.kind, m.key, f"P(relative increase ≤ {v:.0%}) ≥ {bar:g}", obs, bar,
-            obs >= bar, ">=", f"relative difference {comp.relative_difference:+.1%}")
+            obs >= bar, ">=", f"relative difference {comp.relative_difference:+.1%}",
+            probability_met=obs)
     elif isinstance(criterion, AbsoluteIncreaseAtMost):
-        obs, bar = comp.absolute_difference, criterion.absolute_increase_at_most
-        res = CriterionResult(criterion.kind, m.key,
-                              f"increase ≤ {bar:g} {m.definition.unit}", obs, bar, obs <= bar,
-                              "<=")
+        v, bar = criterion.absolute_increase_at_most, criterion.probability
+        obs = comp.probability_difference_at_most(v)
+        what = _label(d) or m.key
+        amount = f"{v / 1000:g} s" if d.unit == "ms" and v >= 1000 else f"{v:g} {d.unit}"
+        detail = f"{what} difference {comp.absolute_difference:+,.4g} {d.unit}"
+        res = CriterionResult(
+            criterion.kind, m.key, f"P({what} increase ≤ {amount}) ≥ {bar:g}", obs, bar,
+            obs >= bar, ">=", detail, probability_met=obs)
     else:  # pragma: no cover - the schema admits no other kind
         raise ValueError(f"unknown criterion {criterion!r}")
-    if not math.isfinite(res.observed):
+    if m.blocked:
+        res.passed, res.blocked, res.detail = False, m.blocked, m.blocked
+    elif not math.isfinite(res.observed):
         res.passed = False
-        res.detail = _nan_detail(comp)
+        res.detail = comp.reason or "not enough data"
     return res
 
 
 def _evaluate_cost_value(
-    criterion: CostValueRatioAtLeast, data: ArmData, experiment: Experiment
+    criterion: CostValueRatioAtLeast, results: dict[str, MetricResult], data: ArmData,
+    experiment: Experiment,
 ) -> CriterionResult:
     value_def = METRICS[criterion.value_metric]
     cost_def = METRICS[criterion.cost_metric]
+    bar, need = criterion.cost_value_ratio_at_least, criterion.probability
+    label = f"{value_def.key}/{cost_def.key}"
+    description = f"P(cost-value ratio ≥ {bar:g}) ≥ {need:g}"
+    blocked = next((results[k].blocked for k in (value_def.key, cost_def.key)
+                    if k in results and results[k].blocked), "")
+    if blocked:
+        return CriterionResult(criterion.kind, label, description, _NAN, bar, False, ">=",
+                               blocked, blocked=blocked)
 
     def arm(a: int) -> tuple[np.ndarray, np.ndarray]:
         mask = data.arm == a
@@ -141,94 +219,21 @@ def _evaluate_cost_value(
         return v[keep], c[keep]
 
     (cv, cc), (tv, tc) = arm(0), arm(1)
-    bar = criterion.cost_value_ratio_at_least
     r: CostValueRatio = cost_value_ratio(
         cv, cc, tv, tc, bar=bar, value_higher_is_better=value_def.higher_is_better,
         seed=experiment.seed)
-    need = experiment.threshold
-    passed = math.isfinite(r.probability_at_least) and r.probability_at_least >= need
+    p = r.probability_at_least
+    passed = math.isfinite(p) and p >= need
     if math.isnan(r.ratio):
         detail = r.reason or "not enough data"
     elif r.cost_increase <= 0:
-        detail = (f"cost fell {r.cost_increase:+.1%} with value {r.value_lift:+.1%}; "
-                  f"P(ratio ≥ {bar:g}) = {r.probability_at_least:.3f} over {r.resamples} "
+        verdict = "cheaper and better" if r.value_lift >= 0 else "cheaper but worse"
+        detail = (f"{verdict} (cost fell {r.cost_increase:+.1%}, value {r.value_lift:+.1%}); "
+                  f"P(ratio ≥ {bar:g}) = {p:.3f} (needs ≥ {need:g}) over {r.resamples} "
                   "joint draws")
     else:
         detail = (f"value {r.value_lift:+.1%} / cost {r.cost_increase:+.1%} (sample means); "
-                  f"P(ratio ≥ {bar:g}) = {r.probability_at_least:.3f} (needs ≥ {need:g}) "
-                  f"over {r.resamples} joint draws")
-    return CriterionResult(
-        criterion.kind, f"{value_def.key}/{cost_def.key}",
-        f"cost-value ratio ≥ {bar:g}", r.ratio, bar, passed, ">=", detail)
-
-
-# --- planning ------------------------------------------------------------------------------
-
-
-def users_needed_per_arm(m: MetricResult, lift: float, data: ArmData) -> int | None:
-    """Users per arm to detect `lift` on this metric; None when it cannot be told."""
-    lift = abs(lift)
-    if not lift > 0:
-        return None
-    c = data.arm_values(m.key, 0)
-    if c.size < 2:
-        return None
-    try:
-        if m.definition.statistic == "conversion":
-            return sample_size_conversion(float(np.mean(c > 0)), lift,
-                                          alpha=PLANNING_ALPHA, power=PLANNING_POWER)
-        if m.definition.statistic == "mean":
-            mean = float(c.mean())
-            if mean == 0:
-                return None
-            return sample_size_mean(float(c.std(ddof=1)) / abs(mean), lift,
-                                    alpha=PLANNING_ALPHA, power=PLANNING_POWER)
-    except ValueError:
-        return None
-    # Percentiles: scale today's bootstrap spread (sd ∝ 1/√n) to the spread the lift needs.
-    sd = m.comparison.relative_sd
-    if not (math.isfinite(sd) and sd > 0):
-        return None
-    z = sps.norm.ppf(1 - PLANNING_ALPHA / 2) + sps.norm.ppf(PLANNING_POWER)
-    return math.ceil(min(m.users) * (z * sd / lift) ** 2)
-
-
-def _planning_lift(criterion: Any, m: MetricResult) -> float:
-    if isinstance(criterion, RelativeLiftAtLeast):
-        return criterion.relative_lift_at_least
-    if isinstance(criterion, RelativeIncreaseAtMost):
-        return criterion.relative_increase_at_most
-    if isinstance(criterion, AbsoluteIncreaseAtMost):
-        base = m.comparison.control_value
-        if math.isfinite(base) and base > 0:
-            return max(criterion.absolute_increase_at_most / base, MIN_PLANNING_LIFT)
-    r = m.comparison.relative_difference
-    return max(abs(r), MIN_PLANNING_LIFT) if math.isfinite(r) else 0.10
-
-
-def estimate_users_needed(
-    experiment: Experiment, results: dict[str, MetricResult], data: ArmData,
-    users: dict[str, int],
-) -> dict[str, Any]:
-    """Per-arm users each criterion metric needs and how many more users that means in total."""
-    by_metric: dict[str, int | None] = {}
-    for criterion in experiment.decision.ship_if_all:
-        if isinstance(criterion, CostValueRatioAtLeast):
-            keys = [(criterion.value_metric, None), (criterion.cost_metric, None)]
-        else:
-            keys = [(criterion.metric, criterion)]
-        for key, crit in keys:
-            m = results[key]
-            lift = _planning_lift(crit, m) if crit is not None else _planning_lift(None, m)
-            need = users_needed_per_arm(m, lift, data)
-            prev = by_metric.get(key)
-            by_metric[key] = need if prev is None else max(prev, need or 0)
-    known = [n for n in by_metric.values() if n is not None]
-    per_arm = max([MIN_USERS_PER_ARM, *known])
-    current = min(users.values()) if users else 0
-    additional = max(0, per_arm - current) * len(experiment.split)
-    slowest = max(by_metric, key=lambda k: by_metric[k] or 0) if known else None
-    note = (f"{slowest} needs the most users ({by_metric[slowest]:,} per arm); high-variance "
-            "metrics such as cost and feedback need far more than latency or tokens"
-            if slowest else f"at least {MIN_USERS_PER_ARM} users per arm before any verdict")
-    return {"per_arm": per_arm, "additional": additional, "by_metric": by_metric, "note": note}
+                  f"P(ratio ≥ {bar:g}) = {p:.3f} (needs ≥ {need:g}) over {r.resamples} "
+                  "joint draws")
+    return CriterionResult(criterion.kind, label, description, r.ratio, bar, passed, ">=",
+                           detail, probability_met=p)

@@ -47,14 +47,33 @@ class ProbabilityToBeat(_Strict):
     _metric = field_validator("metric")(_check_metric)
 
 
-class NotWorse(_Strict):
-    """P(treatment worse than control) < not_worse ("stable or improving")."""
+class NonInferiority(_Strict):
+    """P(relative change, in the good direction, >= -non_inferiority_margin) >= probability.
 
-    kind: Literal["not_worse"] = "not_worse"
+    "Not worse by more than the margin": for a higher-is-better metric P(t/c - 1 >= -m), for a
+    lower-is-better one P(t/c - 1 <= +m).
+    """
+
+    kind: Literal["non_inferiority_margin"] = "non_inferiority_margin"
     metric: str
-    not_worse: Probability
+    non_inferiority_margin: Annotated[float, Field(gt=0.0, lt=1.0)]
+    probability: Probability
 
     _metric = field_validator("metric")(_check_metric)
+
+
+class RetiredNotWorse(_Strict):
+    """`not_worse: p` (P(worse) < p) had no margin; refuse it and say what replaces it."""
+
+    kind: Literal["not_worse"] = "not_worse"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, value: Any) -> Any:
+        raise ValueError(
+            "`not_worse: p` (P(treatment worse) < p) has no margin: at 300 users per arm it "
+            "shipped a true -20% drop 44% of the time. Use a non-inferiority criterion, e.g. "
+            "`non_inferiority_margin: 0.05` with `probability: 0.90`")
 
 
 class RelativeLiftAtLeast(_Strict):
@@ -79,20 +98,26 @@ class RelativeIncreaseAtMost(_Strict):
 
 
 class AbsoluteIncreaseAtMost(_Strict):
-    """Posterior mean of treatment - control <= absolute_increase_at_most (metric units)."""
+    """P(treatment - control <= absolute_increase_at_most, metric units) >= probability."""
 
     kind: Literal["absolute_increase_at_most"] = "absolute_increase_at_most"
     metric: str
     absolute_increase_at_most: float
+    probability: Probability
 
     _metric = field_validator("metric")(_check_metric)
 
 
 class CostValueRatioAtLeast(_Strict):
-    """(value lift %) / (cost increase %) >= cost_value_ratio_at_least, on joint draws."""
+    """P((value lift %) / (cost increase %) >= cost_value_ratio_at_least) >= probability.
+
+    Over joint user-level draws of value and cost; a cost decrease with a value that did not
+    fall counts as meeting the ratio ("cheaper and better").
+    """
 
     kind: Literal["cost_value_ratio_at_least"] = "cost_value_ratio_at_least"
     cost_value_ratio_at_least: float
+    probability: Probability
     value_metric: str
     cost_metric: str
 
@@ -101,6 +126,7 @@ class CostValueRatioAtLeast(_Strict):
 
 _CRITERION_KINDS = (
     "probability_to_beat",
+    "non_inferiority_margin",
     "not_worse",
     "relative_lift_at_least",
     "relative_increase_at_most",
@@ -123,7 +149,8 @@ def _criterion_kind(value: Any) -> str | None:
 
 Criterion = Annotated[
     Annotated[ProbabilityToBeat, Tag("probability_to_beat")]
-    | Annotated[NotWorse, Tag("not_worse")]
+    | Annotated[NonInferiority, Tag("non_inferiority_margin")]
+    | Annotated[RetiredNotWorse, Tag("not_worse")]
     | Annotated[RelativeLiftAtLeast, Tag("relative_lift_at_least")]
     | Annotated[RelativeIncreaseAtMost, Tag("relative_increase_at_most")]
     | Annotated[AbsoluteIncreaseAtMost, Tag("absolute_increase_at_most")]
@@ -138,11 +165,27 @@ Criterion = Annotated[
 ]
 
 
+# A criterion whose probability of being met falls below this has decisively failed.
+DEFAULT_FUTILITY_FLOOR = 0.05
+
+
 class Decision(_Strict):
-    """Ship when every criterion passes; otherwise the `otherwise` outcome."""
+    """Ship when every criterion passes; KEEP when one has decisively failed (futility);
+    otherwise the `otherwise` outcome."""
 
     ship_if_all: list[Criterion] = Field(min_length=1)
     otherwise: Literal["need_more_data", "keep_control"]
+    futility_floor: Annotated[float, Field(ge=0.0, lt=0.5)] = DEFAULT_FUTILITY_FLOOR
+
+    @model_validator(mode="after")
+    def _floor_below_bars(self) -> Decision:
+        for criterion in self.ship_if_all:
+            bar = getattr(criterion, "probability", None) or getattr(
+                criterion, "probability_to_beat", None)
+            if bar is not None and self.futility_floor >= bar:
+                raise ValueError(f"futility_floor {self.futility_floor:g} must be below every "
+                                 f"criterion's probability; {criterion.kind} asks {bar:g}")
+        return self
 
 
 class Experiment(_Strict):

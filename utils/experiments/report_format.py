@@ -60,30 +60,37 @@ def format_observed(c: CriterionResult) -> str:
     v = c.observed
     if c.kind == "cost_value_ratio_at_least":
         if v == math.inf:
-            return "∞ (cost fell)"
+            return "cheaper and better"
+        if v == -math.inf:
+            return "cheaper but worse"
         return f"{v:.2f}" if math.isfinite(v) else "—"
     if not math.isfinite(v):
         return "—"
     if c.kind == "relative_lift_at_least":
         return f"{v:+.1%}"
-    if c.kind == "absolute_increase_at_most":
-        return format_value(c.metric, v) if v >= 0 else "−" + format_value(c.metric, -v)
     return f"{v:.3f}"
 
 
 def format_threshold(c: CriterionResult) -> str:
-    if c.kind == "relative_lift_at_least":
-        bar = f"{c.threshold:+.0%}"
-    elif c.kind == "absolute_increase_at_most":
-        bar = format_value(c.metric, c.threshold)
-    else:
-        bar = f"{c.threshold:g}"
+    bar = f"{c.threshold:+.0%}" if c.kind == "relative_lift_at_least" else f"{c.threshold:g}"
     return f"{c.comparator} {bar}"
+
+
+def format_failed_runs(failed: dict[str, int]) -> str:
+    """Failed agent runs per arm; they stay in the analysis (intent to treat)."""
+    return "  ".join(f"{arm}: {n:,}" for arm, n in failed.items()) + \
+        "   (kept in: their latency and the cost of what was sent count)"
+
+
+def format_unpriced(models: list[dict]) -> str:
+    """Models whose runs have no cost, with where they ran."""
+    return ", ".join(f"{m['model']} ({m['variation']}, {m['runs']:,} runs)" for m in models)
 
 
 def criterion_scale(c: CriterionResult) -> tuple[float, float]:
     """(observed, bar) placed on 0..1 for a bar chart; the bar mark sits where the rule cuts."""
-    probability_kinds = ("probability_to_beat", "not_worse", "relative_increase_at_most")
+    probability_kinds = ("probability_to_beat", "non_inferiority_margin",
+                         "relative_increase_at_most", "absolute_increase_at_most")
     if c.kind in probability_kinds:
         obs = c.observed if math.isfinite(c.observed) else 0.0
         return min(max(obs, 0.0), 1.0), c.threshold

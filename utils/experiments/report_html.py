@@ -9,14 +9,17 @@ from html import escape
 import numpy as np
 from scipy import stats as sps
 
+from utils.experiments.decision_rules import PRICING_HINT
 from utils.experiments.report_format import (
     SIMULATED_BANNER,
     criterion_scale,
+    format_failed_runs,
     format_interaction,
     format_observed,
     format_probability,
     format_relative,
     format_threshold,
+    format_unpriced,
     format_value,
 )
 from utils.experiments.verdicts import ExperimentResult, InteractionResult, MetricResult, Report
@@ -60,7 +63,8 @@ def forest_chart(result: ExperimentResult) -> str:
     bounds = [0.0]
     for m in rows:
         c = m.comparison
-        bounds += [v for v in (c.ci_low, c.ci_high, c.relative_difference) if math.isfinite(v)]
+        bounds += [v for v in (c.interval_low, c.interval_high, c.relative_difference)
+                   if math.isfinite(v)]
     # Clip the axis so one metric with almost no data does not flatten all the others.
     points = [m.comparison.relative_difference for m in rows]
     lo = max(min(bounds), min([-1.0, *points]))
@@ -86,12 +90,13 @@ def forest_chart(result: ExperimentResult) -> str:
         good = (c.relative_difference > 0) == m.definition.higher_is_better
         colour = GOOD if good else BAD
         body.append(_text(8, y + 4, m.key))
-        if math.isfinite(c.ci_low) and math.isfinite(c.ci_high):
-            body.append(f'<line x1="{x(c.ci_low):.1f}" y1="{y}" x2="{x(c.ci_high):.1f}" '
+        if math.isfinite(c.interval_low) and math.isfinite(c.interval_high):
+            body.append(f'<line x1="{x(c.interval_low):.1f}" y1="{y}" '
+                        f'x2="{x(c.interval_high):.1f}" '
                         f'y2="{y}" stroke="{colour}" stroke-width="3"/>')
         body.append(f'<circle cx="{x(c.relative_difference):.1f}" cy="{y}" r="5" '
                     f'fill="{colour}"><title>{escape(m.key)}: '
-                    f'{escape(format_relative(c.relative_difference, c.ci_low, c.ci_high))}'
+                    f'{escape(format_relative(c.relative_difference, c.interval_low, c.interval_high))}'
                     "</title></circle>")
     return _svg(width, height, body, "relative difference per metric")
 
@@ -208,10 +213,11 @@ def _metric_table(r: ExperimentResult) -> str:
     rows = []
     for m in r.metrics:
         c = m.comparison
+        relative = format_relative(c.relative_difference, c.interval_low, c.interval_high)
         rows.append(
             f"<tr><td>{escape(m.key)}</td><td>{escape(format_value(m.key, c.control_value))}</td>"
             f"<td>{escape(format_value(m.key, c.treatment_value))}</td>"
-            f"<td>{escape(format_relative(c.relative_difference, c.ci_low, c.ci_high))}</td>"
+            f"<td>{escape(relative)}</td>"
             f"<td>{format_probability(c.probability_to_beat_control)}</td>"
             f"<td>{escape(format_value(m.key, c.expected_loss))}</td>"
             f"<td class='muted'>{escape(c.reason or '')}</td></tr>")
@@ -238,6 +244,10 @@ def _experiment_section(r: ExperimentResult) -> str:
     colour = OUTCOME_COLOUR[r.verdict.outcome]
     users = ", ".join(f"{escape(k)}: {v:,}" for k, v in r.users.items())
     needed = ""
+    if r.unpriced_models:
+        needed += (f"<p class='fail'>Unpriced: {escape(format_unpriced(r.unpriced_models))} "
+                   "have no price, so their users' cost is unknown and cost criteria cannot "
+                   f"pass; {escape(PRICING_HINT)}.</p>")
     if r.users_needed:
         needed = (f"<p>Users still needed: about <b>{r.users_needed['additional']:,}</b> more "
                   f"({r.users_needed['per_arm']:,} per arm). "
@@ -249,11 +259,12 @@ def _experiment_section(r: ExperimentResult) -> str:
 <div class="banner" style="background:{colour}">{escape(r.verdict.summary)}</div>
 <p>Users per arm: {users}; excluded (seen in both arms): {r.excluded_users:,};
 sample ratio p = {r.srm_p_value:.3g} against a
-{"/".join(f"{e.split[v]:g}" for v in e.variations)} split.</p>
+{"/".join(f"{e.split[v]:g}" for v in e.variations)} split.
+Failed agent runs: {escape(format_failed_runs(r.failed_runs))}.</p>
 {needed}
 <div class="charts">
-<figure><figcaption>Relative difference of each metric ({e.threshold:.0%} interval) against
-zero; green is the good direction</figcaption>{forest_chart(r)}</figure>
+<figure><figcaption>Relative difference of each metric ({e.threshold:.0%} interval from
+posterior draws) against zero; green is the good direction</figcaption>{forest_chart(r)}</figure>
 <figure><figcaption>Criteria: filled to the observed value, black mark at the bar
 </figcaption>{criteria_chart(r)}</figure>
 <figure><figcaption>Posterior of the primary metric ({escape(e.primary_metric)})</figcaption>
@@ -297,7 +308,8 @@ def render_html(report: Report) -> str:
 <body><h1>Experiment report</h1>
 <p class="muted">Event store {escape(report.db_path)} · generated {when}</p>
 {sim}{notes}{sections}{inter}
-<p class="muted">Bayesian comparisons (docs/STATISTICS.md): Beta posteriors for conversions, normal
-posteriors for means, bootstrap for percentiles; LaunchDarkly-style priors.</p>
+<p class="muted">Bayesian comparisons as in docs/STATISTICS.md: Beta posteriors for
+conversions, normal posteriors for means, bootstrap for percentiles; LaunchDarkly-style priors.
+Intervals come from posterior draws; p95 latency is of each user's total over all agents.</p>
 </body></html>
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,11 @@ import numpy as np
 
 from utils.experiments.definitions import Experiment
 from utils.telemetry.event_store import MARKED_RUNS_TABLE
-from utils.telemetry.metrics import METRICS, MetricDefinition
+from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
+
+# Added to a user's sum for each event without a value: no real sum comes near it, and
+# float addition keeps it (or reaches inf) whatever else is summed.
+UNKNOWN = 1e300
 
 
 class EventStoreError(RuntimeError):
@@ -34,10 +38,26 @@ class ArmData:
     values: dict[str, np.ndarray]  # metric key -> per-user value (NaN = left out)
     excluded_users: int = 0  # seen in both arms, or in a variation that is not an arm
     sql_seconds: float = 0.0
+    # Users of a summed metric with an event whose value is NULL (an unpriced model's cost):
+    # their total is unknown, never the sum of the rest. metric key -> bool per user.
+    unknown: dict[str, np.ndarray] = field(default_factory=dict)
+    # (arm, model) -> runs with a NULL value, per metric key with unknown users.
+    unknown_models: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    failed_runs: np.ndarray | None = None  # agent runs that ended in an error, per user
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
         return v[~np.isnan(v)]
+
+    def unknown_users(self, metric: str, arm: int) -> int:
+        """Users of `arm` whose value of `metric` is unknown (an event without a value)."""
+        flags = self.unknown.get(metric)
+        return int(np.count_nonzero(flags[self.arm == arm])) if flags is not None else 0
+
+    def failed_runs_of(self, arm: int) -> int:
+        if self.failed_runs is None:
+            return 0
+        return int(self.failed_runs[self.arm == arm].sum())
 
 
 def connect_event_store(path: Path) -> sqlite3.Connection:
@@ -131,10 +151,16 @@ def load_all_arm_data(
         for d in definitions:
             if d.aggregate == "any":
                 select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
-            else:
-                select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN e.value END)")
+                params.append(d.event_key)
+                columns.append((e.key, d))
+                continue
+            # A valueless event (an unpriced run's cost) adds UNKNOWN, so the user's sum shows
+            # it without another column; `_resolve_unknown` then finds who and which model.
+            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN "
+                          f"COALESCE(e.value, {UNKNOWN!r}) END)")
             params.append(d.event_key)
             columns.append((e.key, d))
+    unknown: set[str] = set()  # experiments with users whose sum is unknown
     if select and any(d.users for d in out.values()):
         event_keys = sorted({d.event_key for _, d in columns})
         sql = (
@@ -159,13 +185,71 @@ def load_all_arm_data(
                         continue
                     col = table[hit, c]
                     ok = ~np.isnan(col)
+                    if definition.aggregate == "sum" and np.any(col[ok] >= UNKNOWN / 2):
+                        unknown.add(key)
                     d.values[definition.key][pos[hit][ok]] = col[ok]
+    for i, e in enumerate(experiments):
+        if out[e.key].users:
+            out[e.key].failed_runs = _failed_runs(conn, f"assigned_{i}", out[e.key])
+        if e.key in unknown:
+            _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
     for i in range(len(experiments)):
         conn.execute(f"DROP TABLE IF EXISTS temp.assigned_{i}")
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
+
+
+def _failed_runs(conn: sqlite3.Connection, table: str, data: ArmData) -> np.ndarray:
+    """Agent runs that ended in an error, per user, after the first exposure.
+
+    Error rows are rare, so this reads them through the event-key index instead of adding a
+    column to the main pass (a store without the index costs one more plain scan).
+    """
+    counts = np.zeros(len(data.users))
+    where = {u: j for j, u in enumerate(data.users)}
+    for user, n in conn.execute(
+            f"SELECT e.user_key, COUNT(*) FROM main.events e JOIN temp.{table} a "
+            "ON a.user_key = e.user_key WHERE e.event_key = ? AND a.n_arms = 1 "
+            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) GROUP BY e.user_key",
+            (GENERATION_ERROR,)):
+        if user in where:
+            counts[where[user]] = n
+    return counts
+
+
+def _resolve_unknown(conn: sqlite3.Connection, table: str, experiment: Experiment,
+                     data: ArmData) -> None:
+    """Which users' sums are unknown, per metric, and which models left them so (rare path).
+
+    Their value becomes NaN: an unpriced run makes a user's cost unknown, never the sum of
+    the priced rest.
+    """
+    arms = {experiment.control: 0, experiment.treatment: 1}
+    where = {u: j for j, u in enumerate(data.users)}
+    for key in experiment.metrics:
+        d = METRICS[key]
+        if d.aggregate != "sum":
+            continue
+        rows = conn.execute(
+            f"SELECT e.user_key, a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
+            f"FROM main.events e JOIN temp.{table} a ON a.user_key = e.user_key "
+            "WHERE e.event_key = ? AND e.value IS NULL AND a.n_arms = 1 "
+            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
+            "GROUP BY e.user_key, a.arm, e.model", (d.event_key,)).fetchall()
+        hits = [(where[u], arms[arm], model, n) for u, arm, model, n in rows
+                if u in where and arm in arms]
+        if not hits:
+            continue
+        flags = np.zeros(len(data.users), dtype=bool)
+        flags[[j for j, *_ in hits]] = True
+        data.unknown[key] = flags
+        data.values[key][flags] = np.nan
+        models: dict[tuple[int, str], int] = {}
+        for _, arm, model, n in hits:
+            models[(arm, model)] = models.get((arm, model), 0) + n
+        data.unknown_models[key] = models
 
 
 def empty_arm_data(experiment: Experiment) -> ArmData:

@@ -1,4 +1,4 @@
-"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (STATS).
+"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (docs/STATISTICS.md).
 
 Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
 tables works. Per-user values are aggregated in SQL (one pass per experiment) by
@@ -21,13 +21,14 @@ import numpy as np
 
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
+    PRICING_HINT,
     CriterionResult,
     MetricResult,
     compare_metric,
-    estimate_users_needed,
     evaluate_criterion,
 )
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
+from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
     ArmData,
     EventStoreError,
@@ -65,6 +66,17 @@ class ExperimentResult:
     verdict: Verdict
     users_needed: dict[str, Any] | None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    failed_runs: dict[str, int] = field(default_factory=dict)  # error runs per arm (kept in)
+
+    @property
+    def unpriced_models(self) -> list[dict[str, Any]]:
+        """Models whose runs have no cost, per arm, over every metric they left unknown."""
+        seen: dict[tuple[str, str], int] = {}
+        for m in self.metrics:
+            for arm, model, runs in m.unknown_models:
+                seen[(arm, model)] = max(seen.get((arm, model), 0), runs)
+        return [{"variation": arm, "model": model, "runs": runs}
+                for (arm, model), runs in sorted(seen.items())]
 
     def metric(self, key: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.key == key), None)
@@ -128,14 +140,29 @@ def decide(
     if not failed:
         return Verdict("SHIP", experiment.treatment,
                        f"SHIP {experiment.treatment}: all {len(criteria)} criteria passed")
+    futile = [c for c in failed if c.futile]
+    if futile:
+        floor = experiment.decision.futility_floor
+        why = "; ".join(f"{c.metric} ({c.description}): P(met) = {c.probability_met:.3f} "
+                        f"< {floor:g}" for c in futile)
+        return Verdict("KEEP", experiment.control,
+                       f"KEEP {experiment.control}: decisively failed, more data would only "
+                       f"confirm it: {why}")
     names = ", ".join(f"{c.metric} ({c.description})" for c in failed)
+    blocked = [c for c in failed if c.blocked]
+    unpriced = f"; cost cannot be judged: {blocked[0].blocked}" if blocked else ""
     if experiment.decision.otherwise == "keep_control":
         return Verdict("KEEP", experiment.control,
                        f"KEEP {experiment.control}: {len(failed)} of {len(criteria)} criteria "
-                       f"failed: {names}")
+                       f"failed: {names}{unpriced}")
+    if blocked and len(blocked) == len(failed):
+        return Verdict("NEED_MORE_DATA", None,
+                       f"NEED MORE DATA: more users will not help until it is priced"
+                       f"{unpriced}")
     return Verdict("NEED_MORE_DATA", None,
                    f"NEED MORE DATA: {len(failed)} of {len(criteria)} criteria not met yet: "
-                   f"{names}")
+                   f"{names}{unpriced}")
+
 
 
 def _split_text(experiment: Experiment) -> str:
@@ -152,11 +179,16 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
     criteria = [evaluate_criterion(c, results, data, experiment)
                 for c in experiment.decision.ship_if_all]
     verdict = decide(experiment, users, srm_p, criteria)
-    needed = (estimate_users_needed(experiment, results, data, users)
-              if verdict.outcome == "NEED_MORE_DATA" else None)
+    needed = None
+    if verdict.outcome == "NEED_MORE_DATA":
+        # Under the minimum sample every criterion is still open.
+        judged = criteria if min(users.values()) >= MIN_USERS_PER_ARM else None
+        needed = estimate_users_needed(experiment, results, data, users, judged)
+    failed_runs = {experiment.control: data.failed_runs_of(0),
+                   experiment.treatment: data.failed_runs_of(1)}
     return ExperimentResult(experiment, users, data.excluded_users, srm_p,
                             list(results.values()), criteria, verdict, needed,
-                            _timeline(data, experiment))
+                            _timeline(data, experiment), failed_runs)
 
 
 def analyze_interaction(
@@ -242,6 +274,8 @@ def comparison_to_dict(comp: Comparison) -> dict[str, Any]:
         "relative_difference": _num(comp.relative_difference),
         "ci_low": _num(comp.ci_low),
         "ci_high": _num(comp.ci_high),
+        "interval_low": _num(comp.interval_low),
+        "interval_high": _num(comp.interval_high),
         "probability_to_beat_control": _num(comp.probability_to_beat_control),
         "expected_loss": _num(comp.expected_loss, 9),
         "credible": comp.credible,
@@ -267,15 +301,22 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
             {"key": m.key, "statistic": m.definition.statistic,
              "higher_is_better": m.definition.higher_is_better, "unit": m.definition.unit,
              "users_with_values": {e.control: m.users[0], e.treatment: m.users[1]},
+             "unknown_users": {e.control: m.unknown_users[0], e.treatment: m.unknown_users[1]},
              **comparison_to_dict(m.comparison)}
             for m in r.metrics
         ],
         "criteria": [
             {"kind": c.kind, "metric": c.metric, "description": c.description,
              "observed": _num(c.observed), "threshold": c.threshold,
-             "comparator": c.comparator, "passed": c.passed, "detail": c.detail}
+             "comparator": c.comparator, "passed": c.passed, "detail": c.detail,
+             "probability_met": _num(c.probability_met), "futile": c.futile,
+             "blocked": c.blocked or None}
             for c in r.criteria
         ],
+        "futility_floor": e.decision.futility_floor,
+        "failed_runs": dict(r.failed_runs),
+        "unpriced_models": r.unpriced_models,
+        "pricing_hint": PRICING_HINT if r.unpriced_models else None,
         "verdict": {"outcome": r.verdict.outcome, "variation": r.verdict.variation,
                     "summary": r.verdict.summary},
         "users_needed": r.users_needed,

@@ -19,22 +19,18 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
+from utils.stats.intervals import (
+    posterior_draws,
+    probability_difference_at_most,
+    probability_ratio_at_most,
+    relative_interval,
+)
 from utils.stats.planning import sample_size_conversion, sample_size_mean, srm_p_value
 
 __all__ = [
-    "GAMMA2_CONVERSION",
-    "GAMMA2_MEAN",
-    "Comparison",
-    "ConversionStats",
-    "MeanStats",
-    "Prior",
-    "bootstrap_percentile_draws",
-    "compare_conversion",
-    "compare_mean",
-    "compare_percentile",
-    "sample_size_conversion",
-    "sample_size_mean",
-    "srm_p_value",
+    "GAMMA2_CONVERSION", "GAMMA2_MEAN", "Comparison", "ConversionStats", "MeanStats", "Prior",
+    "bootstrap_percentile_draws", "compare_conversion", "compare_mean", "compare_percentile",
+    "sample_size_conversion", "sample_size_mean", "srm_p_value",
 ]
 
 Prior = Literal["ld", "flat"]
@@ -97,6 +93,18 @@ class Comparison:
     # What a chart needs to draw the posteriors: ("beta", (a0, b0), (a1, b1)),
     # ("normal", (mean0, sd0), (mean1, sd1)) or ("draws", control_draws, treatment_draws).
     posterior: tuple | None = field(default=None, repr=False, compare=False)
+    # Relative difference interval from posterior draws (bootstrap for percentiles): inside
+    # the metric's range, unlike the delta-method ci_low/ci_high LaunchDarkly publishes.
+    interval_low: float = _NAN
+    interval_high: float = _NAN
+
+    def probability_ratio_at_most(self, factor: float) -> float:
+        """P(treatment <= factor x control), exact from the posterior (draws for percentiles)."""
+        return probability_ratio_at_most(self.posterior, factor)
+
+    def probability_difference_at_most(self, bound: float) -> float:
+        """P(treatment - control <= bound) in metric units, exact from the posterior."""
+        return probability_difference_at_most(self.posterior, bound)
 
     @property
     def absolute_difference(self) -> float:
@@ -184,10 +192,9 @@ def compare_conversion(
 ) -> Comparison:
     """Compare conversion rates with Beta posteriors (docs/STATISTICS.md).
 
-    `seed` is accepted for interface symmetry; the probabilities are computed by deterministic
-    quadrature, not Monte Carlo, so no draw is taken.
+    Probabilities come from deterministic quadrature; `seed` only drives the posterior draws
+    of `interval_low`/`interval_high`.
     """
-    del seed
     _check_prior(prior)
     for name, arm in (("control", control), ("treatment", treatment)):
         if arm.n < 0 or not 0 <= arm.conversions <= arm.n:
@@ -219,8 +226,11 @@ def compare_conversion(
         p_beat, loss = p_up, loss_if_higher
     else:
         p_beat, loss = 1.0 - p_up, loss_if_lower
+    posterior = ("beta", (a0, b0), (a1, b1))
+    ilo, ihi = _draw_interval(posterior, credible, seed)
     return Comparison(mc, mt, r, lo, hi, p_beat, loss, credible, higher_is_better,
-                      _join(reason, why), sd, posterior=("beta", (a0, b0), (a1, b1)))
+                      _join(reason, why), sd, posterior=posterior, interval_low=ilo,
+                      interval_high=ihi)
 
 
 # --- means ---------------------------------------------------------------------------------
@@ -254,8 +264,14 @@ def compare_mean(
     prior: Prior = "ld",
     credible: float = 0.90,
     higher_is_better: bool = True,
+    lower_bound: float | None = None,
+    seed: int = 0,
 ) -> Comparison:
-    """Compare means with normal posteriors, sample variance plugged in (docs/STATISTICS.md)."""
+    """Compare means with normal posteriors, sample variance plugged in (docs/STATISTICS.md).
+
+    `lower_bound` is the least value a mean can take (0 for sums of non-negative values): the
+    draws behind `interval_low`/`interval_high` are truncated there, so they stay possible.
+    """
     _check_prior(prior)
     if control.n == 0 or treatment.n == 0:
         empty = "control" if control.n == 0 else "treatment"
@@ -288,9 +304,11 @@ def compare_mean(
     else:
         p_beat = float(sps.norm.cdf(delta / sd))
     r, rsd, lo, hi, why = _relative_normal(mc, vc, mt, vt, credible)
+    posterior = ("normal", (mc, math.sqrt(vc)), (mt, math.sqrt(vt)))
+    ilo, ihi = _draw_interval(posterior, credible, seed, lower_bound)
     return Comparison(mc, mt, r, lo, hi, p_beat, _normal_loss(delta, sd), credible,
-                      higher_is_better, _join(reason, why), rsd,
-                      posterior=("normal", (mc, math.sqrt(vc)), (mt, math.sqrt(vt))))
+                      higher_is_better, _join(reason, why), rsd, posterior=posterior,
+                      interval_low=ilo, interval_high=ihi)
 
 
 # --- percentiles ---------------------------------------------------------------------------
@@ -360,7 +378,16 @@ def compare_percentile(
     lo, hi = np.quantile(rel, [tail, 1.0 - tail])
     return Comparison(cv, tv, tv / cv - 1.0, float(lo), float(hi), p_beat, loss, credible,
                       higher_is_better, reason, float(np.std(rel)), rel,
-                      posterior=("draws", c_draws, t_draws))
+                      posterior=("draws", c_draws, t_draws), interval_low=float(lo),
+                      interval_high=float(hi))
+
+
+def _draw_interval(posterior: tuple, credible: float, seed: int,
+                   lower: float | None = None) -> tuple[float, float]:
+    """Relative interval from seeded posterior draws (NaN when control sits at 0)."""
+    c, t = posterior_draws(posterior, np.random.default_rng(seed), lower=lower)
+    lo, hi, _ = relative_interval(c, t, credible)
+    return lo, hi
 
 
 def _check_prior(prior: str) -> None:

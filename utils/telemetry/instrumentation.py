@@ -138,6 +138,16 @@ class RunTimer(BaseCallbackHandler):
         return max(0.0, wall - usage.slept_ms) + usage.simulated_latency_ms
 
 
+def _text_of(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    text = getattr(message, "text", None)
+    if isinstance(text, str):
+        return text
+    content = getattr(message, "content", "")
+    return content if isinstance(content, str) else str(content)
+
+
 class RunRecorder:
     """Collects one request's exposures, agent runs and metrics, then hands them to the store."""
 
@@ -164,8 +174,17 @@ class RunRecorder:
 
     def finish_run(self, config: AgentConfig, agent: str, timer: RunTimer, usage: ModelUsage,
                    *, tools_used: list[str] | None = None, error: str | None = None,
-                   **details: Any) -> AgentRun:
-        """Measure an agent run, price it, and record it (tracking never raises)."""
+                   sent: Iterable[Any] | None = None, **details: Any) -> AgentRun:
+        """Measure an agent run, price it, and record it (tracking never raises).
+
+        A failed run stays in the experiment (intent to treat) with its latency and the cost
+        of what was sent: when the provider returned no usage, the input tokens of `sent`
+        (the messages or texts given to the model) are counted with the o200k tokenizer.
+        """
+        if error is not None and sent is not None and usage.input_tokens == 0:
+            from utils.tokens import count_tokens  # the tokenizer loads only when a run fails
+
+            usage.input_tokens = sum(count_tokens(_text_of(m)) for m in sent)
         run = AgentRun(
             agent=agent, config_key=config.config_key, variation_key=config.variation_key,
             model=config.model, provider=config.provider, in_experiment=config.in_experiment,
@@ -185,6 +204,9 @@ class RunRecorder:
         return run
 
     def _cost(self, config: AgentConfig, usage: ModelUsage) -> float | None:
+        """Dollar cost of a run; None only when tokens went to a model without a price."""
+        if usage.input_tokens == 0 and usage.output_tokens == 0:
+            return 0.0  # nothing sent or received: nothing billed, priced or not
         name = config.model if self._price_as is None or usage.simulated else \
             self._price_as(config.provider, config.model)
         if name is None:

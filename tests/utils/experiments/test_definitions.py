@@ -45,25 +45,34 @@ def test_security_level_rules_match_the_tutorial():
     e = find_experiment(load_experiments(), "security-level")
     kinds = [(c.kind, getattr(c, "metric", None)) for c in e.decision.ship_if_all]
     assert kinds == [
-        ("not_worse", "positive_feedback_rate"),
+        ("non_inferiority_margin", "positive_feedback_rate"),
         ("relative_increase_at_most", "ai_cost_per_request"),
         ("absolute_increase_at_most", "p95_total_user_latency"),
         ("probability_to_beat", "pii_exposed_entities"),
     ]
+    # "As satisfied": no more than 5% worse, with 90% probability (a margin, not P(worse)).
+    assert e.decision.ship_if_all[0].non_inferiority_margin == 0.05
+    assert e.decision.ship_if_all[0].probability == 0.90
     assert e.decision.ship_if_all[1].relative_increase_at_most == 0.15
     assert e.decision.ship_if_all[1].probability == 0.75
     assert e.decision.ship_if_all[2].absolute_increase_at_most == 3000
+    assert e.decision.ship_if_all[2].probability == 0.90
     assert e.decision.otherwise == "need_more_data"
+    assert e.decision.futility_floor == 0.05
 
 
 def test_premium_model_rules_match_the_tutorial():
     e = find_experiment(load_experiments(), "premium-model-value")
     rules = e.decision.ship_if_all
     assert rules[0].relative_lift_at_least == 0.15
-    assert {(r.metric, r.probability_to_beat) for r in rules[1:3]} == {
-        ("positive_feedback_rate", 0.90), ("ai_cost_per_request", 0.90)}
-    assert isinstance(rules[3], CostValueRatioAtLeast)
-    assert rules[3].cost_value_ratio_at_least == 0.25
+    assert (rules[1].metric, rules[1].probability_to_beat) == ("positive_feedback_rate", 0.90)
+    # The tutorial's "probability_to_beat for cost >= 90%" is confidence in the ratio's cost
+    # side, P(ratio >= 0.25) >= 0.9; "cheaper" would forbid the trade the ratio prices.
+    assert isinstance(rules[2], CostValueRatioAtLeast)
+    assert rules[2].cost_value_ratio_at_least == 0.25
+    assert rules[2].probability == 0.90
+    assert len(rules) == 3
+    assert not any(getattr(r, "metric", None) == "ai_cost_per_request" for r in rules)
     assert e.decision.otherwise == "keep_control"
 
 
@@ -128,3 +137,46 @@ def test_malformed_yaml_names_the_file(tmp_path):
     bad.write_text("experiments: [\n  - key: x\n   oops")
     with pytest.raises(ExperimentConfigError, match="broken.yaml"):
         load_experiments(bad)
+
+
+def test_retired_not_worse_says_what_replaces_it(raw):
+    raw["experiments"][0]["decision"]["ship_if_all"][0] = {
+        "metric": "positive_feedback_rate", "not_worse": 0.9}
+    with pytest.raises(ExperimentConfigError) as err:
+        parse_experiments(raw, "exp.yaml")
+    text = str(err.value)
+    assert "experiments[0](security-level).decision.ship_if_all[0]" in text
+    assert "no margin" in text and "non_inferiority_margin" in text
+
+
+@pytest.mark.parametrize(
+    ("criterion", "expected"),
+    [
+        ({"metric": "positive_feedback_rate", "non_inferiority_margin": 0.05},
+         "probability"),
+        ({"metric": "positive_feedback_rate", "non_inferiority_margin": 0,
+          "probability": 0.9}, "non_inferiority_margin"),
+        ({"metric": "positive_feedback_rate", "non_inferiority_margin": 1.5,
+          "probability": 0.9}, "non_inferiority_margin"),
+        ({"metric": "p95_total_user_latency", "absolute_increase_at_most": 3000},
+         "probability"),
+    ],
+)
+def test_bad_margins_and_missing_probabilities_are_rejected(raw, criterion, expected):
+    raw["experiments"][0]["decision"]["ship_if_all"][0] = criterion
+    with pytest.raises(ExperimentConfigError, match=expected):
+        parse_experiments(raw)
+
+
+def test_futility_floor_must_sit_below_every_probability_bar(raw):
+    decision = raw["experiments"][0]["decision"]
+    decision["ship_if_all"][1]["probability"] = 0.3
+    decision["futility_floor"] = 0.4
+    with pytest.raises(ExperimentConfigError, match="must be below every criterion"):
+        parse_experiments(raw)
+    decision["futility_floor"] = 0.6
+    with pytest.raises(ExperimentConfigError, match="futility_floor"):
+        parse_experiments(raw)
+    decision["ship_if_all"][1]["probability"] = 0.75
+    raw["experiments"][0]["decision"].pop("futility_floor")
+    assert parse_experiments(raw)[0].decision.futility_floor == 0.05  # the default

@@ -44,9 +44,18 @@ def test_planted_premium_effect_ships_and_security_ships(tmp_path):
     assert prem.verdict.outcome == "SHIP", prem.verdict.summary
     assert prem.verdict.variation == "claude-opus-treatment"
     assert all(c.passed for c in prem.criteria)
-    sec = r["security-level"]
-    assert sec.verdict.outcome == "SHIP", sec.verdict.summary
     assert report.simulated is True
+
+
+def test_non_inferior_strict_security_ships(tmp_path):
+    # Same feedback in both security arms (non-inferior by a wide margin), PII far lower.
+    store = make_store(tmp_path / "e.db", feedback=(0.85, 0.85), pii=(0.8, 0.1), users=1600)
+    sec = by_key(build_report(store))["security-level"]
+    assert sec.verdict.outcome == "SHIP", sec.verdict.summary
+    assert sec.verdict.variation == "strict-security"
+    feedback = sec.criteria[0]
+    assert feedback.kind == "non_inferiority_margin"
+    assert feedback.observed >= 0.9 and feedback.probability_met == feedback.observed
 
 
 def test_no_effect_does_not_ship(tmp_path):
@@ -136,13 +145,27 @@ def test_cost_decrease_with_value_gain_passes_the_ratio(tmp_path):
     assert "cost fell" in ratio.detail
 
 
-def test_costlier_treatment_fails_cost_criteria_and_ratio_is_reported(tmp_path):
+def test_costlier_treatment_worth_its_cost_ships(tmp_path):
+    # The premium rule prices extra cost: +60% value for ~+190% cost is a ratio above 0.25.
     store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
                        cost=(0.010, 0.030))
     prem = by_key(build_report(store))["premium-model-value"]
     ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
-    assert 0 < ratio.observed < 1  # ~+60% value for ~+150% cost of the support agent
+    assert 0.25 < ratio.observed < 1
+    assert ratio.probability_met >= 0.9 and ratio.passed
+    assert prem.verdict.outcome == "SHIP", prem.verdict.summary
+
+
+def test_costlier_treatment_not_worth_its_cost_is_kept(tmp_path):
+    # ~+60% value for ~+900% cost: a ratio near 0.07, far below 0.25.
+    store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.40),
+                       cost=(0.010, 0.100))
+    prem = by_key(build_report(store))["premium-model-value"]
+    ratio = next(c for c in prem.criteria if c.kind == "cost_value_ratio_at_least")
+    assert 0 < ratio.observed < 0.25
+    assert not ratio.passed and ratio.probability_met < 0.05
     assert prem.verdict.outcome == "KEEP"
+    assert "decisively failed" in prem.verdict.summary
 
 
 def test_interaction_is_reported_for_shared_users(tmp_path):
@@ -193,3 +216,96 @@ def test_custom_experiment_definitions_can_be_passed(tmp_path):
     exps = parse_experiments(raw)
     report = build_report(make_store(tmp_path / "e.db", users=300), exps)
     assert len(report.experiments) == 1
+
+
+def test_unpriced_model_makes_cost_unknown_not_free(tmp_path):
+    # A premium model with no price row: its runs' cost is NULL. Summing what is left would
+    # give cost -90% and SHIP; unknown cost must block the cost criterion instead.
+    store = make_store(tmp_path / "e.db", users=1600, feedback=(0.25, 0.45),
+                       unpriced_model=(None, "claude-opus-9"))
+    r = by_key(build_report(store))
+    prem = r["premium-model-value"]
+    cost = prem.metric("ai_cost_per_request")
+    assert cost.unknown_users[0] == 0 and cost.unknown_users[1] == prem.users[
+        "claude-opus-treatment"]
+    assert math.isnan(cost.comparison.treatment_value)
+    assert prem.verdict.outcome == "KEEP"
+    assert "claude-opus-9" in prem.verdict.summary
+    conn = sqlite3.connect(store)
+    runs = conn.execute("SELECT COUNT(*) FROM events WHERE event_key = ? AND value IS NULL",
+                        (mk.COST_PER_REQUEST,)).fetchone()[0]
+    assert prem.unpriced_models == [
+        {"variation": "claude-opus-treatment", "model": "claude-opus-9", "runs": runs}]
+    # Security's users ran the unpriced support model in both of its arms: its cost
+    # criterion is blocked too, and more users cannot unblock it.
+    sec = r["security-level"]
+    blocked = next(c for c in sec.criteria if c.kind == "relative_increase_at_most")
+    assert not blocked.passed and "claude-opus-9" in blocked.blocked
+    data = report_to_dict(build_report(store))["experiments"][1]
+    assert data["unpriced_models"][0]["model"] == "claude-opus-9"
+    assert "PRICING_OVERRIDES_PATH" in data["pricing_hint"]
+
+
+def test_failed_runs_stay_in_and_are_counted_per_arm(tmp_path):
+    store = make_store(tmp_path / "e.db", users=600, failure_rate=(0.05, 0.30))
+    prem = by_key(build_report(store))["premium-model-value"]
+    conn = sqlite3.connect(store)
+    expected = dict(conn.execute(
+        "SELECT variation_key, COUNT(*) FROM events WHERE event_key = ? GROUP BY variation_key",
+        (mk.GENERATION_ERROR,)).fetchall())
+    assert prem.failed_runs == expected
+    assert prem.failed_runs["claude-opus-treatment"] > 3 * prem.failed_runs["other-paid"]
+    assert sum(prem.users.values()) == 600  # no user dropped for a failure
+    assert report_to_dict(build_report(store))["experiments"][1]["failed_runs"] == expected
+
+
+DOCUMENTED_SCHEMA = """
+CREATE TABLE requests(request_id TEXT PRIMARY KEY, ts REAL, user_key TEXT, context_json TEXT,
+    routed_to_security INTEGER, status TEXT, simulated INTEGER);
+CREATE TABLE exposures(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
+    config_key TEXT, variation_key TEXT, in_experiment INTEGER, context_json TEXT);
+CREATE TABLE events(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
+    event_key TEXT, value REAL, config_key TEXT, variation_key TEXT, agent TEXT, model TEXT,
+    provider TEXT, simulated INTEGER);
+CREATE TABLE feedback(request_id TEXT PRIMARY KEY, ts REAL, user_key TEXT, kind TEXT,
+    source TEXT);
+"""
+
+
+def test_a_store_with_only_the_documented_tables_is_read(tmp_path):
+    # Written by another tool: docs/CONTRACTS.md's tables and columns, no schema_version row,
+    # no index, none of the columns later issues add.
+    source = make_store(tmp_path / "full.db", users=400, failure_rate=(0.1, 0.1),
+                        unpriced_model=(None, "mystery-model"))
+    path = tmp_path / "bare.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(DOCUMENTED_SCHEMA)
+    src = sqlite3.connect(source)
+    conn.executemany(f"INSERT INTO exposures ({EXPOSURE_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                     src.execute(f"SELECT {EXPOSURE_COLUMNS} FROM exposures"))
+    conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     src.execute(f"SELECT {EVENT_COLUMNS} FROM events"))
+    conn.commit()
+    assert "schema_version" not in {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master")}
+    bare, full = report_to_dict(build_report(path)), report_to_dict(build_report(source))
+    for d in (bare, full):
+        d.pop("generated_at"), d.pop("db_path")
+    assert bare == full
+
+
+def test_one_unpriced_run_makes_that_users_cost_unknown(tmp_path):
+    store = make_store(tmp_path / "e.db", users=300)
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE events SET value = NULL, model = 'odd-model' WHERE id = (SELECT id "
+                 "FROM events WHERE event_key = ? AND user_key = 'user-00007' AND "
+                 "agent = 'support' LIMIT 1)", (mk.COST_PER_REQUEST,))
+    conn.commit()
+    prem = by_key(build_report(store))["premium-model-value"]
+    cost = prem.metric("ai_cost_per_request")
+    assert sum(cost.unknown_users) == 1  # only that user; the rest of their runs do not count
+    assert math.isnan(cost.comparison.control_value)
+    assert [m["model"] for m in prem.unpriced_models] == ["odd-model"]
+    assert prem.unpriced_models[0]["runs"] == 1
+    # Other summed metrics of that user are untouched.
+    assert prem.metric("average_total_user_tokens").unknown_users == (0, 0)

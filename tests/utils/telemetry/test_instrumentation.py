@@ -156,6 +156,34 @@ def test_unpriced_model_records_a_null_cost_not_zero() -> None:
     assert cost == [None]
 
 
+def test_failed_run_without_usage_costs_what_was_sent() -> None:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from utils.telemetry.cost_calculator import calculate_cost
+    from utils.tokens import count_tokens
+
+    config, recorder = _config(), recorder_for("r1", "u1", {})
+    sent = [SystemMessage("You are a support agent."), HumanMessage("How does TD(0) work?")]
+    run = recorder.finish_run(config, "support", RunTimer(), ModelUsage(), error="timeout", sent=sent)
+    expected = count_tokens("You are a support agent.") + count_tokens("How does TD(0) work?")
+    assert run.input_tokens == expected > 0 and run.output_tokens == 0
+    assert run.cost_usd == calculate_cost(config.model, expected, 0,
+                                          table=get_pricing_table()) > 0
+    assert not run.success and run.duration_ms >= 0
+    # Usage the provider did return wins over the count.
+    reported = recorder.finish_run(config, "support", RunTimer(), _usage(), error="late", sent=sent)
+    assert reported.input_tokens == 100
+
+
+def test_run_with_no_tokens_costs_nothing_even_unpriced() -> None:
+    recorder = recorder_for("r1", "u1", {})
+    run = recorder.finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(), ModelUsage())
+    assert run.cost_usd == 0.0  # nothing sent or received: no bill, priced or not
+    failed = recorder.finish_run(_config(model="no-such-model-xyz"), "support", RunTimer(),
+                                 ModelUsage(), error="boom", sent=["some prompt"])
+    assert failed.cost_usd is None  # tokens were sent to a model without a price
+
+
 class _ExplodingClient:
     def track(self, *args, **kwargs) -> None:
         raise RuntimeError("LaunchDarkly is down")

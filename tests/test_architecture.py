@@ -28,8 +28,6 @@ MAX_MODULE_LINES = 400
 LONG_MODULES: dict[str, str] = {
     "utils.privacy.recognizers": "one Presidio recognizer per PII family the stock set lacks, "
                                  "each with its validation; read top to bottom as a catalogue",
-    "utils.telemetry.event_store": "TEMPORARY during merges: split before the stop",
-    "utils.flags.client": "TEMPORARY during merges: split before the stop",
 }
 
 

@@ -16,38 +16,39 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ldai.client import LDAIClient
 from ldai.models import AIAgentConfigDefault, ModelConfig, ProviderConfig
-from ldai.tracker import LDAIConfigTracker
 from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
 
+from utils.flags.agent_configs import (  # noqa: F401 - re-exported: the flag layer's types
+    AGENT_CONFIG_KEYS,
+    DEFAULT_CONFIGS,
+    DEFAULT_VARIATION_KEY,
+    SECURITY_CONFIG,
+    STRICTEST_PII_POLICY,
+    SUPERVISOR_CONFIG,
+    SUPPORT_CONFIG,
+    AgentConfig,
+    ConfigSource,
+)
 from utils.flags.file_source import FlagFileRejected, ValidatedFlagFile
 from utils.flags.flag_file import split_parameters
 from utils.privacy.detector import POLICIES as PII_POLICIES
-from utils.privacy.placeholders import placeholder
 from utils.providers import PROVIDER_NAMES, PROVIDERS, normalise_provider
 from utils.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR_CONFIG = "supervisor-agent"
-SECURITY_CONFIG = "security-agent"
-SUPPORT_CONFIG = "support-agent"
-AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
-
-DEFAULT_VARIATION_KEY = "built-in-default"
 FLAG_POLL_INTERVAL_S = 0.5  # a flag-file edit is served within this plus one reload
-STRICTEST_PII_POLICY = "strict"  # what the security agent runs when no valid config says
 SETUP_HINT = "run `python -m bootstrap.create_configs` (or `make demo`) to create it"
 
-ConfigSource = Literal["flags", "default", "fallback"]
 
 def served_tool_names(value: Mapping[str, Any]) -> tuple[str, ...]:
     """Tool names of a served variation: the `tools` map, else `model.parameters.tools`."""
@@ -69,74 +70,6 @@ def describe_served(value: Any) -> dict[str, Any]:
             "parameters": parameters, "custom": custom,
             "tools": sorted(served_tool_names(value)),
             "enabled": bool((value.get("_ldMeta") or {}).get("enabled", False))}
-
-
-@dataclass(frozen=True, kw_only=True)
-class AgentConfig:
-    """What one agent runs with for one request: model, parameters, prompt and tools."""
-
-    config_key: str
-    variation_key: str
-    enabled: bool
-    model: str
-    provider: str
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    custom: Mapping[str, Any] = field(default_factory=dict)
-    instructions: str = ""
-    tools: tuple[str, ...] = ()
-    in_experiment: bool = False
-    version: int = 1
-    source: ConfigSource = "flags"
-    tracker_factory: Callable[[], LDAIConfigTracker] | None = field(
-        default=None, compare=False, repr=False
-    )
-
-    def custom_param(self, name: str, default: Any = None) -> Any:
-        return self.custom.get(name, default)
-
-
-# Built-in defaults: served when the flag file is missing or a variation is malformed.
-_DEFAULT_INSTRUCTIONS = {
-    SUPERVISOR_CONFIG: (
-        "You route support requests. Send any message that may contain personal data "
-        "to the security agent first; send everything else straight to the support agent. "
-        "Answer only by calling the RouteDecision tool: needs_security true for the "
-        "security agent, false for support, with a one-sentence reason."
-    ),
-    SECURITY_CONFIG: (
-        "You remove personal data from a support request before anyone else reads it. "
-        "Keep every placeholder already in it as written; replace each identifier left with "
-        f"its type in brackets, such as {placeholder('EMAIL')} or {placeholder('PERSON')}, "
-        "and change nothing else. Return only the rewritten message."
-    ),
-    SUPPORT_CONFIG: (
-        "You are a support assistant for a reinforcement learning course. Answer from the "
-        "knowledge base: search it, then answer concisely and name the documents you used."
-    ),
-}
-
-DEFAULT_CONFIGS: dict[str, AgentConfig] = {
-    SUPERVISOR_CONFIG: AgentConfig(
-        config_key=SUPERVISOR_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
-        model="gpt-4o-mini", provider="openai", parameters={"temperature": 0.0},
-        instructions=_DEFAULT_INSTRUCTIONS[SUPERVISOR_CONFIG], source="default",
-    ),
-    SECURITY_CONFIG: AgentConfig(
-        config_key=SECURITY_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
-        model="claude-haiku-4-5", provider="anthropic", parameters={"temperature": 0.0},
-        # Fail closed: without a valid flag, every user gets the strictest redaction.
-        custom={"pii_policy": STRICTEST_PII_POLICY},
-        instructions=_DEFAULT_INSTRUCTIONS[SECURITY_CONFIG],
-        source="default",
-    ),
-    SUPPORT_CONFIG: AgentConfig(
-        config_key=SUPPORT_CONFIG, variation_key=DEFAULT_VARIATION_KEY, enabled=True,
-        model="gpt-4o-mini", provider="openai",
-        parameters={"temperature": 0.3, "max_tokens": 800},
-        custom={"max_tool_calls": 3}, instructions=_DEFAULT_INSTRUCTIONS[SUPPORT_CONFIG],
-        tools=("search_v1",), source="default",
-    ),
-}
 
 
 class MalformedVariation(ValueError):

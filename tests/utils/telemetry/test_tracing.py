@@ -11,8 +11,9 @@ from agents.simulated import SimulatedChatModel
 from tests.fakes.tracing import captured_spans
 from utils.settings import Settings
 from utils.telemetry import tracing
-from utils.telemetry.event_store import _MIGRATIONS, SCHEMA_VERSION, EventStore, WriteBatch
+from utils.telemetry.event_store import SCHEMA_VERSION, EventStore, WriteBatch
 from utils.telemetry.instrumentation import RunTimer
+from utils.telemetry.store_schema import _MIGRATIONS
 
 
 @pytest.mark.parametrize("env, on", [

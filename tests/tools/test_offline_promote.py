@@ -195,3 +195,23 @@ def test_promote_to_launchdarkly_creates_the_variation_and_starts_the_iteration(
         assert names == {"other-free", "free-tools-calls"}
     assert load_checked_experiments(world["experiments"],
                                     load_manifest(world["manifest"]))[-1].key == "free-tools-calls"
+
+
+def test_the_api_lists_and_shows_offline_experiments(capsys, world) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    offline(capsys, world, "api-view", FREE, ("calls", "support-agent", "max_tool_calls=3"))
+    state_folder = Path(get_settings().DATA_DIR) / "offline_experiments"
+    (state_folder / "broken.json").write_text("{not json")
+    with TestClient(create_app()) as client:
+        listing = client.get("/offline-experiments").json()
+        assert [e["key"] for e in listing["experiments"]] == ["api-view"]
+        assert listing["experiments"][0]["tasks"] == 2
+        assert listing["unreadable"][0]["key"] == "broken"
+        document = client.get("/offline-experiments/api-view").json()
+        code, out, _ = cli(capsys, "show", "api-view", "--json")
+        assert document == json.loads(out)
+        assert client.get("/offline-experiments/ghost").status_code == 404
+        assert client.get("/offline-experiments/..%2Fetc").status_code == 404

@@ -19,14 +19,21 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def check_admin(settings: Settings, token: str | None, *, missing_status: int = 403,
+                what: str = "admin endpoints") -> None:
+    """Raise unless `token` is the ADMIN_TOKEN; a missing header answers `missing_status`."""
+    expected = settings.ADMIN_TOKEN
+    if expected is None or not expected.get_secret_value():
+        raise HTTPException(403, f"{what} are disabled: set ADMIN_TOKEN to enable them")
+    if token is None:
+        raise HTTPException(missing_status, f"{what} need the X-Admin-Token header")
+    if not secrets.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(403, "wrong X-Admin-Token header")
+
+
 def require_admin(request: Request,
                   x_admin_token: Annotated[str | None, Header()] = None) -> None:
-    expected = request.app.state.service.settings.ADMIN_TOKEN
-    if expected is None or not expected.get_secret_value():
-        raise HTTPException(403, "admin endpoints are disabled: set ADMIN_TOKEN to enable them")
-    if x_admin_token is None or not secrets.compare_digest(
-            x_admin_token.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(403, "missing or wrong X-Admin-Token header")
+    check_admin(request.app.state.service.settings, x_admin_token)
 
 
 ServiceDep = Annotated[ChatService, Depends(get_service)]

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.composition import build_service, warm_up
 from api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware, validation_error_handler
-from api.routes import admin, chat, configs, experiments, feedback, health
+from api.routes import admin, chat, configs, experiments, feedback, health, offline
 from utils.logging_setup import configure_logging
 from utils.settings import Settings, get_settings
 from utils.telemetry import tracing
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for module in (chat, feedback, health, experiments, configs, admin):
+    for module in (chat, feedback, health, experiments, offline, configs, admin):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)

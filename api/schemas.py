@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agents.tools.registry import KNOWN_TOOLS
+from utils.flags.overrides import OverrideError, check_overrides
 from utils.privacy.detector import identifier_pii_types
 from utils.settings import get_settings
 
@@ -16,6 +18,7 @@ DECLARED_CONTEXT_ATTRIBUTES = ("country", "plan", "region")
 MAX_CONTEXT_ATTRIBUTES = 20  # extra targeting attributes per user context
 MAX_ATTRIBUTE_NAME_CHARS = 64
 MAX_ATTRIBUTE_ITEMS = 20
+EXPERIMENT_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"  # stored and shown as a label
 
 
 def _valid_unicode(value: str) -> str:
@@ -130,11 +133,33 @@ class HistoryTurn(BaseModel):
     content: Text = Field(max_length=MAX_MESSAGE_CHARS)
 
 
+class ChatExperiment(BaseModel):
+    """An outside evaluation's variant: per-step overrides, the run marked (admin token only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200, pattern=EXPERIMENT_LABEL_PATTERN)
+    variant: str = Field(min_length=1, max_length=200, pattern=EXPERIMENT_LABEL_PATTERN)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _checked(cls, value: Any) -> dict[str, dict[str, Any]]:
+        try:
+            return check_overrides(value, known_tools=KNOWN_TOOLS)
+        except OverrideError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class ChatRequest(BaseModel):
     user_id: Text = Field(min_length=1, max_length=200, examples=["u1"])
     message: Text = Field(max_length=MAX_MESSAGE_CHARS, examples=["What is Q-learning?"])
     user_context: UserContext = Field(default_factory=UserContext)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    experiment: ChatExperiment | None = Field(
+        default=None, description="an evaluation harness's variant (requires X-Admin-Token): "
+        "{STEP: {param: value}} applied before each model call; the run is marked and never "
+        "enters online verdicts or reaches LaunchDarkly")
 
     @field_validator("message")
     @classmethod

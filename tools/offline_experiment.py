@@ -6,6 +6,7 @@
     python -m tools.offline_experiment run KEY NAME
     python -m tools.offline_experiment show KEY [--json]
     python -m tools.offline_experiment complete KEY | archive KEY
+    python -m tools.offline_experiment promote KEY NAME [--dry-run] [--backend local|launchdarkly]
 
 State lives under DATA_DIR/offline_experiments/. Errors name the rule that was broken and
 exit with status 2. See docs/OFFLINE_EXPERIMENTS.md.
@@ -31,6 +32,7 @@ from agents.tools.registry import KNOWN_TOOLS
 from api.composition import build_service
 from api.offline_runner import DEFAULT_CONCURRENCY, DEFAULT_USER, lock_baseline, read_baseline
 from api.offline_runner import run_variant as run_tasks
+from tools.offline_promote import PROMOTE_ERRORS, add_promote_parser, cmd_promote
 from tools.traffic.judge import make_judge
 from utils.experiments.offline_report import show_document
 from utils.experiments.offline_state import (
@@ -92,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("key")
     run.add_argument("name")
     run.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    add_promote_parser(sub)
     return parser
 
 
@@ -372,8 +375,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_variant(store, args)
         if args.command == "show":
             return cmd_show(store, args)
+        if args.command == "promote":
+            return cmd_promote(store, args, get_settings())
         return cmd_lifecycle(store, args)
-    except (RuleBroken, TaskSetError, OverrideError, BaselineError, UsageError) as exc:
+    except (RuleBroken, TaskSetError, OverrideError, BaselineError, UsageError,
+            *PROMOTE_ERRORS) as exc:
         console.print(f"error: {exc}", markup=False, highlight=False)
         return 2
 

@@ -156,7 +156,8 @@ def check_step_parameter(step: str, param: str) -> None:
         raise OverrideError(f"{param} is read only by {', '.join(spec.steps)}, not by {step}")
 
 
-def check_overrides(overrides: Any) -> dict[str, dict[str, Any]]:
+def check_overrides(overrides: Any, *,
+                    known_tools: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """A checked copy of a `{step: {param: value}}` payload."""
     if not isinstance(overrides, Mapping):
         raise OverrideError(f"overrides must map steps to {{param: value}}, got {overrides!r}")
@@ -167,7 +168,7 @@ def check_overrides(overrides: Any) -> dict[str, dict[str, Any]]:
         checked[step] = {}
         for param, value in params.items():
             check_step_parameter(step, param)
-            checked[step][param] = parse_value(param, value)
+            checked[step][param] = parse_value(param, value, known_tools=known_tools)
     return checked
 
 

@@ -1,0 +1,55 @@
+"""Offline experiments over HTTP: the list and each one's `show --json` document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import SettingsDep
+from utils.experiments.offline_report import show_document
+from utils.experiments.offline_state import RuleBroken, StateStore, check_name
+
+router = APIRouter(prefix="/offline-experiments", tags=["offline experiments"])
+
+
+def _summary(document: dict[str, Any]) -> dict[str, Any]:
+    ran = [v for v in document["variants"] if v["pass_rate"] is not None]
+    best = max(ran, key=lambda v: v["pass_rate"], default=None)
+    return {"key": document["key"], "description": document["description"],
+            "status": document["status"], "steps": document["steps"],
+            "tasks": document["tasks"]["count"], "repeats": document["repeats"],
+            "variants": len(document["variants"]), "updated_at": document["updated_at"],
+            "best": None if best is None else {"name": best["name"],
+                                               "pass_rate": best["pass_rate"]}}
+
+
+@router.get("")
+def list_offline_experiments(settings: SettingsDep) -> dict[str, Any]:
+    """Every offline experiment under DATA_DIR, newest change first; unreadable ones named."""
+    store = StateStore(settings.DATA_DIR)
+    items, unreadable = [], []
+    for key in store.keys():  # noqa: SIM118 (a method of StateStore, not a dict)
+        try:
+            items.append(_summary(show_document(store.load(key))))
+        except (RuleBroken, KeyError, TypeError, ValueError) as exc:
+            unreadable.append({"key": key, "error": str(exc)})
+    items.sort(key=lambda item: item["updated_at"] or "", reverse=True)
+    return {"experiments": items, "unreadable": unreadable}
+
+
+@router.get("/{key}")
+def get_offline_experiment(key: str, settings: SettingsDep) -> dict[str, Any]:
+    """The `python -m tools.offline_experiment show KEY --json` document."""
+    try:
+        check_name("experiment", key)
+    except RuleBroken as exc:
+        raise HTTPException(404, str(exc)) from None
+    store = StateStore(settings.DATA_DIR)
+    if not store.exists(key):
+        raise HTTPException(404, f"no offline experiment {key!r}; known: "
+                                 f"{', '.join(store.keys()) or 'none'}")
+    try:
+        return show_document(store.load(key))
+    except RuleBroken as exc:
+        raise HTTPException(500, str(exc)) from exc

@@ -12,9 +12,11 @@ from functools import partial
 from typing import Any
 
 from agents.context import ConfigResolver, ConfigSource, PiiDetector, RequestContext
+from agents.graph import GraphCache
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
+from api.graph_metrics import graph_run, track_graph
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.client import (
     SECURITY_CONFIG,
@@ -89,12 +91,12 @@ class ChatService:
     """Owns the compiled graph and the shared clients; answers one chat request at a time."""
 
     def __init__(self, *, settings: Settings, flags: ConfigFlags, store: EventStore,
-                 graph: Any, pii: PiiDetector, models: ModelCache, tools: Toolbox,
+                 graphs: GraphCache, pii: PiiDetector, models: ModelCache, tools: Toolbox,
                  pricing: PricingTable) -> None:
         self.settings = settings
         self.flags = flags
         self.store = store
-        self.graph = graph
+        self.graphs = graphs
         self.pii = pii
         self.models = models
         self.tools = tools
@@ -148,11 +150,15 @@ class ChatService:
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
+        served = self.flags.graph(ld_context)  # the topology, evaluated per request
+        graph = self.graphs.get(served.topology)  # compiled once per distinct topology
         deadline = asyncio.timeout(self.settings.REQUEST_DEADLINE_S)
         try:
             async with deadline:
-                state = await self.graph.ainvoke(state_in, context=context)
+                state = await graph.ainvoke(state_in, context=context)
         except Exception as exc:
+            track_graph(self.flags.client if live_ld else None, ld_context, served,
+                        recorder.runs, success=False)
             if isinstance(exc, TimeoutError) and deadline.expired():
                 message = (f"the request ran past its deadline of "
                            f"{self.settings.REQUEST_DEADLINE_S:g} s (REQUEST_DEADLINE_S)")
@@ -186,11 +192,13 @@ class ChatService:
             cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
             duration_ms=round(sum(r.duration_ms for r in runs), 3),
         )
+        track_graph(self.flags.client if live_ld else None, ld_context, served, recorder.runs,
+                    success=True)
         response = ChatResponse(
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
-            trace_id=recorder.trace_id,
+            trace_id=recorder.trace_id, graph=graph_run(served, recorder.runs),
         )
         return ChatOutcome(response, dict(state))
 

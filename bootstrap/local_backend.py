@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bootstrap.graph_manifest import GraphSpec, graph_value
 from bootstrap.manifest import Manifest, SegmentSpec, VariationSpec, variation_value
 from bootstrap.state import (
     BootstrapState,
@@ -143,6 +144,20 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
     return _versioned(flag, previous)
 
 
+def render_graph_flag(graph: GraphSpec, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """An Agent Graph config as full flag JSON, its variation values in the shape `ldai` reads."""
+    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
+                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
+    values = [_versioned_value(graph_value(graph, v), old_values.get(v.key))
+              for v in graph.variations]
+    default = [v.key for v in graph.variations].index(graph.targeting.default)
+    flag = {"key": graph.key, "on": True, "variations": values, "offVariation": default,
+            "fallthrough": {"variation": default}, "rules": [], "targets": [],
+            "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", graph.key),
+            "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}
+    return _versioned(flag, previous)
+
+
 def _versioned(item: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
     """Keep the previous version if nothing else changed, otherwise bump it."""
     if previous is None:
@@ -167,13 +182,16 @@ def render_document(manifest: Manifest, plans: list[ExperimentPlan],
     """The whole flag file. Flags and segments the manifest does not define are kept as they are."""
     previous = previous or {}
     old_flags, old_segments = previous.get("flags", {}), previous.get("segments", {})
-    flags = {k: v for k, v in old_flags.items() if k not in {c.key for c in manifest.configs}}
+    defined = {c.key for c in manifest.configs} | {g.key for g in manifest.graphs}
+    flags = {k: v for k, v in old_flags.items() if k not in defined}
     segments = {k: v for k, v in old_segments.items()
                 if k not in {s.key for s in manifest.segments}}
     for key in sorted(flags) + sorted(segments):
         log.warning("keeping %r from the existing flag file: the manifest does not define it", key)
     for config in manifest.configs:
         flags[config.key] = render_flag(manifest, config.key, plans, old_flags.get(config.key))
+    for graph in manifest.graphs:
+        flags[graph.key] = render_graph_flag(graph, old_flags.get(graph.key))
     for segment in manifest.segments:
         segments[segment.key] = _versioned(render_segment(segment), old_segments.get(segment.key))
     return {"flags": flags, "segments": segments}

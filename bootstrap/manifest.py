@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bootstrap.graph_manifest import GraphSpec, graph_errors
 from utils.providers import MODEL_PROVIDERS, PROVIDER_NAMES
 from utils.strict_yaml import read_yaml, validate
 
@@ -156,6 +157,14 @@ class Manifest(_Strict):
     segments: list[SegmentSpec] = Field(min_length=1)
     configs: list[ConfigSpec] = Field(min_length=1)
     experiment_variations: list[ExperimentVariationSpec] = []
+    graphs: list[GraphSpec] = []
+
+    def graph(self, key: str) -> GraphSpec:
+        """The agent graph with this key; `KeyError` naming the known keys otherwise."""
+        for graph in self.graphs:
+            if graph.key == key:
+                return graph
+        raise KeyError(f"unknown agent graph {key!r}; known: {[g.key for g in self.graphs]}")
 
     def config(self, key: str) -> ConfigSpec:
         """The config with this key; `KeyError` naming the known keys otherwise."""
@@ -276,6 +285,7 @@ def _reference_errors(m: Manifest) -> list[str]:
         except ValidationError as err:
             errors.extend(f"{where}: {e['msg'].removeprefix('Value error, ')}"
                           for e in err.errors())
+    errors += graph_errors(m.graphs, set(configs))
     return errors
 
 

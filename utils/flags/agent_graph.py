@@ -160,6 +160,9 @@ def _check_privacy(t: Topology) -> None:
         raise TopologyRefused(f"{SUPERVISOR_CONFIG} -> {SUPPORT_CONFIG} must be `when: clean`, "
                               f"not {to_support!r}: a flagged request would reach the support "
                               "model with its personal data")
+    if to_support is None and to_security == "flagged":
+        raise TopologyRefused(f"{SUPERVISOR_CONFIG} -> {SECURITY_CONFIG} is `when: flagged` but "
+                              "no edge takes clean requests: make it `always`")
     if to_support is not None and to_security == "always":
         raise TopologyRefused(f"{SUPERVISOR_CONFIG} sends every request to {SECURITY_CONFIG} "
                               f"(`always`) and clean ones to {SUPPORT_CONFIG}: ambiguous")

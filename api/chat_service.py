@@ -18,6 +18,7 @@ from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
 from api.graph_metrics import graph_run, track_graph
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
+from utils.flags.agent_graph import GRAPH_CONFIG
 from utils.flags.client import (
     SECURITY_CONFIG,
     SUPERVISOR_CONFIG,
@@ -32,6 +33,7 @@ from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore, RunMark
 from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer
+from utils.telemetry.store_schema import Exposure
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,10 @@ class ChatService:
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
         served = self.flags.graph(ld_context)  # the topology, evaluated per request
+        # The graph variation is an exposure like an agent config's: topology experiments
+        # bucket users by it.
+        recorder.exposures.append(Exposure(GRAPH_CONFIG, served.variation_key,
+                                           served.in_experiment))
         graph = self.graphs.get(served.topology)  # compiled once per distinct topology
         deadline = asyncio.timeout(self.settings.REQUEST_DEADLINE_S)
         try:
@@ -208,7 +214,7 @@ class ChatService:
         recorder = context.recorder
         done = {run.config_key for run in recorder.runs}
         for exposure in list(recorder.exposures):
-            if exposure.config_key not in done:
+            if exposure.config_key not in done and exposure.config_key in _AGENT_OF_CONFIG:
                 recorder.finish_run(context.configs.get(exposure.config_key),
                                     _AGENT_OF_CONFIG[exposure.config_key], started,
                                     ModelUsage(), error=error)

@@ -104,16 +104,10 @@ def flag_variations(manifest: Manifest, config_key: str,
     return variations
 
 
-def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan],
-                previous: dict[str, Any] | None) -> dict[str, Any]:
-    """One AI config as full flag JSON; experiment rules come before the segment rules."""
-    config = manifest.config(config_key)
-    variations = flag_variations(manifest, config_key, plans)
-    index = {v.key: i for i, v in enumerate(variations)}
-    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
-                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
-    values = [_versioned_value(variation_value(v, manifest), old_values.get(v.key))
-              for v in variations]
+def experiment_rules(config_key: str, plans: list[ExperimentPlan],
+                     index: dict[str, int]) -> list[dict[str, Any]]:
+    """The rules of the experiments on `config_key`: a rollout while running, the winner once
+    promoted."""
     rules: list[dict[str, Any]] = []
     for plan in (p for p in plans if p.config == config_key):
         rule: dict[str, Any] = {"id": stable_id(config_key, "experiment", plan.key),
@@ -131,6 +125,20 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
             rule["trackEvents"] = False
             rule["variation"] = index[plan.winner]
         rules.append(rule)
+    return rules
+
+
+def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan],
+                previous: dict[str, Any] | None) -> dict[str, Any]:
+    """One AI config as full flag JSON; experiment rules come before the segment rules."""
+    config = manifest.config(config_key)
+    variations = flag_variations(manifest, config_key, plans)
+    index = {v.key: i for i, v in enumerate(variations)}
+    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
+                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
+    values = [_versioned_value(variation_value(v, manifest), old_values.get(v.key))
+              for v in variations]
+    rules = experiment_rules(config_key, plans, index)
     for target in config.targeting.rules:
         rules.append({"id": stable_id(config_key, "segment", target.segment),
                       "description": f"{target.segment} -> {target.variation}",
@@ -144,15 +152,18 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
     return _versioned(flag, previous)
 
 
-def render_graph_flag(graph: GraphSpec, previous: dict[str, Any] | None) -> dict[str, Any]:
+def render_graph_flag(graph: GraphSpec, plans: list[ExperimentPlan],
+                      previous: dict[str, Any] | None) -> dict[str, Any]:
     """An Agent Graph config as full flag JSON, its variation values in the shape `ldai` reads."""
     old_values = {v.get("_ldMeta", {}).get("variationKey"): v
                   for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
     values = [_versioned_value(graph_value(graph, v), old_values.get(v.key))
               for v in graph.variations]
-    default = [v.key for v in graph.variations].index(graph.targeting.default)
+    index = {v.key: i for i, v in enumerate(graph.variations)}
+    default = index[graph.targeting.default]
     flag = {"key": graph.key, "on": True, "variations": values, "offVariation": default,
-            "fallthrough": {"variation": default}, "rules": [], "targets": [],
+            "fallthrough": {"variation": default},
+            "rules": experiment_rules(graph.key, plans, index), "targets": [],
             "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", graph.key),
             "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}
     return _versioned(flag, previous)
@@ -191,7 +202,7 @@ def render_document(manifest: Manifest, plans: list[ExperimentPlan],
     for config in manifest.configs:
         flags[config.key] = render_flag(manifest, config.key, plans, old_flags.get(config.key))
     for graph in manifest.graphs:
-        flags[graph.key] = render_graph_flag(graph, old_flags.get(graph.key))
+        flags[graph.key] = render_graph_flag(graph, plans, old_flags.get(graph.key))
     for segment in manifest.segments:
         segments[segment.key] = _versioned(render_segment(segment), old_segments.get(segment.key))
     return {"flags": flags, "segments": segments}

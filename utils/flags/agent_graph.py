@@ -187,6 +187,7 @@ class ServedGraph:
     variation_key: str
     version: int = 1
     problem: str | None = None  # set when the served variation was refused
+    in_experiment: bool = False  # LaunchDarkly served it from an experiment rollout
 
     @property
     def fell_back(self) -> bool:

@@ -296,7 +296,8 @@ class ConfigFlags:
         detail = self.client.variation_detail(GRAPH_CONFIG, context, None)
         if detail.variation_index is None:  # no graph flag: the built-in topology, silently
             return BUILT_IN_GRAPH
-        served = serve_graph(detail.value)
+        served = replace(serve_graph(detail.value),
+                         in_experiment=bool((detail.reason or {}).get("inExperiment", False)))
         with self._warn_lock:  # a variation's problem lasts until it is served valid again
             first = served.fell_back and self._graph_problems.get(served.variation_key) \
                 != served.problem

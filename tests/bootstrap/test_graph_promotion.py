@@ -23,7 +23,7 @@ def agents_for(service, country: str, plan: str) -> list[str]:
     return [run.agent for run in asyncio.run(service.chat(request)).agents]
 
 
-def settle(check, timeout: float = 3.0) -> bool:
+def settle(check, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not check():
         time.sleep(0.05)

@@ -150,3 +150,13 @@ def test_graph_tracking_never_fails_a_request(service) -> None:
             raise RuntimeError("LaunchDarkly down")
 
     track_graph(Exploding(), None, BUILT_IN_GRAPH, ask(service, CLEAN).agents, success=True)
+
+
+def test_configs_shows_the_graph_each_demo_user_is_served(flags_file, client) -> None:
+    write_graph(flags_file, "always-security")
+    assert until(lambda: all(g["variation"] == "always-security"
+                             for g in client.get("/configs").json()["graphs"].values()))
+    graph = next(iter(client.get("/configs").json()["graphs"].values()))
+    assert graph["root"] == "supervisor-agent"
+    assert graph["edges"]["supervisor-agent"] == [{"key": "security-agent",
+                                                   "handoff": {"when": "always"}}]

@@ -17,8 +17,8 @@ from utils.settings import get_settings
 CLEAN = "What is the Bellman optimality equation?"
 
 
-def agents_for(service, country: str, plan: str) -> list[str]:
-    request = ChatRequest(user_id=f"u-{country}-{plan}", message=CLEAN,
+def agents_for(service, country: str, plan: str, n: int = 0) -> list[str]:
+    request = ChatRequest(user_id=f"u-{country}-{plan}-{n}", message=CLEAN,
                           user_context={"country": country, "plan": plan})
     return [run.agent for run in asyncio.run(service.chat(request)).agents]
 
@@ -49,11 +49,15 @@ def test_promotion_switches_the_topology_for_the_audience(service) -> None:
     args = service.promote_args
     assert promote.main(["security-routing", "always-security", *args]) == 0
     via_security = ["supervisor", "security", "support"]
-    assert settle(lambda: agents_for(service, "US", "paid") == via_security)
+    # Twelve users, so a user the running 50/50 experiment happened to put in always-security
+    # cannot pass for the promotion (all twelve by chance: 1 in 4096).
+    assert settle(lambda: all(agents_for(service, "US", "paid", n) == via_security
+                              for n in range(12)))
     assert agents_for(service, "CA", "paid") == via_security
     assert agents_for(service, "US", "free") == ["supervisor", "support"]  # not the audience
     assert promote.main(["security-routing", "detector-routed", *args]) == 0
-    assert settle(lambda: agents_for(service, "US", "paid") == ["supervisor", "support"])
+    assert settle(lambda: all(agents_for(service, "US", "paid", n) == ["supervisor", "support"]
+                              for n in range(12)))
 
 
 def test_promoting_a_graph_experiment_on_launchdarkly_is_refused(monkeypatch, capsys) -> None:

@@ -12,10 +12,13 @@ from functools import partial
 from typing import Any
 
 from agents.context import ConfigResolver, ConfigSource, PiiDetector, RequestContext
+from agents.graph import GraphCache
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
+from api.graph_metrics import graph_run, track_graph
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
+from utils.flags.agent_graph import GRAPH_CONFIG
 from utils.flags.client import (
     SECURITY_CONFIG,
     SUPERVISOR_CONFIG,
@@ -30,6 +33,7 @@ from utils.telemetry import tracing
 from utils.telemetry.cost_calculator import PricingTable
 from utils.telemetry.event_store import EventStore, RunMark
 from utils.telemetry.instrumentation import ModelUsage, RunRecorder, RunTimer
+from utils.telemetry.store_schema import Exposure
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +93,12 @@ class ChatService:
     """Owns the compiled graph and the shared clients; answers one chat request at a time."""
 
     def __init__(self, *, settings: Settings, flags: ConfigFlags, store: EventStore,
-                 graph: Any, pii: PiiDetector, models: ModelCache, tools: Toolbox,
+                 graphs: GraphCache, pii: PiiDetector, models: ModelCache, tools: Toolbox,
                  pricing: PricingTable) -> None:
         self.settings = settings
         self.flags = flags
         self.store = store
-        self.graph = graph
+        self.graphs = graphs
         self.pii = pii
         self.models = models
         self.tools = tools
@@ -148,11 +152,19 @@ class ChatService:
         )
         state_in = {"message": request.message,
                     "history": [turn.model_dump() for turn in request.history]}
+        served = self.flags.graph(ld_context)  # the topology, evaluated per request
+        # The graph variation is an exposure like an agent config's: topology experiments
+        # bucket users by it.
+        recorder.exposures.append(Exposure(GRAPH_CONFIG, served.variation_key,
+                                           served.in_experiment))
+        graph = self.graphs.get(served.topology)  # compiled once per distinct topology
         deadline = asyncio.timeout(self.settings.REQUEST_DEADLINE_S)
         try:
             async with deadline:
-                state = await self.graph.ainvoke(state_in, context=context)
+                state = await graph.ainvoke(state_in, context=context)
         except Exception as exc:
+            track_graph(self.flags.client if live_ld else None, ld_context, served,
+                        recorder.runs, success=False)
             if isinstance(exc, TimeoutError) and deadline.expired():
                 message = (f"the request ran past its deadline of "
                            f"{self.settings.REQUEST_DEADLINE_S:g} s (REQUEST_DEADLINE_S)")
@@ -186,11 +198,13 @@ class ChatService:
             cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
             duration_ms=round(sum(r.duration_ms for r in runs), 3),
         )
+        track_graph(self.flags.client if live_ld else None, ld_context, served, recorder.runs,
+                    success=True)
         response = ChatResponse(
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,
             refused=bool(state.get("refused")), agents=runs, totals=totals,
-            trace_id=recorder.trace_id,
+            trace_id=recorder.trace_id, graph=graph_run(served, recorder.runs),
         )
         return ChatOutcome(response, dict(state))
 
@@ -200,7 +214,7 @@ class ChatService:
         recorder = context.recorder
         done = {run.config_key for run in recorder.runs}
         for exposure in list(recorder.exposures):
-            if exposure.config_key not in done:
+            if exposure.config_key not in done and exposure.config_key in _AGENT_OF_CONFIG:
                 recorder.finish_run(context.configs.get(exposure.config_key),
                                     _AGENT_OF_CONFIG[exposure.config_key], started,
                                     ModelUsage(), error=error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from agents.context import PiiDetector, PresidioPiiDetector
-from agents.graph import build_graph
+from agents.graph import GraphCache
 from agents.models import ModelCache
 from agents.tools.registry import Toolbox
 from api.chat_service import ChatService
@@ -36,7 +36,7 @@ def build_service(settings: Settings, *, pii: PiiDetector | None = None) -> Chat
         flags.close()
         raise
     return ChatService(
-        settings=settings, flags=flags, store=store, graph=build_graph(),
+        settings=settings, flags=flags, store=store, graphs=GraphCache(),
         pii=pii or PresidioPiiDetector(), models=ModelCache(settings), tools=Toolbox(settings),
         pricing=pricing,
     )

@@ -205,6 +205,17 @@ class Totals(BaseModel):
     duration_ms: float
 
 
+class GraphRunPublic(BaseModel):
+    """The Agent Graph variation a request ran and the path it took through it."""
+
+    key: str
+    variation_key: str
+    fell_back: bool = Field(description="the served variation was refused: the built-in "
+                            "detector-routed topology ran instead")
+    path: list[str] = Field(description="agent config keys, in the order they ran")
+    handoffs: list[list[str]] = Field(description="[source, target] config-key pairs")
+
+
 class ChatResponse(BaseModel):
     request_id: str
     response: str
@@ -215,6 +226,7 @@ class ChatResponse(BaseModel):
     totals: Totals
     trace_id: str | None = Field(
         default=None, description="the OpenTelemetry trace of this request (tracing on)")
+    graph: GraphRunPublic | None = None
 
 
 class FeedbackCreate(BaseModel):

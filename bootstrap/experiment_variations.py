@@ -23,7 +23,7 @@ from bootstrap.launchdarkly_client import LaunchDarklyClient
 from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
 from bootstrap.launchdarkly_verify import check_model_configs, verify_served
 from bootstrap.local_backend import current_state, sync_flag_file
-from bootstrap.manifest import load_manifest
+from bootstrap.manifest import GRAPH_EXPERIMENTS_LOCAL_ONLY, load_manifest, on_graph
 from bootstrap.state import BootstrapState, ExperimentState
 from utils.settings import get_settings
 
@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> None:
             if new_state.experiments[exp.key].status == "running":
                 print(f"{exp.key}: {describe_split(exp)}")
         return
+    for exp in [e for e in experiments if on_graph(manifest, e)]:
+        print(f"skipping {exp.key} on LaunchDarkly: {GRAPH_EXPERIMENTS_LOCAL_ONLY}")
+    experiments = [e for e in experiments if not on_graph(manifest, e)]
     with LaunchDarklyClient.from_settings(settings) as client:
         project, environment = settings.LD_PROJECT_KEY, settings.LD_ENVIRONMENT
         sync = LaunchDarklySync(client, project, environment, dry_run=args.dry_run)

@@ -61,6 +61,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bootstrap.graph_manifest import GraphSpec
 from bootstrap.launchdarkly_client import LaunchDarklyClient, LaunchDarklyError
 from bootstrap.manifest import Manifest, VariationSpec
 from utils.flags.flag_file import ALL_WEIGHT
@@ -105,6 +106,23 @@ def _comparable_variation(v: dict[str, Any]) -> dict[str, Any]:
             "modelConfigKey": v.get("modelConfigKey"), "modelName": model.get("modelName"),
             "parameters": model.get("parameters") or {}, "custom": model.get("custom") or {},
             "tools": sorted(keys or [])}
+
+
+def graph_payload(graph: GraphSpec) -> dict[str, Any]:
+    """The agent graph as the REST API creates it: the default variation's root and edges."""
+    variation = graph.variation(graph.targeting.default)
+    assert variation is not None  # checked by the manifest
+    return {"key": graph.key, "name": graph.name, "description": graph.description,
+            "rootConfigKey": graph.root,
+            "edges": [{"key": f"{e.source}-{e.target}", "sourceConfig": e.source,
+                       "targetConfig": e.target, "handoff": {"when": e.when}}
+                      for e in variation.edges]}
+
+
+def _comparable_graph(g: dict[str, Any]) -> tuple:
+    edges = sorted((e.get("sourceConfig"), e.get("targetConfig"), repr(e.get("handoff") or {}))
+                   for e in g.get("edges") or [])
+    return g.get("rootConfigKey"), edges
 
 
 def targeting_key(variation: dict[str, Any]) -> str | None:
@@ -177,7 +195,24 @@ class LaunchDarklySync:
             self.sync_targeting(config.key, [(r.segment, r.variation)
                                              for r in config.targeting.rules],
                                 default=config.targeting.default)
+        for graph in manifest.graphs:
+            self.sync_graph(graph)
         return self.changes
+
+    def sync_graph(self, graph: GraphSpec) -> None:
+        """Create the agent graph if missing, or replace its root and edges if they differ.
+
+        LaunchDarkly's agent-graph resource holds one root and one edge set (no variations),
+        so it gets the topology of the graph's default variation.
+        """
+        base = f"/api/v2/projects/{self.project}/agent-graphs"
+        want = graph_payload(graph)
+        have = self.client.request("GET", f"{base}/{graph.key}", not_found_ok=True)
+        if have is None:
+            self._change(f"create agent graph {graph.key}", "POST", base, want)
+        elif _comparable_graph(have) != _comparable_graph(want):
+            self._change(f"update agent graph {graph.key}", "PATCH", f"{base}/{graph.key}",
+                         {"rootConfigKey": want["rootConfigKey"], "edges": want["edges"]})
 
     def sync_tools(self, manifest: Manifest) -> None:
         base = f"/api/v2/projects/{self.project}/ai-tools"

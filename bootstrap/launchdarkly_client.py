@@ -2,7 +2,8 @@
 
 429 and 5xx answers are retried with exponential backoff, honouring `Retry-After` and
 `X-Ratelimit-Reset`; any other error stops with the method, path, status, LaunchDarkly's message
-and a hint. AI Configs and AI tools endpoints get the `LD-API-Version: beta` header they need.
+and a hint. AI Configs, AI tools and agent graphs endpoints get the `LD-API-Version: beta` header they
+need.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class LaunchDarklyClient:
 
 
 def _is_ai_endpoint(path: str) -> bool:
-    return "/ai-configs" in path or "/ai-tools" in path
+    return "/ai-configs" in path or "/ai-tools" in path or "/agent-graphs" in path
 
 
 def _message(response: httpx.Response) -> str:

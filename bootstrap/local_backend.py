@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bootstrap.graph_manifest import GraphSpec, graph_value
 from bootstrap.manifest import Manifest, SegmentSpec, VariationSpec, variation_value
 from bootstrap.state import (
     BootstrapState,
@@ -103,16 +104,10 @@ def flag_variations(manifest: Manifest, config_key: str,
     return variations
 
 
-def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan],
-                previous: dict[str, Any] | None) -> dict[str, Any]:
-    """One AI config as full flag JSON; experiment rules come before the segment rules."""
-    config = manifest.config(config_key)
-    variations = flag_variations(manifest, config_key, plans)
-    index = {v.key: i for i, v in enumerate(variations)}
-    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
-                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
-    values = [_versioned_value(variation_value(v, manifest), old_values.get(v.key))
-              for v in variations]
+def experiment_rules(config_key: str, plans: list[ExperimentPlan],
+                     index: dict[str, int]) -> list[dict[str, Any]]:
+    """The rules of the experiments on `config_key`: a rollout while running, the winner once
+    promoted."""
     rules: list[dict[str, Any]] = []
     for plan in (p for p in plans if p.config == config_key):
         rule: dict[str, Any] = {"id": stable_id(config_key, "experiment", plan.key),
@@ -130,6 +125,20 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
             rule["trackEvents"] = False
             rule["variation"] = index[plan.winner]
         rules.append(rule)
+    return rules
+
+
+def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan],
+                previous: dict[str, Any] | None) -> dict[str, Any]:
+    """One AI config as full flag JSON; experiment rules come before the segment rules."""
+    config = manifest.config(config_key)
+    variations = flag_variations(manifest, config_key, plans)
+    index = {v.key: i for i, v in enumerate(variations)}
+    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
+                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
+    values = [_versioned_value(variation_value(v, manifest), old_values.get(v.key))
+              for v in variations]
+    rules = experiment_rules(config_key, plans, index)
     for target in config.targeting.rules:
         rules.append({"id": stable_id(config_key, "segment", target.segment),
                       "description": f"{target.segment} -> {target.variation}",
@@ -139,6 +148,23 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
     flag = {"key": config_key, "on": True, "variations": values, "offVariation": default,
             "fallthrough": {"variation": default}, "rules": rules, "targets": [],
             "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", config_key),
+            "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}
+    return _versioned(flag, previous)
+
+
+def render_graph_flag(graph: GraphSpec, plans: list[ExperimentPlan],
+                      previous: dict[str, Any] | None) -> dict[str, Any]:
+    """An Agent Graph config as full flag JSON, its variation values in the shape `ldai` reads."""
+    old_values = {v.get("_ldMeta", {}).get("variationKey"): v
+                  for v in (previous or {}).get("variations", []) if isinstance(v, dict)}
+    values = [_versioned_value(graph_value(graph, v), old_values.get(v.key))
+              for v in graph.variations]
+    index = {v.key: i for i, v in enumerate(graph.variations)}
+    default = index[graph.targeting.default]
+    flag = {"key": graph.key, "on": True, "variations": values, "offVariation": default,
+            "fallthrough": {"variation": default},
+            "rules": experiment_rules(graph.key, plans, index), "targets": [],
+            "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", graph.key),
             "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}
     return _versioned(flag, previous)
 
@@ -167,13 +193,16 @@ def render_document(manifest: Manifest, plans: list[ExperimentPlan],
     """The whole flag file. Flags and segments the manifest does not define are kept as they are."""
     previous = previous or {}
     old_flags, old_segments = previous.get("flags", {}), previous.get("segments", {})
-    flags = {k: v for k, v in old_flags.items() if k not in {c.key for c in manifest.configs}}
+    defined = {c.key for c in manifest.configs} | {g.key for g in manifest.graphs}
+    flags = {k: v for k, v in old_flags.items() if k not in defined}
     segments = {k: v for k, v in old_segments.items()
                 if k not in {s.key for s in manifest.segments}}
     for key in sorted(flags) + sorted(segments):
         log.warning("keeping %r from the existing flag file: the manifest does not define it", key)
     for config in manifest.configs:
         flags[config.key] = render_flag(manifest, config.key, plans, old_flags.get(config.key))
+    for graph in manifest.graphs:
+        flags[graph.key] = render_graph_flag(graph, plans, old_flags.get(graph.key))
     for segment in manifest.segments:
         segments[segment.key] = _versioned(render_segment(segment), old_segments.get(segment.key))
     return {"flags": flags, "segments": segments}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bootstrap.graph_manifest import GraphSpec, graph_errors
 from utils.providers import MODEL_PROVIDERS, PROVIDER_NAMES
 from utils.strict_yaml import read_yaml, validate
 
@@ -156,6 +157,14 @@ class Manifest(_Strict):
     segments: list[SegmentSpec] = Field(min_length=1)
     configs: list[ConfigSpec] = Field(min_length=1)
     experiment_variations: list[ExperimentVariationSpec] = []
+    graphs: list[GraphSpec] = []
+
+    def graph(self, key: str) -> GraphSpec:
+        """The agent graph with this key; `KeyError` naming the known keys otherwise."""
+        for graph in self.graphs:
+            if graph.key == key:
+                return graph
+        raise KeyError(f"unknown agent graph {key!r}; known: {[g.key for g in self.graphs]}")
 
     def config(self, key: str) -> ConfigSpec:
         """The config with this key; `KeyError` naming the known keys otherwise."""
@@ -276,6 +285,7 @@ def _reference_errors(m: Manifest) -> list[str]:
         except ValidationError as err:
             errors.extend(f"{where}: {e['msg'].removeprefix('Value error, ')}"
                           for e in err.errors())
+    errors += graph_errors(m.graphs, set(configs))
     return errors
 
 
@@ -305,13 +315,14 @@ def experiment_errors(manifest: Manifest, experiments: list[Any]) -> list[str]:
     """Experiments that name a config, audience segment or arm the manifest does not define."""
     errors: list[str] = []
     segments = {s.key for s in manifest.segments}
-    configs = {c.key: c for c in manifest.configs}
+    configs: dict[str, Any] = {c.key: c for c in manifest.configs}
+    configs.update({g.key: g for g in manifest.graphs})  # a graph's topology is a variable too
     for exp in experiments:
         where = f"experiments.yaml: {exp.key}"
         config = configs.get(exp.config)
         if config is None:
-            errors.append(f"{where}.config: unknown AI config {exp.config!r}; expected one of "
-                          f"{sorted(configs)}")
+            errors.append(f"{where}.config: unknown AI config or agent graph {exp.config!r}; "
+                          f"expected one of {sorted(configs)}")
             continue
         if exp.audience not in segments:
             errors.append(f"{where}.audience: unknown segment {exp.audience!r}; expected one of "
@@ -323,3 +334,13 @@ def experiment_errors(manifest: Manifest, experiments: list[Any]) -> list[str]:
                 errors.append(f"{where}.split: {arm!r} is not a variation of {exp.config}; "
                               f"expected one of {known}")
     return errors
+
+
+GRAPH_EXPERIMENTS_LOCAL_ONLY = (
+    "LaunchDarkly's agent-graph resource holds one root and edge set, without variations, so "
+    "a topology experiment cannot be a LaunchDarkly experiment; it runs on the local flag file")
+
+
+def on_graph(manifest: Manifest, exp: Any) -> bool:
+    """Whether the experiment's arms are variations of an agent graph, not of an AI config."""
+    return exp.config in {g.key for g in manifest.graphs}

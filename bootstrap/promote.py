@@ -20,7 +20,13 @@ from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient
 from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
 from bootstrap.local_backend import current_state, sync_flag_file
-from bootstrap.manifest import Manifest, ManifestError, load_manifest
+from bootstrap.manifest import (
+    GRAPH_EXPERIMENTS_LOCAL_ONLY,
+    Manifest,
+    ManifestError,
+    load_manifest,
+    on_graph,
+)
 from bootstrap.state import (
     BootstrapState,
     ExperimentState,
@@ -51,8 +57,12 @@ def find_arm(experiments: list, key: str, variation: str):
 def archivable(manifest: Manifest, exp, winner: str) -> list[str]:
     """The losing arms nothing else serves once `winner` is promoted: no other segment rule
     of the config and not its default (an arm still serving other users stays published)."""
-    targeting = manifest.config(exp.config).targeting
-    still_served = {r.variation for r in targeting.rules if r.segment != exp.audience}
+    if exp.config in {g.key for g in manifest.graphs}:
+        targeting = manifest.graph(exp.config).targeting  # a graph targets its default only
+        still_served: set[str] = set()
+    else:
+        targeting = manifest.config(exp.config).targeting
+        still_served = {r.variation for r in targeting.rules if r.segment != exp.audience}
     still_served.add(targeting.default)
     return [arm for arm in exp.split if arm != winner and arm not in still_served]
 
@@ -92,6 +102,9 @@ def run(args: argparse.Namespace) -> None:
     experiments = load_checked_experiments(args.experiments, manifest)
     exp = find_arm(experiments, args.experiment, args.variation)
     local = resolve_backend(args.backend, settings) == "local"
+    if not local and on_graph(manifest, exp):
+        raise PromotionError(f"cannot promote {exp.key} on LaunchDarkly: "
+                             f"{GRAPH_EXPERIMENTS_LOCAL_ONLY}")
     if local:
         path = args.flags_path or settings.flags_path
         if not path.exists():

@@ -29,14 +29,17 @@ async def read_configs(service: ServiceDep) -> dict[str, Any]:
     right now (which may be half-written); `problems` says how the two differ.
     """
     flags = describe_flags(service.flags.served_flags(), AGENT_CONFIG_KEYS)
-    served = {}
+    served, graphs = {}, {}
     for label, attributes in DEMO_USERS.items():
         context = build_context(f"demo-{label}", attributes)
+        graph = service.flags.graph(context)  # the topology this user is served
+        graphs[label] = {"variation": graph.variation_key, "fell_back": graph.fell_back,
+                         **graph.topology.as_value()}
         served[label] = {}
         for key in AGENT_CONFIG_KEYS:
             config = service.flags.agent_config(key, context)
             served[label][key] = {"variation": config.variation_key, "model": config.model,
                                   "in_experiment": config.in_experiment,
                                   "source": config.source}
-    return {"mode": service.flags.mode, "flags": flags, "served": served,
+    return {"mode": service.flags.mode, "flags": flags, "served": served, "graphs": graphs,
             "demo_users": DEMO_USERS, "problems": service.flags.problems()}

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.routes.experiments import router
 from tests.fakes.event_store import make_store
+from utils.experiments.definitions import load_experiments
 from utils.settings import get_settings
 
 
@@ -32,7 +33,8 @@ def test_list_shows_both_experiments_with_verdicts(tmp_path, client_for):
     body = client.get("/experiments").json()
     assert body["simulated"] is True
     keys = {e["key"]: e for e in body["experiments"]}
-    assert set(keys) == {"security-level", "premium-model-value"}
+    assert set(keys) == {e.key for e in load_experiments()}  # every experiment in the file
+    assert {"security-level", "premium-model-value", "security-routing"} <= set(keys)
     assert sum(keys["premium-model-value"]["users"].values()) == 300
     # No planted effect: strict security has not shown less PII, so it cannot ship yet.
     assert keys["security-level"]["outcome"] == "NEED_MORE_DATA", keys["security-level"]

@@ -30,7 +30,9 @@ def test_feedback_is_counted_once_for_each_served_variation(client) -> None:
         "duplicate"
     rows = _rows("SELECT config_key, variation_key FROM events WHERE event_key = ? AND "
                  "request_id = ?", metrics.FEEDBACK_POSITIVE, chat["request_id"])
-    assert sorted(rows) == sorted((r["config_key"], r["variation_key"]) for r in chat["agents"])
+    served = [(r["config_key"], r["variation_key"]) for r in chat["agents"]]
+    served.append(("support-assistant-graph", chat["graph"]["variation_key"]))  # the topology
+    assert sorted(rows) == sorted(served)
     assert _rows("SELECT COUNT(*) FROM events WHERE event_key = ?",
                  metrics.FEEDBACK_NEGATIVE) == [(0,)]
 
@@ -60,7 +62,7 @@ def test_every_agent_run_is_recorded_with_duration_tokens_and_cost(client) -> No
     exposures = _rows("SELECT config_key FROM exposures WHERE request_id = ?",
                       chat["request_id"])
     assert sorted(e[0] for e in exposures) == ["security-agent", "supervisor-agent",
-                                                "support-agent"]
+                                                "support-agent", "support-assistant-graph"]
     pii_rows = _rows("SELECT value FROM events WHERE request_id = ? AND event_key = ?",
                      chat["request_id"], metrics.PII_EXPOSED_ENTITIES)
     assert pii_rows == [(0.0,)]

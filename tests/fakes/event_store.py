@@ -15,6 +15,7 @@ EVENT_COLUMNS = ("ts, request_id, user_key, event_key, value, config_key, variat
 
 SEC = ("security-agent", "basic-security", "strict-security")
 SUP = ("support-agent", "other-paid", "claude-opus-treatment")
+GRAPH = ("support-assistant-graph", "detector-routed", "always-security")
 
 
 def make_store(
@@ -34,22 +35,25 @@ def make_store(
     unpriced_model: tuple[str | None, str | None] = (None, None),  # support model, NULL cost
     failure_rate: tuple[float, float] = (0.0, 0.0),  # share of failed support runs per arm
 ) -> Path:
-    """A store with the documented tables (docs/CONTRACTS.md): every user is in both
-    experiments, arms drawn independently. The defaults draw the same random numbers as ever,
+    """A store with the documented tables (docs/CONTRACTS.md): every user is in every
+    experiment (security-routing with no planted effect), arms drawn independently. The defaults draw the same random numbers as ever,
     so planted results stay put.
     """
     rng = np.random.default_rng(seed)
+    graph_rng = np.random.default_rng([seed, 24])  # its own stream: planted draws stay put
     ex, ev = [], []
     for u in range(users):
         user = f"user-{u:05d}"
         a_sec = int(rng.random() >= split)
         a_sup = int(rng.random() >= split)
+        a_graph = int(graph_rng.random() >= split)
         t = 1000.0 + u
         for r in range(requests_per_user):
             rid = f"{user}-r{r}"
             ts = t + r * 0.1
             ex.append((ts, rid, user, SEC[0], SEC[1 + a_sec], 1, "{}"))
             ex.append((ts + 0.01, rid, user, SUP[0], SUP[1 + a_sup], 1, "{}"))
+            ex.append((ts, rid, user, GRAPH[0], GRAPH[1 + a_graph], 1, "{}"))
 
             def event(key, value, agent, cfg, var, ts=ts, rid=rid, user=user):
                 ev.append((ts + 0.02, rid, user, key, value, cfg, var, agent, "m", "p",

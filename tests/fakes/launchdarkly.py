@@ -38,6 +38,7 @@ from tests.fakes.launchdarkly_experiments import (
     page,
     require,
 )
+from tests.fakes.launchdarkly_graphs import AgentGraphsFake
 from tests.fakes.local_server import LocalServer, QuietHandler
 from utils.providers import MODEL_PROVIDERS, PROVIDERS, model_config_key
 
@@ -86,7 +87,7 @@ def global_model_configs() -> dict[str, dict]:
         for model, provider in MODEL_PROVIDERS.items()}
 
 
-class FakeLaunchDarkly(ExperimentationFake, LocalServer):
+class FakeLaunchDarkly(ExperimentationFake, AgentGraphsFake, LocalServer):
     """Start with `with FakeLaunchDarkly() as fake:`; `fake.base_url` is the API root."""
 
     def __init__(self, api_key: str = "api-test-key", project: str = "multi-agent-chatbot",
@@ -103,6 +104,7 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
         self.tools: dict[str, dict] = {}
         self.segments: dict[str, dict] = {}
         self.configs: dict[str, dict] = {}
+        self.graphs: dict[str, dict] = {}
         self.targeting: dict[str, dict] = {}  # config key -> this environment's targeting
         self.requests: list[Recorded] = []
         self.failures: list[Failure] = []
@@ -175,6 +177,7 @@ class FakeLaunchDarkly(ExperimentationFake, LocalServer):
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/variations$", self._variations),
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/variations/([^/]+)$", self._variation),
             (f"^/api/v2/projects/{p}/ai-configs/([^/]+)/targeting$", self._targeting),
+            *self.graph_routes(p),
         ]
         stable = [
             (f"^/api/v2/segments/{p}/{e}$", self._segments),

@@ -30,8 +30,12 @@ def run_json(capsys, *args: str) -> dict:
 def test_json_lists_both_experiments_with_verdicts(store, capsys):
     data = run_json(capsys, "--db", str(store))
     assert data["simulated"] is True
-    assert [e["key"] for e in data["experiments"]] == ["security-level", "premium-model-value"]
-    for e in data["experiments"]:
+    assert [e["key"] for e in data["experiments"]] == ["security-level", "premium-model-value",
+                                                       "security-routing"]
+    routing = data["experiments"][2]  # no planted effect: a verdict, but no ship
+    assert routing["verdict"]["outcome"] in ("NEED_MORE_DATA", "KEEP"), routing["verdict"]
+    assert sum(routing["users"].values()) == 1200
+    for e in data["experiments"][:2]:  # the planted effects
         # The store plants a premium win (more thumbs-up, cheaper) and strict security's PII drop.
         assert e["verdict"]["outcome"] == "SHIP", e["verdict"]
         assert e["verdict"]["variation"] == e["treatment"]

@@ -43,7 +43,10 @@ def experiment_arm_providers() -> Counter[str]:
 
     manifest = load_manifest()
     counts: Counter[str] = Counter()
+    graphs = {g.key for g in manifest.graphs}
     for experiment in load_experiments():
+        if experiment.config in graphs:  # its arms are topologies, served by no one provider
+            continue
         config = manifest.config(experiment.config)
         variations = {v.key: v for v in
                       [*config.variations, *manifest.experiment_variations_for(config.key)]}

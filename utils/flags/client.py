@@ -38,6 +38,13 @@ from utils.flags.agent_configs import (  # noqa: F401 - re-exported: the flag la
     AgentConfig,
     ConfigSource,
 )
+from utils.flags.agent_graph import (
+    BUILT_IN_GRAPH,
+    DEFAULT_TOPOLOGY_KEY,
+    GRAPH_CONFIG,
+    ServedGraph,
+)
+from utils.flags.agent_graph import serve as serve_graph
 from utils.flags.file_source import FlagFileRejected, ValidatedFlagFile
 from utils.flags.flag_file import split_parameters
 from utils.privacy.detector import POLICIES as PII_POLICIES
@@ -165,10 +172,12 @@ def validate_flag_data(data: Any) -> list[str]:
     if not isinstance(flags, dict) or not isinstance(segments, dict):
         raise FlagFileRejected('"flags" and "segments" must be objects')
     missing = [key for key in AGENT_CONFIG_KEYS if not isinstance(flags.get(key), dict)]
+    keys = [*AGENT_CONFIG_KEYS, *([GRAPH_CONFIG] if isinstance(flags.get(GRAPH_CONFIG), dict)
+                                  else [])]
     if missing:
         raise FlagFileRejected(f"agent flag(s) {', '.join(missing)} missing; {SETUP_HINT}")
     problems = []
-    for key in AGENT_CONFIG_KEYS:
+    for key in keys:
         flag = flags[key]
         variations = flag.get("variations")
         if not isinstance(variations, list) or not variations:
@@ -186,6 +195,12 @@ def validate_flag_data(data: Any) -> list[str]:
                         raise FlagFileRejected(f"flag {key!r} targets segment(s) "
                                                f"{unknown}, which the file does not define")
         for i, variation in enumerate(variations):
+            if key == GRAPH_CONFIG:
+                served = serve_graph(variation)
+                if served.fell_back:
+                    problems.append(f"flag {key!r} variation {i}: {served.problem}; it serves "
+                                    f"the built-in {DEFAULT_TOPOLOGY_KEY} topology")
+                continue
             try:
                 validate_served(variation, key)
             except MalformedVariation as exc:
@@ -211,6 +226,7 @@ class ConfigFlags:
         self._settings = settings
         self._warned: set[tuple[str, str]] = set()
         self._warn_lock = threading.Lock()
+        self._graph_problems: dict[str, str | None] = {}  # refused graph variations, /health
         self.file: ValidatedFlagFile | None = None
         if settings.ld_mode:
             assert settings.LD_SDK_KEY is not None
@@ -259,12 +275,40 @@ class ConfigFlags:
 
     def problems(self) -> list[str]:
         """Why the flags in service are not the intended ones ([] when they are)."""
+        with self._warn_lock:
+            graph = [str(p) for p in self._graph_problems.values()]
         if self.file is not None:
-            return self.file.problems()
+            return [*self.file.problems(), *graph]
         if not self.client.is_initialized():
             return ["the LaunchDarkly client is not initialized: every agent runs its built-in "
                     "default config (the security agent with the strict policy)"]
-        return []
+        return graph
+
+    def graph(self, context: Context) -> ServedGraph:
+        """The agent graph served to `context`: its topology, or the built-in detector-routed
+        one (with a warning, and /health degraded) when the served variation is refused.
+
+        The flag is evaluated with the SDK and its value read in the shape `ldai`'s
+        `agent_graph` reads; `agent_graph` itself is not called because it re-evaluates every
+        agent config (their exposures are recorded by the agents) and disables the whole
+        graph when one agent config is disabled, which here only turns that agent's model off.
+        """
+        detail = self.client.variation_detail(GRAPH_CONFIG, context, None)
+        if detail.variation_index is None:  # no graph flag: the built-in topology, silently
+            return BUILT_IN_GRAPH
+        served = replace(serve_graph(detail.value),
+                         in_experiment=bool((detail.reason or {}).get("inExperiment", False)))
+        with self._warn_lock:  # a variation's problem lasts until it is served valid again
+            first = served.fell_back and self._graph_problems.get(served.variation_key) \
+                != served.problem
+            if served.fell_back:
+                self._graph_problems[served.variation_key] = served.problem
+            else:
+                self._graph_problems.pop(served.variation_key, None)
+        if first:
+            log.warning("%s; running the built-in %s topology", served.problem,
+                        DEFAULT_TOPOLOGY_KEY)
+        return served
 
     def served_flags(self) -> dict[str, Any] | None:
         """The validated flag data in service (local mode), for /configs."""

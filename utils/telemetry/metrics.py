@@ -21,6 +21,13 @@ GENERATION_ERROR = "$ld:ai:generation:error"
 TOOL_CALL = "$ld:ai:tool_call"
 FEEDBACK_POSITIVE = "$ld:ai:feedback:user:positive"
 FEEDBACK_NEGATIVE = "$ld:ai:feedback:user:negative"
+# Graph-level events (the AI SDK's AIGraphTracker emits these names, with graphKey).
+GRAPH_INVOCATION_SUCCESS = "$ld:ai:graph:invocation_success"
+GRAPH_INVOCATION_FAILURE = "$ld:ai:graph:invocation_failure"
+GRAPH_PATH = "$ld:ai:graph:path"
+GRAPH_HANDOFF_SUCCESS = "$ld:ai:graph:handoff_success"
+GRAPH_DURATION_TOTAL = "$ld:ai:graph:duration:total"
+GRAPH_TOKENS_TOTAL = "$ld:ai:graph:total_tokens"
 # Custom metrics sent with ld_client.track.
 COST_PER_REQUEST = "ai_cost_per_request"
 PII_EXPOSED_ENTITIES = "pii_exposed_entities"

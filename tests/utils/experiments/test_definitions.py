@@ -25,7 +25,10 @@ def raw() -> dict:
 
 def test_both_experiments_load_with_their_arms():
     experiments = {e.key: e for e in load_experiments()}
-    assert set(experiments) == {"security-level", "premium-model-value"}
+    assert set(experiments) == {"security-level", "premium-model-value", "security-routing"}
+    routing = experiments["security-routing"]
+    assert (routing.config, routing.control, routing.treatment) == (
+        "support-assistant-graph", "detector-routed", "always-security")
     sec = experiments["security-level"]
     assert (sec.config, sec.control, sec.treatment) == (
         "security-agent", "basic-security", "strict-security")

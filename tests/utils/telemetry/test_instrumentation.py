@@ -88,7 +88,8 @@ async def test_clean_route_records_supervisor_and_support_runs(service) -> None:
     exposures = service.store.query(
         "SELECT config_key, variation_key FROM exposures WHERE request_id = ? ORDER BY id",
         (response.request_id,))
-    assert [tuple(e) for e in exposures] == [("supervisor-agent", "supervisor-basic"),
+    assert [tuple(e) for e in exposures] == [("support-assistant-graph", "detector-routed"),
+                                             ("supervisor-agent", "supervisor-basic"),
                                              ("support-agent", "other-paid")]
     request = service.store.query("SELECT * FROM requests WHERE request_id = ?",
                                   (response.request_id,))[0]
@@ -104,7 +105,8 @@ async def test_pii_route_records_all_three_agents_and_no_message_text(service) -
     exposures = service.store.query(
         "SELECT config_key, context_json FROM exposures WHERE request_id = ? ORDER BY id",
         (response.request_id,))
-    assert [e["config_key"] for e in exposures] == ["supervisor-agent", "security-agent",
+    assert [e["config_key"] for e in exposures] == ["support-assistant-graph",
+                                                    "supervisor-agent", "security-agent",
                                                     "support-agent"]
     assert json.loads(exposures[0]["context_json"]) == US_PAID
     request = service.store.query("SELECT * FROM requests WHERE request_id = ?",

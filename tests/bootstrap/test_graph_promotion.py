@@ -1,0 +1,68 @@
+"""Done-when of the topology experiment: promoting always-security sends a clean question
+through the security agent; promoting detector-routed again stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from api.composition import build_service
+from api.schemas import ChatRequest
+from bootstrap import create_configs, experiment_variations, promote
+from utils.settings import get_settings
+
+CLEAN = "What is the Bellman optimality equation?"
+
+
+def agents_for(service, country: str, plan: str, n: int = 0) -> list[str]:
+    request = ChatRequest(user_id=f"u-{country}-{plan}-{n}", message=CLEAN,
+                          user_context={"country": country, "plan": plan})
+    return [run.agent for run in asyncio.run(service.chat(request)).agents]
+
+
+def settle(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.05)
+    return check()
+
+
+@pytest.fixture
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "flags.json"
+    args = ["--backend", "local", "--flags-path", str(path)]
+    assert create_configs.main(args) == 0
+    assert experiment_variations.main([*args, "--start"]) == 0
+    monkeypatch.setenv("LOCAL_FLAGS_PATH", str(path))
+    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
+    get_settings.cache_clear()
+    made = build_service(get_settings())
+    made.promote_args = args
+    yield made
+    made.close()
+
+
+def test_promotion_switches_the_topology_for_the_audience(service) -> None:
+    args = service.promote_args
+    assert promote.main(["security-routing", "always-security", *args]) == 0
+    via_security = ["supervisor", "security", "support"]
+    # Twelve users, so a user the running 50/50 experiment happened to put in always-security
+    # cannot pass for the promotion (all twelve by chance: 1 in 4096).
+    assert settle(lambda: all(agents_for(service, "US", "paid", n) == via_security
+                              for n in range(12)))
+    assert agents_for(service, "CA", "paid") == via_security
+    assert agents_for(service, "US", "free") == ["supervisor", "support"]  # not the audience
+    assert promote.main(["security-routing", "detector-routed", *args]) == 0
+    assert settle(lambda: all(agents_for(service, "US", "paid", n) == ["supervisor", "support"]
+                              for n in range(12)))
+
+
+def test_promoting_a_graph_experiment_on_launchdarkly_is_refused(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LD_API_KEY", "api-unused")
+    get_settings.cache_clear()
+    assert promote.main(["security-routing", "always-security",
+                         "--backend", "launchdarkly"]) != 0
+    assert "without variations" in capsys.readouterr().err

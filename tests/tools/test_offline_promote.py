@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bootstrap import create_configs, experiment_variations
 from bootstrap.cli import load_checked_experiments
@@ -16,6 +17,7 @@ from tests.fakes.launchdarkly import FakeLaunchDarkly
 from tools.offline_experiment import main
 from tools.offline_promote import append_to_list
 from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
+from utils.experiments.definitions import parse_experiments
 from utils.flags.client import ConfigFlags, build_context
 from utils.settings import get_settings
 
@@ -110,7 +112,9 @@ def test_promote_writes_the_variation_and_a_running_experiment(capsys, world) ->
                                                           "free-tools-calls-mini")
     assert exp.split == {"other-free": 50, "free-tools-calls-mini": 50}
     assert exp.primary_metric == "positive_feedback_rate" and exp.decision.ship_if_all
-    assert [e.key for e in experiments[:-1]] == ["security-level", "premium-model-value"]
+    # The experiments already defined stay as they were, in order, before the new one.
+    assert [e.key for e in experiments[:-1]] == [
+        e.key for e in parse_experiments(yaml.safe_load(experiments_before))]
 
     served = _served(world["flags"], "support-agent", {"country": "US", "plan": "free"})
     arms = {c.variation_key for c in served}

@@ -94,3 +94,32 @@ def fresh_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def copy_sqlite_to_postgres(path: Path, url: str) -> dict[str, int]:
+    """Copy every row of the SQLite store at `path` into the (migrated) store at `url`."""
+    import sqlite3
+
+    import psycopg
+
+    copied: dict[str, int] = {}
+    src = sqlite3.connect(path)
+    try:
+        with psycopg.connect(url) as dst:
+            pg_tables = {r[0] for r in dst.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()")}
+            for (table,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                if table == "schema_version" or table not in pg_tables:
+                    continue
+                cur = src.execute(f"SELECT * FROM {table}")
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+                with dst.cursor() as out, out.copy(
+                        f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                copied[table] = len(rows)
+    finally:
+        src.close()
+    return copied

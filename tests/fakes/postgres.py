@@ -6,11 +6,9 @@ PostgreSQL those tests skip and say why.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,21 +17,7 @@ from pathlib import Path
 
 import pytest
 
-MISSING = ("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
-           "`postgresql` package or set PG_BIN to their directory")
-
-
-def pg_bin_dir() -> Path | None:
-    """PG_BIN, else the newest /usr/lib/postgresql/*/bin, else initdb on PATH."""
-    candidates = [os.environ.get("PG_BIN", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                         key=lambda p: int(Path(p).parent.name), reverse=True)
-    found = shutil.which("initdb")
-    candidates.append(str(Path(found).parent) if found else "")
-    for c in candidates:
-        if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
-            return Path(c)
-    return None
+from tools.local_postgres import MISSING, pg_bin_dir, start, stop
 
 
 def require_postgres() -> Path:
@@ -56,27 +40,12 @@ def _free_port() -> int:
 def postgres_server(bin_dir: Path) -> Iterator[str]:
     """Start a cluster in a temporary directory; yields the admin URL; stops and deletes it."""
     root = Path(tempfile.mkdtemp(prefix="pgtest-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as `postgres`
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
     try:
-        subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust",
-                                  "-U", "postgres", "--no-sync", "-E", "UTF8"],
-                       check=True, capture_output=True)
-        # fsync off: a test cluster is thrown away (durability is tested against SQLite's
-        # file and by the bench, not by making every test wait for the disk).
-        opts = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts,
-                                  "-l", str(root / "log"), "-w", "-t", "30", "start"],
-                       check=True, capture_output=True)
+        url = start(root, _free_port(), bin_dir=bin_dir, throwaway=True)
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield url
         finally:
-            subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                      "-w", "stop"], capture_output=True)
+            stop(root, bin_dir=bin_dir, fast=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

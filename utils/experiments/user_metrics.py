@@ -2,7 +2,7 @@
 
 Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any store
 with those tables works, SQLite or PostgreSQL: the SQL is the two databases' common dialect
-(window functions, no bare columns), with SQLite's planner hints only on SQLite. Per-user values are aggregated in SQL (one pass per experiment); the maths is
+(no bare columns), with SQLite's planner hints only on SQLite. Per-user values are aggregated in SQL (one pass per experiment); the maths is
 in `utils.stats.bayesian` and the verdicts in `utils.experiments.verdicts`.
 """
 
@@ -125,9 +125,9 @@ def store_is_simulated(conn: Any) -> bool:
 def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
     """Temp table of users with their first in-experiment exposure for this config.
 
-    The user's first in-experiment exposure (by time; ties by request id, then variation, in
-    byte order on both databases) decides its arm; n_arms is 1 when every exposure of the
-    user had that one variation, 2 otherwise."""
+    The user's first in-experiment exposure (the earliest `ts`) decides its arm. Rows tied on
+    that `ts` are resolved by MIN, so the result is the same on both databases (request ids
+    compared bytewise); n_arms is the number of variations the user was exposed to."""
     pg = dialect(conn) == "postgresql"
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(
@@ -136,16 +136,17 @@ def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
         + ("" if pg else " WITHOUT ROWID")
     )
     byte_order = ' COLLATE "C"' if pg else ""  # SQLite compares text bytewise already
+    # Aggregate, then join back on the first ts (faster on SQLite than a window function).
+    # With n_arms = 1 every exposure has the same variation, so MIN(variation) is it.
     conn.execute(
-        f"INSERT INTO {table} SELECT user_key, variation_key, ts, request_id, "
-        "CASE WHEN lo = hi THEN 1 ELSE 2 END FROM (SELECT user_key, variation_key, ts, "
-        "request_id, ROW_NUMBER() OVER (PARTITION BY user_key ORDER BY ts, "
-        f"request_id{byte_order}, variation_key{byte_order}) AS rn, "
-        "MIN(variation_key) OVER (PARTITION BY user_key) AS lo, "
-        "MAX(variation_key) OVER (PARTITION BY user_key) AS hi FROM exposures "
+        f"INSERT INTO {table} SELECT g.user_key, MIN(x.variation_key), g.first_ts, "
+        f"MIN(x.request_id{byte_order}), g.n_arms FROM (SELECT user_key, MIN(ts) AS first_ts, "
+        "COUNT(DISTINCT variation_key) AS n_arms FROM exposures "
         "WHERE config_key = ? AND in_experiment = 1" + unmarked(conn, "request_id")
-        + ") firsts WHERE rn = 1",
-        (experiment.config,),
+        + " GROUP BY user_key) g JOIN exposures x ON x.config_key = ? AND x.in_experiment = 1"
+        " AND x.user_key = g.user_key AND x.ts = g.first_ts" + unmarked(conn, "x.request_id")
+        + " GROUP BY g.user_key, g.first_ts, g.n_arms",
+        (experiment.config, experiment.config),
     )
     if pg:
         conn.execute(f"ANALYZE {table}")  # temp tables get no statistics by themselves

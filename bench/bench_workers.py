@@ -1,6 +1,7 @@
 """Several API workers on SQLite and on PostgreSQL (issue 23): throughput, latency, CPU, rows.
 
     .venv/bin/python bench/bench_workers.py [--chats 2000] [--concurrency 50] [--workers 1 2]
+        [--stores sqlite postgresql]
 
 For each store (a fresh SQLite file; a fresh database on a throwaway local PostgreSQL started
 with tools/local_postgres, fsync on) and each worker count: `uvicorn api.main:app --workers N`
@@ -109,6 +110,8 @@ def main() -> int:
     p.add_argument("--chats", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
+                   default=["sqlite", "postgresql"])
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     os.chmod(tmp, 0o755)  # the PostgreSQL server user must reach its folder
@@ -124,7 +127,7 @@ def main() -> int:
     print(f"{'store':<11} {'workers':>7} {'chats/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'CPU ms/chat':>11}  rows")
     try:
-        for kind in ("sqlite", "postgresql"):
+        for kind in args.stores:
             if kind == "postgresql" and admin is None:
                 print("postgresql: skipped (no server binaries)")
                 continue

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test demo lint bench calibrate clean-data
+.PHONY: install serve serve-prod test demo lint bench calibrate clean-data pg-start pg-stop serve-pg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,24 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 
 serve: install ## Run the API and web UI on PORT (default 8000)
 	$(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(PORT)
+
+# Production-style: several workers, each with its own SDK client, store writer and pool.
+WORKERS ?= 2
+serve-prod: install ## Run the API with WORKERS processes (default 2) on PORT
+	$(BIN)/uvicorn api.main:app --host 0.0.0.0 --port $(PORT) --workers $(WORKERS) --no-access-log
+
+# A local PostgreSQL event store (Debian's server binaries; cluster in data/postgres).
+PG_PORT ?= 5433
+PG_URL := postgresql://postgres@127.0.0.1:$(PG_PORT)/postgres
+pg-start: install ## Start a local PostgreSQL for the event store on PG_PORT (default 5433)
+	$(BIN)/python -m tools.local_postgres start --port $(PG_PORT)
+
+pg-stop: install ## Stop the local PostgreSQL
+	$(BIN)/python -m tools.local_postgres stop
+
+serve-pg: pg-start ## Run the API with WORKERS processes on the local PostgreSQL
+	EVENTS_URL=$(PG_URL) $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(PORT) \
+		--workers $(WORKERS) --no-access-log
 
 test: install ## Run the test suite (offline, no keys)
 	$(BIN)/python -m pytest

@@ -17,7 +17,7 @@ from utils.flags.client import ConfigFlags
 from utils.privacy.detector import warm_up as warm_up_pii
 from utils.settings import Settings
 from utils.telemetry.cost_calculator import get_pricing_table
-from utils.telemetry.event_store import EventStore
+from utils.telemetry.pg_store import open_event_store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ def build_service(settings: Settings, *, pii: PiiDetector | None = None) -> Chat
     pricing = get_pricing_table(settings.PRICING_OVERRIDES_PATH)
     flags = ConfigFlags(settings)
     try:
-        store = EventStore(settings.events_db, lock_timeout_s=settings.STORE_LOCK_TIMEOUT_S)
+        store = open_event_store(settings.events_location,
+                                 lock_timeout_s=settings.STORE_LOCK_TIMEOUT_S,
+                                 pool_size=settings.EVENTS_POOL_SIZE)
     except Exception:
         flags.close()
         raise

@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.service = service
         app.state.settings = current
         await asyncio.to_thread(warm_up, service)
-        log.info("ready: flags=%s store=%s", service.flags.mode, service.store.path)
+        log.info("ready: flags=%s store=%s", service.flags.mode, service.store.location)
         try:
             yield
         finally:

@@ -69,3 +69,22 @@ def client(flags_file: Path):
 
     with TestClient(create_app()) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real local PostgreSQL for the session (fails under CI without the binaries)."""
+    from tests.fakes.postgres import postgres_server as server
+    from tests.fakes.postgres import require_postgres
+
+    with server(require_postgres()) as admin_url:
+        yield admin_url
+
+
+@pytest.fixture
+def pg_url(postgres_server: str):
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    from tests.fakes.postgres import fresh_database
+
+    with fresh_database(postgres_server) as url:
+        yield url

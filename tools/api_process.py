@@ -46,12 +46,14 @@ class ApiProcess:
 
 
 def start_api(target: str = "api.main:app", *, env: dict[str, str], port: int | None = None,
-              timeout: float = 60.0) -> ApiProcess:
-    """`uvicorn <target>` on 127.0.0.1, returned once GET /health answers 200."""
+              timeout: float = 60.0, workers: int = 1) -> ApiProcess:
+    """`uvicorn <target>` on 127.0.0.1 (`--workers N` when N > 1), returned once GET
+    /health answers 200."""
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
+         "--log-level", "warning", "--no-access-log"]
+        + (["--workers", str(workers)] if workers > 1 else []), cwd=ROOT, env=env)
     server = ApiProcess(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

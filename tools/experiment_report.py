@@ -1,6 +1,7 @@
 """Experiment verdicts from the local event store: terminal, JSON or HTML.
 
     python -m tools.experiment_report [--experiment KEY] [--json] [--html PATH] [--db PATH]
+        [--url URL]
 
 JSON schema (stable; numbers that are undefined are null and a `reason` says why):
 
@@ -74,6 +75,7 @@ from utils.experiments.verdicts import (
     report_to_dict,
 )
 from utils.settings import get_settings
+from utils.telemetry.store_url import resolve_location
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +192,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     p.add_argument("--html", metavar="PATH", type=Path, help="write a self-contained HTML report")
     p.add_argument("--db", metavar="PATH", type=Path,
-                   help="event store to read (default: EVENTS_DB, data/events.db)")
+                   help="SQLite event store to read (default: EVENTS_URL, else EVENTS_DB, "
+                        "else data/events.db)")
+    p.add_argument("--url", metavar="URL",
+                   help="event store as sqlite:///PATH or postgresql://...; wins over --db")
     p.add_argument("--experiments-file", metavar="PATH", type=Path,
                    help="experiment definitions (default: bootstrap/experiments.yaml)")
     return p
@@ -200,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     """Build the report and show it; exit 2 on bad input, 1 when the store is unreadable."""
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
-    db = args.db or get_settings().events_db
+    try:
+        db = (resolve_location(args.url, args.db) if args.url or args.db
+              else get_settings().events_location)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
     try:
         experiments = (load_experiments(args.experiments_file) if args.experiments_file
                        else load_experiments())

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S
+from utils.telemetry.store_url import StoreLocation, resolve_location
 
 LLMMode = Literal["auto", "live", "simulated"]
 
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Path("data")
     LOCAL_FLAGS_PATH: Path | None = None  # default: DATA_DIR/flags.json
     EVENTS_DB: Path | None = None  # default: DATA_DIR/events.db
+    # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; wins over EVENTS_DB when set.
+    EVENTS_URL: str | None = None
+    # PostgreSQL: connections per process (the writer takes one per group commit, readers the
+    # rest); with N workers the database sees up to N times this many.
+    EVENTS_POOL_SIZE: int = Field(default=5, ge=1, le=200)
     KB_DIR: Path = Path("kb")
     PRICING_OVERRIDES_PATH: Path | None = None
     LOG_LEVEL: str = "INFO"
@@ -112,6 +118,7 @@ class Settings(BaseSettings):
             self.LOCAL_FLAGS_PATH = self.DATA_DIR / "flags.json"
         if self.EVENTS_DB is None:
             self.EVENTS_DB = self.DATA_DIR / "events.db"
+        self.events_location  # noqa: B018 - a malformed EVENTS_URL fails at start-up
         return self
 
     @property
@@ -123,6 +130,11 @@ class Settings(BaseSettings):
     def events_db(self) -> Path:
         assert self.EVENTS_DB is not None
         return self.EVENTS_DB
+
+    @property
+    def events_location(self) -> StoreLocation:
+        """The event store: EVENTS_URL when set, else the SQLite file EVENTS_DB."""
+        return resolve_location(self.EVENTS_URL, self.events_db)
 
     @property
     def openai_model_map(self) -> dict[str, str]:

@@ -52,7 +52,7 @@ def _report(settings: Settings, key: str | None = None) -> Report:
         except KeyError as exc:
             raise HTTPException(404, exc.args[0]) from None
     try:
-        return build_report(settings.events_db, experiments, experiment_key=key)
+        return build_report(settings.events_location, experiments, experiment_key=key)
     except EventStoreError as exc:
         raise HTTPException(503, str(exc)) from exc
 

@@ -38,5 +38,5 @@ async def read_health(service: ServiceDep) -> HealthPublic:
     return HealthPublic(
         status="degraded" if reasons else "ok", reasons=reasons,
         version=_version(), flags=flags, llm_mode=llm_mode_by_provider(service.settings),
-        tools=tools, events_db=str(service.store.path), warnings=warnings,
+        tools=tools, events_db=service.store.location, warnings=warnings,
     )

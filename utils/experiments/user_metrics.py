@@ -1,7 +1,8 @@
 """Per-user metric values of each experiment, aggregated in SQL from the event store.
 
-Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
-tables works. Per-user values are aggregated in SQL (one pass per experiment); the maths is
+Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any store
+with those tables works, SQLite or PostgreSQL: the SQL is the two databases' common dialect
+(no bare columns), with SQLite's planner hints only on SQLite. Per-user values are aggregated in SQL (one pass per experiment); the maths is
 in `utils.stats.bayesian` and the verdicts in `utils.experiments.verdicts`.
 """
 
@@ -14,10 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from utils.experiments.definitions import Experiment
 from utils.telemetry.event_store import MARKED_RUNS_TABLE
 from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
+from utils.telemetry.store_url import (
+    PgConnection,
+    StoreLocation,
+    dialect,
+    parse_location,
+    table_names,
+)
 
 # Added to a user's sum for each event without a value: no real sum comes near it, and
 # float addition keeps it (or reaches inf) whatever else is summed.
@@ -26,6 +35,10 @@ UNKNOWN = 1e300
 
 class EventStoreError(RuntimeError):
     """The event store exists but cannot be read as an event store (docs/CONTRACTS.md)."""
+
+
+# What a failed read raises, on either database.
+STORE_READ_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, psycopg.Error)
 
 
 @dataclass
@@ -60,58 +73,87 @@ class ArmData:
         return int(self.failed_runs[self.arm == arm].sum())
 
 
-def connect_event_store(path: Path) -> sqlite3.Connection:
-    """Read-only connection to an event store; `EventStoreError` when a table is missing."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
-    # Reads through mmap and an in-memory sorter: the one-pass GROUP BY is the hot spot.
-    conn.execute("PRAGMA mmap_size = 1073741824")
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA cache_size = -65536")
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    missing = {"exposures", "events"} - tables
+def store_exists(location: StoreLocation | str | Path) -> bool:
+    """A SQLite file that is there, or any PostgreSQL URL (connecting tells the rest)."""
+    loc = location if isinstance(location, StoreLocation) else parse_location(location)
+    return loc.is_postgres or (loc.path is not None and loc.path.exists())
+
+
+def connect_event_store(location: StoreLocation | str | Path) -> Any:
+    """Read-only connection to an event store; `EventStoreError` when a table is missing.
+
+    A SQLite path (or `sqlite:///`) gives a `sqlite3.Connection`, a `postgresql://` URL a
+    `PgConnection`; both answer `execute(sql, params)` with `?` placeholders."""
+    loc = location if isinstance(location, StoreLocation) else parse_location(location)
+    conn: Any
+    if loc.is_postgres:
+        try:
+            conn = PgConnection(psycopg.connect(loc.url, autocommit=True, connect_timeout=10))
+        except psycopg.Error as exc:
+            raise EventStoreError(f"{loc}: cannot connect to the event store: {exc}") from exc
+    else:
+        conn = sqlite3.connect(f"file:{loc.path}?mode=ro", uri=True, timeout=10.0)
+        # Reads through mmap and an in-memory sorter: the one-pass GROUP BY is the hot spot.
+        conn.execute("PRAGMA mmap_size = 1073741824")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -65536")
+    missing = {"exposures", "events"} - table_names(conn)
     if missing:
         conn.close()
         raise EventStoreError(
-            f"{path}: no table {', '.join(sorted(missing))}; expected an event store with the "
-            "documented tables (exposures, events). Point --db / EVENTS_DB at the right file."
+            f"{loc}: no table {', '.join(sorted(missing))}; expected an event store with the "
+            "documented tables (exposures, events). Point --url / --db (EVENTS_URL / "
+            "EVENTS_DB) at the right store."
         )
     return conn
 
 
-def unmarked(conn: sqlite3.Connection, column: str) -> str:
+def unmarked(conn: Any, column: str) -> str:
     """SQL that keeps only rows whose request `column` is not a marked (experiment) run; empty
     for stores from before marking, which have no such runs."""
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                         (MARKED_RUNS_TABLE,)).fetchone()
-    return f" AND {column} NOT IN (SELECT request_id FROM main.{MARKED_RUNS_TABLE})" if found else ""
+    if MARKED_RUNS_TABLE not in table_names(conn):
+        return ""
+    return f" AND {column} NOT IN (SELECT request_id FROM {MARKED_RUNS_TABLE})"
 
 
-def store_is_simulated(conn: sqlite3.Connection) -> bool:
+def store_is_simulated(conn: Any) -> bool:
     """True when any event row of user traffic came from a simulated provider."""
     sql = "SELECT 1 FROM events WHERE simulated = 1" + unmarked(conn, "request_id") + " LIMIT 1"
     return conn.execute(sql).fetchone() is not None
 
 
-def _assign_users(conn: sqlite3.Connection, table: str, experiment: Experiment) -> None:
-    """Temp table of users with their first in-experiment exposure for this config."""
-    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
+    """Temp table of users with their first in-experiment exposure for this config.
+
+    The user's first in-experiment exposure (the earliest `ts`) decides its arm. Rows tied on
+    that `ts` are resolved by MIN, so the result is the same on both databases (request ids
+    compared bytewise); n_arms is the number of variations the user was exposed to."""
+    pg = dialect(conn) == "postgresql"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(
-        f"CREATE TEMP TABLE {table} (user_key TEXT PRIMARY KEY, arm TEXT, first_ts REAL, "
-        "first_request TEXT, n_arms INTEGER) WITHOUT ROWID"
+        f"CREATE TEMP TABLE {table} (user_key TEXT PRIMARY KEY, arm TEXT, first_ts "
+        f"{'DOUBLE PRECISION' if pg else 'REAL'}, first_request TEXT, n_arms INTEGER)"
+        + ("" if pg else " WITHOUT ROWID")
     )
-    # SQLite fills the bare columns (variation_key, request_id) from the MIN(ts) row: the
-    # user's first in-experiment exposure decides its arm.
+    byte_order = ' COLLATE "C"' if pg else ""  # SQLite compares text bytewise already
+    # Aggregate, then join back on the first ts (faster on SQLite than a window function).
+    # With n_arms = 1 every exposure has the same variation, so MIN(variation) is it.
     conn.execute(
-        f"INSERT INTO temp.{table} SELECT user_key, variation_key, MIN(ts), request_id, "
-        "COUNT(DISTINCT variation_key) FROM main.exposures "
+        f"INSERT INTO {table} SELECT g.user_key, MIN(x.variation_key), g.first_ts, "
+        f"MIN(x.request_id{byte_order}), g.n_arms FROM (SELECT user_key, MIN(ts) AS first_ts, "
+        "COUNT(DISTINCT variation_key) AS n_arms FROM exposures "
         "WHERE config_key = ? AND in_experiment = 1" + unmarked(conn, "request_id")
-        + " GROUP BY user_key",
-        (experiment.config,),
+        + " GROUP BY user_key) g JOIN exposures x ON x.config_key = ? AND x.in_experiment = 1"
+        " AND x.user_key = g.user_key AND x.ts = g.first_ts" + unmarked(conn, "x.request_id")
+        + " GROUP BY g.user_key, g.first_ts, g.n_arms",
+        (experiment.config, experiment.config),
     )
+    if pg:
+        conn.execute(f"ANALYZE {table}")  # temp tables get no statistics by themselves
 
 
 def load_all_arm_data(
-    conn: sqlite3.Connection, experiments: list[Experiment]
+    conn: Any, experiments: list[Experiment]
 ) -> dict[str, ArmData]:
     """Assign users to arms and aggregate every experiment's metrics in one SQL pass.
 
@@ -130,8 +172,9 @@ def load_all_arm_data(
         _assign_users(conn, table, e)
         arms = {e.control: 0, e.treatment: 1}
         users, arm, first_ts, excluded = [], [], [], 0
-        for user_key, variation, ts, n_arms in conn.execute(
-                f"SELECT user_key, arm, first_ts, n_arms FROM temp.{table} ORDER BY user_key"):
+        # Users in code-point order (Python's sort: the same on both databases' collations).
+        for user_key, variation, ts, n_arms in sorted(conn.execute(
+                f"SELECT user_key, arm, first_ts, n_arms FROM {table}").fetchall()):
             if n_arms != 1 or variation not in arms:
                 excluded += 1  # seen in both arms (or a variation that is not an arm)
                 continue
@@ -144,7 +187,7 @@ def load_all_arm_data(
         out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
                              np.asarray(first_ts, dtype=float), values, excluded)
         alias = f"a{i}"
-        joins.append(f"LEFT JOIN temp.{table} {alias} ON {alias}.user_key = e.user_key")
+        joins.append(f"LEFT JOIN {table} {alias} ON {alias}.user_key = e.user_key")
         any_assigned.append(f"{alias}.n_arms = 1")
         # Events of the first exposed request count even if tracked just before the exposure.
         after = f"(e.ts >= {alias}.first_ts OR e.request_id = {alias}.first_request)"
@@ -164,8 +207,9 @@ def load_all_arm_data(
     if select and any(d.users for d in out.values()):
         event_keys = sorted({d.event_key for _, d in columns})
         sql = (
-            f"SELECT e.user_key, {', '.join(select)} FROM main.events e NOT INDEXED "
-            + " ".join(joins)
+            f"SELECT e.user_key, {', '.join(select)} FROM events e"
+            + ("" if dialect(conn) == "postgresql" else " NOT INDEXED")
+            + " " + " ".join(joins)
             + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
             + f" AND ({' OR '.join(any_assigned)})" + unmarked(conn, "e.request_id")
             + " GROUP BY e.user_key"
@@ -194,14 +238,14 @@ def load_all_arm_data(
         if e.key in unknown:
             _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
     for i in range(len(experiments)):
-        conn.execute(f"DROP TABLE IF EXISTS temp.assigned_{i}")
+        conn.execute(f"DROP TABLE IF EXISTS assigned_{i}")
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
 
 
-def _failed_runs(conn: sqlite3.Connection, table: str, data: ArmData) -> np.ndarray:
+def _failed_runs(conn: Any, table: str, data: ArmData) -> np.ndarray:
     """Agent runs that ended in an error, per user, after the first exposure.
 
     Error rows are rare, so this reads them through the event-key index instead of adding a
@@ -210,7 +254,7 @@ def _failed_runs(conn: sqlite3.Connection, table: str, data: ArmData) -> np.ndar
     counts = np.zeros(len(data.users))
     where = {u: j for j, u in enumerate(data.users)}
     for user, n in conn.execute(
-            f"SELECT e.user_key, COUNT(*) FROM main.events e JOIN temp.{table} a "
+            f"SELECT e.user_key, COUNT(*) FROM events e JOIN {table} a "
             "ON a.user_key = e.user_key WHERE e.event_key = ? AND a.n_arms = 1 "
             "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) GROUP BY e.user_key",
             (GENERATION_ERROR,)):
@@ -219,7 +263,7 @@ def _failed_runs(conn: sqlite3.Connection, table: str, data: ArmData) -> np.ndar
     return counts
 
 
-def _resolve_unknown(conn: sqlite3.Connection, table: str, experiment: Experiment,
+def _resolve_unknown(conn: Any, table: str, experiment: Experiment,
                      data: ArmData) -> None:
     """Which users' sums are unknown, per metric, and which models left them so (rare path).
 
@@ -234,7 +278,7 @@ def _resolve_unknown(conn: sqlite3.Connection, table: str, experiment: Experimen
             continue
         rows = conn.execute(
             f"SELECT e.user_key, a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
-            f"FROM main.events e JOIN temp.{table} a ON a.user_key = e.user_key "
+            f"FROM events e JOIN {table} a ON a.user_key = e.user_key "
             "WHERE e.event_key = ? AND e.value IS NULL AND a.n_arms = 1 "
             "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
             "GROUP BY e.user_key, a.arm, e.model", (d.event_key,)).fetchall()

@@ -10,7 +10,6 @@ HTML and API views render.
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -30,16 +29,19 @@ from utils.experiments.decision_rules import (
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
 from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
+    STORE_READ_ERRORS,
     ArmData,
     EventStoreError,
     connect_event_store,
     empty_arm_data,
     load_all_arm_data,
+    store_exists,
     store_is_simulated,
 )
 from utils.stats.bayesian import Comparison, srm_p_value
 from utils.stats.resampling import Interaction, interaction_2x2
 from utils.telemetry.metrics import METRICS
+from utils.telemetry.store_url import StoreLocation, parse_location
 
 Outcome = Literal["SHIP", "KEEP", "NEED_MORE_DATA", "INVALID"]
 
@@ -216,13 +218,14 @@ def analyze_interaction(
 
 
 def build_report(
-    db_path: Path | str,
+    db_path: StoreLocation | Path | str,
     experiments: list[Experiment] | None = None,
     *,
     experiment_key: str | None = None,
 ) -> Report:
-    """Analyse every experiment (or one) against the store at `db_path`."""
-    db_path = Path(db_path)
+    """Analyse every experiment (or one) against the store at `db_path` (a SQLite path, a
+    `sqlite:///` or `postgresql://` URL, or a `StoreLocation`)."""
+    db_path = db_path if isinstance(db_path, StoreLocation) else parse_location(db_path)
     experiments = experiments if experiments is not None else load_experiments()
     if experiment_key is not None:
         experiments = [find_experiment(experiments, experiment_key)]
@@ -230,7 +233,7 @@ def build_report(
     simulated = False
     data: dict[str, ArmData] = {}
     sql_seconds = 0.0
-    if not db_path.exists():
+    if not store_exists(db_path):
         notes.append(f"no event store at {db_path} yet: run some traffic first")
         data = {e.key: empty_arm_data(e) for e in experiments}
     else:
@@ -241,7 +244,7 @@ def build_report(
             sql_seconds += time.perf_counter() - t0
             data = load_all_arm_data(conn, experiments)
             sql_seconds += sum(d.sql_seconds for d in data.values())
-        except sqlite3.Error as err:
+        except STORE_READ_ERRORS as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
         finally:
             conn.close()

@@ -50,8 +50,11 @@ _WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the be
 class EventStore:
     """Durable, concurrent-safe recording of requests, exposures, events and feedback."""
 
-    def __init__(self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | None, *,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:  # (PgEventStore sets its own, without the password)
+            self.location = str(self.path)  # what messages and /health name
         self.lock_timeout_s = lock_timeout_s
         self._queue: queue.Queue[tuple[WriteBatch, Future] | None] = queue.Queue()
         self._local = threading.local()
@@ -61,7 +64,7 @@ class EventStore:
         self._gone: str | None = None  # the file was deleted or replaced: permanent
         self._closed = False
         try:
-            self._open()
+            self._start()
         except StoreUnavailable as exc:
             # A locked or read-only store still lets the server start: writes answer 503 with
             # the reason, /health says degraded, and each new write tries to open it again.
@@ -69,6 +72,9 @@ class EventStore:
             self._problem = str(exc)
         self._thread = threading.Thread(target=self._run, name="event-store-writer", daemon=True)
         self._thread.start()
+
+    def _start(self) -> None:
+        self._open()
 
     def problems(self) -> list[str]:
         """What keeps the store from taking writes right now ([] when healthy); never blocks."""
@@ -91,6 +97,7 @@ class EventStore:
             raise StoreUnavailable(self._gone)
 
     def _open(self) -> sqlite3.Connection:
+        assert self.path is not None
         if self._writer_conn is None:
             try:
                 conn = connect(self.path, self.lock_timeout_s)
@@ -108,7 +115,7 @@ class EventStore:
         """Queue a batch; the future resolves to "recorded" or "duplicate" once committed."""
         future: Future = Future()
         if self._closed:
-            future.set_exception(RuntimeError(f"event store {self.path} is closed"))
+            future.set_exception(RuntimeError(f"event store {self.location} is closed"))
             return future
         self._queue.put((batch, future))
         return future
@@ -122,7 +129,7 @@ class EventStore:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.submit(batch)), bound)
         except TimeoutError as exc:
-            self._problem = f"event store {self.path} did not commit within {bound:g} s (busy)"
+            self._problem = f"event store {self.location} did not commit within {bound:g} s (busy)"
             raise StoreUnavailable(self._problem) from exc
 
     def write_sync(self, batch: WriteBatch, timeout: float = 30.0) -> str:
@@ -154,31 +161,30 @@ class EventStore:
     def _commit_group(self, pending: list[tuple[WriteBatch, Future]]) -> None:
         started = time.monotonic()
         try:
-            self._check_identity()
-            conn = self._open()
-            conn.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, StoreUnavailable) as exc:
+            conn = self._begin()
+        except Exception as exc:
             self._fail(pending, exc, time.monotonic() - started)
             return
         try:
             outcomes = [self._apply(conn, batch) for batch, _ in pending]
-            conn.execute("COMMIT")
+            self._commit_tx(conn)
         except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if store_fault(self.path, exc) is None and len(pending) > 1:
+            self._rollback_tx(conn)
+            self._release(conn)
+            if self._fault(exc) is None and len(pending) > 1:
                 for one in pending:  # isolate the bad batch; the others still commit
                     self._commit_group([one])
                 return
-            if store_fault(self.path, exc) is None:
+            if self._fault(exc) is None:
                 log.exception("event store write failed for request %s",
                               pending[0][0].request_id)
                 _resolve(pending[0][1], exc=exc)
             else:
                 self._fail(pending, exc, time.monotonic() - started)
             return
+        self._release(conn)
         try:
-            self._check_identity()  # a commit into a deleted file is not an acknowledgement
+            self._after_commit()
         except StoreUnavailable as exc:
             self._fail(pending, exc, None)
             return
@@ -188,8 +194,8 @@ class EventStore:
 
     def _fail(self, pending: list[tuple[WriteBatch, Future]], exc: BaseException,
               waited_s: float | None) -> None:
-        reason = store_fault(self.path, exc, None if waited_s is None else round(waited_s, 1))
-        reason = reason or f"event store {self.path} failed: {type(exc).__name__}: {exc}"
+        reason = self._fault(exc, None if waited_s is None else round(waited_s, 1))
+        reason = reason or f"event store {self.location} failed: {type(exc).__name__}: {exc}"
         if reason != self._problem:
             log.error("%s (%d batch(es) not written)", reason, len(pending))
         self._problem = reason
@@ -198,47 +204,72 @@ class EventStore:
         for _, future in pending:
             _resolve(future, exc=error)
 
-    @staticmethod
-    def _apply(conn: sqlite3.Connection, batch: WriteBatch) -> str:
+    # -- what differs between databases (PgEventStore overrides these) -------------------
+
+    def _begin(self) -> Any:
+        """The writer's connection, in a transaction that holds the write lock."""
+        self._check_identity()
+        conn = self._open()
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    def _commit_tx(self, conn: Any) -> None:
+        conn.execute("COMMIT")
+
+    def _rollback_tx(self, conn: Any) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+    def _release(self, conn: Any) -> None:
+        """The writer keeps its one SQLite connection."""
+
+    def _after_commit(self) -> None:
+        self._check_identity()  # a commit into a deleted file is not an acknowledgement
+
+    def _fault(self, exc: BaseException, waited_s: float | None = None) -> str | None:
+        return store_fault(self.path or Path(self.location), exc, waited_s)
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _apply(self, conn: Any, batch: WriteBatch) -> str:
+        # Upserts in the syntax SQLite (3.24+) and PostgreSQL share; the feedback table's
+        # primary key is what counts a feedback once, whoever races to write it.
+        q, cur = self._sql, conn.cursor()
         context_json = json.dumps(batch.context, sort_keys=True)
         if batch.feedback is not None:
             kind, source = batch.feedback
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?)",
-                (batch.request_id, batch.ts, batch.user_key, kind, source),
-            )
-            if cursor.rowcount == 0:
+            cur.execute(q("INSERT INTO feedback (request_id, ts, user_key, kind, source)"
+                          " VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"),
+                        (batch.request_id, batch.ts, batch.user_key, kind, source))
+            if cur.rowcount == 0:
                 return "duplicate"
         if batch.request_status is not None:
-            conn.execute(
-                f"INSERT OR REPLACE INTO requests ({REQUEST_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (batch.request_id, batch.ts, batch.user_key, context_json,
-                 int(batch.routed_to_security), batch.request_status, int(batch.simulated),
-                 batch.trace_id, batch.span_id),
-            )
+            cur.execute(q(_upsert("requests", REQUEST_COLUMNS)),
+                        (batch.request_id, batch.ts, batch.user_key, context_json,
+                         int(batch.routed_to_security), batch.request_status,
+                         int(batch.simulated), batch.trace_id, batch.span_id))
         if batch.mark is not None:
             m = batch.mark
-            conn.execute(
-                "INSERT OR REPLACE INTO marked_runs VALUES (?, ?, ?, ?, ?, ?)",
-                (batch.request_id, m.experiment, m.variant, m.task_id, m.repeat, m.source),
-            )
-        conn.executemany(
-            "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
-            " in_experiment, context_json, tracker_token, tracker_simulated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(batch.ts, batch.request_id, batch.user_key, e.config_key, e.variation_key,
-              int(e.in_experiment), context_json, e.tracker_token, int(e.tracker_simulated))
-             for e in batch.exposures],
-        )
-        conn.executemany(
-            "INSERT INTO events (ts, request_id, user_key, event_key, value, config_key,"
-            " variation_key, agent, model, provider, simulated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(batch.ts, batch.request_id, batch.user_key, e.event_key, e.value, e.config_key,
-              e.variation_key, e.agent, e.model, e.provider, int(e.simulated))
-             for e in batch.events],
-        )
+            cur.execute(q(_upsert(MARKED_RUNS_TABLE, _MARK_COLUMNS)),
+                        (batch.request_id, m.experiment, m.variant, m.task_id, m.repeat,
+                         m.source))
+        if batch.exposures:
+            cur.executemany(q(
+                "INSERT INTO exposures (ts, request_id, user_key, config_key, variation_key,"
+                " in_experiment, context_json, tracker_token, tracker_simulated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(batch.ts, batch.request_id, batch.user_key, e.config_key, e.variation_key,
+                  int(e.in_experiment), context_json, e.tracker_token,
+                  int(e.tracker_simulated)) for e in batch.exposures])
+        if batch.events:
+            cur.executemany(q(
+                "INSERT INTO events (ts, request_id, user_key, event_key, value, config_key,"
+                " variation_key, agent, model, provider, simulated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(batch.ts, batch.request_id, batch.user_key, e.event_key, e.value,
+                  e.config_key, e.variation_key, e.agent, e.model, e.provider,
+                  int(e.simulated)) for e in batch.events])
         return "recorded"
 
     # -- reading --------------------------------------------------------------------------
@@ -307,7 +338,7 @@ class EventStore:
         by_key = {r[0]: r[1] for r in self._read(
             "SELECT event_key, COUNT(*) FROM events GROUP BY event_key ORDER BY event_key")}
         simulated = self._read("SELECT COUNT(*) FROM events WHERE simulated = 1")[0][0]
-        return {"path": str(self.path), "schema_version": SCHEMA_VERSION, "tables": tables,
+        return {"path": self.location, "schema_version": SCHEMA_VERSION, "tables": tables,
                 "events_by_key": by_key, "simulated_events": simulated}
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -322,6 +353,17 @@ class EventStore:
         self._thread.join(timeout)
         if self._writer_conn is not None:
             self._writer_conn.close()
+
+
+_MARK_COLUMNS = "request_id, experiment, variant, task_id, repeat, source"
+
+
+def _upsert(table: str, columns: str) -> str:
+    """INSERT that replaces the row with the same request_id (SQLite's INSERT OR REPLACE)."""
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != "request_id")
+    return (f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})"
+            f" ON CONFLICT (request_id) DO UPDATE SET {updates}")
 
 
 def _resolve(future: Future, outcome: str | None = None, *,

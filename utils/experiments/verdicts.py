@@ -28,6 +28,7 @@ from utils.experiments.decision_rules import (
     evaluate_criterion,
 )
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
+from utils.experiments.monitoring import Look, early_stop_shortfall, look_to_dict, plan_look
 from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
     ArmData,
@@ -67,6 +68,7 @@ class ExperimentResult:
     users_needed: dict[str, Any] | None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: dict[str, int] = field(default_factory=dict)  # error runs per arm (kept in)
+    look: Look | None = None  # interim, final or single look (utils.experiments.monitoring)
 
     @property
     def unpriced_models(self) -> list[dict[str, Any]]:
@@ -123,9 +125,13 @@ def _timeline(data: ArmData, experiment: Experiment, points: int = 40) -> list[d
 
 def decide(
     experiment: Experiment, users: dict[str, int], srm_p: float,
-    criteria: list[CriterionResult],
+    criteria: list[CriterionResult], look: Look | None = None,
 ) -> Verdict:
-    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria."""
+    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria.
+
+    `look` None decides as a final look; an interim look ships only past the early-stop bar
+    and keeps control only on futility (§6).
+    """
     n_c, n_t = users[experiment.control], users[experiment.treatment]
     if srm_p < SRM_ALPHA:
         return Verdict("INVALID", None,
@@ -137,9 +143,20 @@ def decide(
                        f"NEED MORE DATA: {n_c:,} and {n_t:,} users; every arm needs at least "
                        f"{MIN_USERS_PER_ARM}")
     failed = [c for c in criteria if not c.passed]
+    interim = look is not None and look.kind == "interim"
+    short = early_stop_shortfall(experiment, criteria, look) if interim else []
+    if not failed and short:
+        names = "; ".join(f"{c.metric} ({c.description}): P(met) = {c.probability_met:.3f}"
+                          for c in short)
+        return Verdict("NEED_MORE_DATA", None,
+                       f"NEED MORE DATA (interim look, {look.progress:.0%} of the plan): every "
+                       f"criterion passes, but an early stop needs each probability ≥ "
+                       f"{look.early_stop_probability:g}: {names}")
     if not failed:
+        early = (f" with overwhelming evidence at an interim look ({look.progress:.0%} of the "
+                 "plan)") if interim else ""
         return Verdict("SHIP", experiment.treatment,
-                       f"SHIP {experiment.treatment}: all {len(criteria)} criteria passed")
+                       f"SHIP {experiment.treatment}: all {len(criteria)} criteria passed{early}")
     futile = [c for c in failed if c.futile]
     if futile:
         floor = experiment.decision.futility_floor
@@ -151,11 +168,17 @@ def decide(
     names = ", ".join(f"{c.metric} ({c.description})" for c in failed)
     blocked = [c for c in failed if c.blocked]
     unpriced = f"; cost cannot be judged: {blocked[0].blocked}" if blocked else ""
-    if experiment.decision.otherwise == "keep_control":
+    only_blocked = bool(blocked) and len(blocked) == len(failed)
+    if interim and not only_blocked:
+        return Verdict("NEED_MORE_DATA", None,
+                       f"NEED MORE DATA (interim look, {look.progress:.0%} of the plan): "
+                       f"{len(failed)} of {len(criteria)} criteria not met yet: {names}"
+                       f"{unpriced}")
+    if not interim and experiment.decision.otherwise == "keep_control":
         return Verdict("KEEP", experiment.control,
                        f"KEEP {experiment.control}: {len(failed)} of {len(criteria)} criteria "
                        f"failed: {names}{unpriced}")
-    if blocked and len(blocked) == len(failed):
+    if only_blocked:
         return Verdict("NEED_MORE_DATA", None,
                        f"NEED MORE DATA: more users will not help until it is priced"
                        f"{unpriced}")
@@ -178,7 +201,8 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
     results = {k: compare_metric(data, METRICS[k], experiment) for k in experiment.metrics}
     criteria = [evaluate_criterion(c, results, data, experiment)
                 for c in experiment.decision.ship_if_all]
-    verdict = decide(experiment, users, srm_p, criteria)
+    look = plan_look(experiment, users)
+    verdict = decide(experiment, users, srm_p, criteria, look)
     needed = None
     if verdict.outcome == "NEED_MORE_DATA":
         # Under the minimum sample every criterion is still open.
@@ -188,7 +212,7 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
                    experiment.treatment: data.failed_runs_of(1)}
     return ExperimentResult(experiment, users, data.excluded_users, srm_p,
                             list(results.values()), criteria, verdict, needed,
-                            _timeline(data, experiment), failed_runs)
+                            _timeline(data, experiment), failed_runs, look)
 
 
 def analyze_interaction(
@@ -320,6 +344,7 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
         "verdict": {"outcome": r.verdict.outcome, "variation": r.verdict.variation,
                     "summary": r.verdict.summary},
         "users_needed": r.users_needed,
+        "monitoring": look_to_dict(r.look) if r.look is not None else None,
         "timeline": r.timeline,
     }
 

@@ -229,7 +229,11 @@ def test_unpriced_model_makes_cost_unknown_not_free(tmp_path):
     assert cost.unknown_users[0] == 0 and cost.unknown_users[1] == prem.users[
         "claude-opus-treatment"]
     assert math.isnan(cost.comparison.treatment_value)
-    assert prem.verdict.outcome == "KEEP"
+    # 800 per arm is an interim look: the only failing criterion is blocked, so the verdict
+    # waits and says more users will not help until the model is priced.
+    assert prem.look.kind == "interim"
+    assert prem.verdict.outcome == "NEED_MORE_DATA"
+    assert "will not help" in prem.verdict.summary
     assert "claude-opus-9" in prem.verdict.summary
     conn = sqlite3.connect(store)
     runs = conn.execute("SELECT COUNT(*) FROM events WHERE event_key = ? AND value IS NULL",

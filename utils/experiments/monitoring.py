@@ -4,17 +4,23 @@ A verdict refreshed while traffic runs is a sequence of looks. With `monitoring:
 planned_horizon` the horizon (users per arm) is fixed before any data by the sample-size
 planner at the effect the experiment declares; a look before it is *interim*, where SHIP
 needs every probability bar met at the stricter `early_stop_probability` and KEEP needs a
-decisive failure (futility). At or past the horizon the look is *final* and the full rule
-applies. Without a plan the verdict is a *single look*, valid only at a sample fixed in advance.
+decisive failure (futility). At or past the horizon the look is *final*: the full rule
+applies to the first `horizon` users of each arm (by first exposure), so every later refresh
+gives the same verdict. Without a plan the verdict is a *single look*, valid only at a sample
+fixed in advance.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from utils.experiments.definitions import Experiment, probability_bar
 from utils.experiments.planning import PLANNING_ALPHA, PLANNING_POWER
+from utils.experiments.user_metrics import ArmData
 from utils.stats.planning import sample_size_conversion
 
 LookKind = Literal["interim", "final", "single"]
@@ -28,6 +34,7 @@ class Look:
     users_per_arm: int  # the smaller arm
     horizon_per_arm: int | None = None
     early_stop_probability: float | None = None
+    later_users: int = 0  # users past the horizon, left out of a final decision
 
     @property
     def kind(self) -> LookKind:
@@ -49,7 +56,9 @@ class Look:
                     "it while traffic runs inflates false ships")
         of = f"{self.users_per_arm:,} of {self.horizon_per_arm:,} users per arm"
         if self.kind == "final":
-            return f"final look: the planned {self.horizon_per_arm:,} users per arm reached"
+            later = (f"; decided on the first {self.horizon_per_arm:,} per arm, "
+                     f"{self.later_users:,} later users not in it") if self.later_users else ""
+            return f"final look: the planned {self.horizon_per_arm:,} users per arm reached{later}"
         return (f"interim look ({of}, {self.progress:.0%}): ships early only on overwhelming "
                 f"evidence (every probability ≥ {self.early_stop_probability:g})")
 
@@ -73,6 +82,37 @@ def plan_look(experiment: Experiment, users: dict[str, int]) -> Look:
                 experiment.monitoring.early_stop_probability)
 
 
+def first_arrivals(data: ArmData, caps: tuple[int, int]) -> ArmData:
+    """The first `caps[a]` users of arm a by first exposure: the sample a look then saw."""
+    order = np.argsort(data.first_ts, kind="stable")
+    keep = np.sort(np.concatenate([order[data.arm[order] == a][:caps[a]] for a in (0, 1)]))
+    return ArmData(
+        [data.users[i] for i in keep], data.arm[keep], data.first_ts[keep],
+        {k: v[keep] for k, v in data.values.items()}, data.excluded_users, data.sql_seconds,
+        {k: v[keep] for k, v in data.unknown.items()}, data.unknown_models,
+        None if data.failed_runs is None else data.failed_runs[keep])
+
+
+def decision_sample(experiment: Experiment, data: ArmData) -> tuple[ArmData, Look]:
+    """The users a verdict is decided on, and the look they make.
+
+    Past the horizon only the planned sample decides: the horizon in the smaller arm of the
+    split, and in proportion to the split in the other, taken by first exposure.
+    """
+    users = [int(np.count_nonzero(data.arm == a)) for a in (0, 1)]
+    look = plan_look(experiment, dict(zip(experiment.variations, users, strict=True)))
+    if look.kind != "final":
+        return data, look
+    weights = [experiment.split[v] for v in experiment.variations]
+    caps = tuple(math.ceil(look.horizon_per_arm * w / min(weights)) for w in weights)
+    if all(n <= cap for n, cap in zip(users, caps, strict=True)):
+        return data, look
+    sample = first_arrivals(data, caps)
+    later = len(data.users) - len(sample.users)
+    return sample, Look(look.method, look.horizon_per_arm, look.horizon_per_arm,
+                        look.early_stop_probability, later)
+
+
 def early_stop_shortfall(experiment: Experiment, criteria: list[Any], look: Look) -> list[Any]:
     """Criteria (results) whose probability falls short of the early-stop bar at an interim look.
 
@@ -94,4 +134,5 @@ def look_to_dict(look: Look) -> dict[str, Any]:
     return {"method": look.method, "look": look.kind, "users_per_arm": look.users_per_arm,
             "horizon_per_arm": look.horizon_per_arm,
             "progress": None if look.progress is None else round(look.progress, 4),
-            "early_stop_probability": look.early_stop_probability, "label": look.label}
+            "early_stop_probability": look.early_stop_probability,
+            "later_users": look.later_users, "label": look.label}

@@ -28,7 +28,12 @@ from utils.experiments.decision_rules import (
     evaluate_criterion,
 )
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
-from utils.experiments.monitoring import Look, early_stop_shortfall, look_to_dict, plan_look
+from utils.experiments.monitoring import (
+    Look,
+    decision_sample,
+    early_stop_shortfall,
+    look_to_dict,
+)
 from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
     ArmData,
@@ -193,15 +198,19 @@ def _split_text(experiment: Experiment) -> str:
 
 
 def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResult:
-    """Comparisons, checks, criteria and the verdict for one experiment's user data."""
+    """Comparisons, checks, criteria and the verdict for one experiment's user data.
+
+    The sample ratio test reads every user; the rest reads the decision sample (past a planned
+    horizon, only its users: `utils.experiments.monitoring.decision_sample`).
+    """
+    srm_p = srm_p_value([int(np.count_nonzero(data.arm == a)) for a in (0, 1)],
+                        [experiment.split[v] for v in experiment.variations])
+    data, look = decision_sample(experiment, data)
     users = {experiment.control: int(np.count_nonzero(data.arm == 0)),
              experiment.treatment: int(np.count_nonzero(data.arm == 1))}
-    srm_p = srm_p_value([users[v] for v in experiment.variations],
-                        [experiment.split[v] for v in experiment.variations])
     results = {k: compare_metric(data, METRICS[k], experiment) for k in experiment.metrics}
     criteria = [evaluate_criterion(c, results, data, experiment)
                 for c in experiment.decision.ship_if_all]
-    look = plan_look(experiment, users)
     verdict = decide(experiment, users, srm_p, criteria, look)
     needed = None
     if verdict.outcome == "NEED_MORE_DATA":

@@ -141,7 +141,8 @@ def experiment_panel(r: ExperimentResult) -> Panel:
     info = Text(f"Users per arm  {users}   (excluded: {r.excluded_users:,})\n"
                 f"Sample ratio   p = {r.srm_p_value:.3g} against {split}"
                 f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}\n"
-                f"Failed runs    {format_failed_runs(r.failed_runs)}")
+                f"Failed runs    {format_failed_runs(r.failed_runs)}\n"
+                f"Look           {r.look.label if r.look else 'single look'}")
     parts = [banner, info]
     if r.unpriced_models:
         parts.append(Text(f"Unpriced: {format_unpriced(r.unpriced_models)} have no price, so "

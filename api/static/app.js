@@ -618,6 +618,14 @@ function statusFromConfigs(configs, data) {
   return "not running";
 }
 
+// "interim · 480 of 963 per arm (50%)": a verdict before the horizon is provisional.
+function lookText(m) {
+  if (m.look === "single" || !isNum(m.horizon_per_arm)) return "single look";
+  const of = `${fmtInt(m.users_per_arm)} of ${fmtInt(m.horizon_per_arm)} per arm`;
+  const pct = isNum(m.progress) ? ` (${Math.round(m.progress * 100)}%)` : "";
+  return `${m.look} · ${of}${pct}`;
+}
+
 function experimentCard(item, results, error, configs) {
   const key = item.key || results?.key;
   const data = { ...item, ...(results || {}) };
@@ -635,6 +643,9 @@ function experimentCard(item, results, error, configs) {
       el("dt", { text: `${i === 0 && arms.length ? "control" : "treatment"} · ${arm}` }),
       el("dd", { text: `${fmtInt(users[arm])} users` }))),
     el("div", {}, el("dt", { text: "SRM p-value" }), el("dd", { text: fmtP(data.srm_p_value) })),
+    data.monitoring ? el("div", { dataset: { testid: "look" }, title: data.monitoring.label },
+      el("dt", { text: "Look" }),
+      el("dd", { text: lookText(data.monitoring) })) : null,
     data.users_needed && isNum(data.users_needed.per_arm)
       ? el("div", {}, el("dt", { text: "Users needed per arm" }),
         el("dd", { text: fmtInt(data.users_needed.per_arm) })) : null,

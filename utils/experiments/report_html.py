@@ -239,6 +239,18 @@ def _criteria_table(r: ExperimentResult) -> str:
             "<th>result</th><th>detail</th></tr>" + "".join(rows) + "</table>")
 
 
+def _look_html(r: ExperimentResult) -> str:
+    """Interim, final or single look, with progress toward the planned horizon."""
+    if r.look is None:
+        return ""
+    bar = ""
+    if r.look.progress is not None:
+        bar = (f" <progress max='1' value='{r.look.progress:.4f}'>{r.look.progress:.0%}"
+               "</progress>")
+    return (f"<p data-look='{escape(r.look.kind)}'><b>{escape(r.look.kind.title())} look</b>"
+            f"{bar} {escape(r.look.label)}.</p>")
+
+
 def _experiment_section(r: ExperimentResult) -> str:
     e = r.experiment
     colour = OUTCOME_COLOUR[r.verdict.outcome]
@@ -261,6 +273,7 @@ def _experiment_section(r: ExperimentResult) -> str:
 sample ratio p = {r.srm_p_value:.3g} against a
 {"/".join(f"{e.split[v]:g}" for v in e.variations)} split.
 Failed agent runs: {escape(format_failed_runs(r.failed_runs))}.</p>
+{_look_html(r)}
 {needed}
 <div class="charts">
 <figure><figcaption>Relative difference of each metric ({e.threshold:.0%} interval from

@@ -27,6 +27,7 @@ from utils.experiments.decision_rules import (
     compare_metric,
     evaluate_criterion,
 )
+from utils.experiments.agent_split import MetricSplit, load_agent_splits, split_to_dict
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
 from utils.experiments.monitoring import (
     Look,
@@ -74,6 +75,7 @@ class ExperimentResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: dict[str, int] = field(default_factory=dict)  # error runs per arm (kept in)
     look: Look | None = None  # interim, final or single look (utils.experiments.monitoring)
+    agent_splits: list[MetricSplit] = field(default_factory=list)  # which agent moved it
 
     @property
     def unpriced_models(self) -> list[dict[str, Any]]:
@@ -262,6 +264,7 @@ def build_report(
     notes: list[str] = []
     simulated = False
     data: dict[str, ArmData] = {}
+    splits: dict[str, list[MetricSplit]] = {}
     sql_seconds = 0.0
     if not db_path.exists():
         notes.append(f"no event store at {db_path} yet: run some traffic first")
@@ -274,12 +277,18 @@ def build_report(
             sql_seconds += time.perf_counter() - t0
             data = load_all_arm_data(conn, experiments)
             sql_seconds += sum(d.sql_seconds for d in data.values())
+            t0 = time.perf_counter()
+            splits = {e.key: load_agent_splits(conn, e, decision_sample(e, data[e.key])[0])
+                      for e in experiments}
+            sql_seconds += time.perf_counter() - t0
         except sqlite3.Error as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
         finally:
             conn.close()
     t0 = time.perf_counter()
     results = [analyze_experiment(e, data[e.key]) for e in experiments]
+    for r in results:
+        r.agent_splits = splits.get(r.experiment.key, [])
     interaction = None
     for a, b in combinations(experiments, 2):
         interaction = analyze_interaction(a, data[a.key], b, data[b.key])
@@ -354,6 +363,7 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
                     "summary": r.verdict.summary},
         "users_needed": r.users_needed,
         "monitoring": look_to_dict(r.look) if r.look is not None else None,
+        "agent_split": [split_to_dict(x) for x in r.agent_splits],
         "timeline": r.timeline,
     }
 

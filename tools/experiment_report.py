@@ -63,6 +63,8 @@ from utils.experiments.report_format import (
     format_threshold,
     format_unpriced,
     format_value,
+    split_rows,
+    split_title,
 )
 from utils.experiments.report_html import render_html
 from utils.experiments.verdicts import (
@@ -132,6 +134,21 @@ def _criteria_table(r: ExperimentResult) -> Table:
     return table
 
 
+def _split_table(r: ExperimentResult) -> Table:
+    """Which agent moved it: each summed metric's difference, agent by agent."""
+    e = r.experiment
+    table = Table(title="Which agent moved it (per-user means; difference = treatment - control)")
+    table.add_column("metric / agent")
+    table.add_column(e.control, justify="right")
+    table.add_column(e.treatment, justify="right")
+    table.add_column("difference", justify="right")
+    for split in r.agent_splits:
+        table.add_row(f"[bold]{split_title(split)}[/bold]", "", "", "")
+        for agent, control, treatment, diff in split_rows(split):
+            table.add_row(f"  {agent}", control, treatment, diff)
+    return table
+
+
 def experiment_panel(r: ExperimentResult) -> Panel:
     """One experiment: verdict banner, users, SRM, metrics and criteria."""
     e = r.experiment
@@ -149,6 +166,8 @@ def experiment_panel(r: ExperimentResult) -> Panel:
                           f"their users' cost is unknown and cost criteria cannot pass; "
                           f"{PRICING_HINT}.", style="bold yellow"))
     parts += [_metric_table(r), _criteria_table(r)]
+    if r.agent_splits:
+        parts.append(_split_table(r))
     if r.users_needed:
         n = r.users_needed
         parts.append(Text(f"Users still needed: ~{n['additional']:,} more "

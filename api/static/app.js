@@ -566,6 +566,27 @@ function metricTable(results) {
     dataset: { testid: "metric-table" } }, el("thead", {}, head), el("tbody", {}, rows)));
 }
 
+// Which agent moved it: each summed metric's per-user mean, agent by agent.
+function agentSplitTable(splits, control, treatment) {
+  if (!Array.isArray(splits) || !splits.length) return null;
+  const num = (v) => (isNum(v) ? (Math.abs(v) < 1 ? v.toPrecision(3) : v.toFixed(1)) : "—");
+  const signed = (v) => (isNum(v) && v >= 0 ? "+" : "") + num(v);
+  const rows = [];
+  for (const s of splits) {
+    rows.push(el("tr", {}, el("th", { colspan: "4",
+      text: `${s.metric}: ${s.of_mean ? "per-user mean total" : "per-user mean"} by agent` })));
+    for (const a of s.agents || []) {
+      rows.push(el("tr", {}, el("td", { text: a.agent }), el("td", { text: num(a.control) }),
+        el("td", { text: num(a.treatment) }), el("td", { text: signed(a.difference) })));
+    }
+  }
+  return el("table", { class: "criteria", dataset: { testid: "agent-split" } },
+    el("caption", { text: "Which agent moved it" }),
+    el("tr", {}, el("th", { text: "agent" }), el("th", { text: control || "control" }),
+      el("th", { text: treatment || "treatment" }), el("th", { text: "difference" })),
+    rows);
+}
+
 function criteriaTable(criteria) {
   if (!Array.isArray(criteria) || !criteria.length) return null;
   const rows = criteria.map((c) => el("tr", {},
@@ -676,6 +697,7 @@ function experimentCard(item, results, error, configs) {
     error ? el("p", { class: "error", role: "alert", text: error }) : null,
     (data.notes || []).map((n) => el("p", { class: "hint", text: n })),
     results ? criteriaTable(results.criteria) : null,
+    results ? agentSplitTable(results.agent_split, data.control, data.treatment) : null,
     results ? metricTable(results) : null,
     results ? el("div", { class: "charts" }, forestChart(results.metrics || []),
       timelineChart(results.timeline, armNames)) : null,

@@ -21,6 +21,8 @@ from utils.experiments.report_format import (
     format_threshold,
     format_unpriced,
     format_value,
+    split_rows,
+    split_title,
 )
 from utils.experiments.verdicts import ExperimentResult, InteractionResult, MetricResult, Report
 
@@ -239,6 +241,21 @@ def _criteria_table(r: ExperimentResult) -> str:
             "<th>result</th><th>detail</th></tr>" + "".join(rows) + "</table>")
 
 
+def _split_html(r: ExperimentResult) -> str:
+    """Which agent moved it: per-agent rows of each summed metric."""
+    if not r.agent_splits:
+        return ""
+    e = r.experiment
+    rows = []
+    for split in r.agent_splits:
+        rows.append(f"<tr><th colspan='4'>{escape(split_title(split))}</th></tr>")
+        rows += ["<tr>" + "".join(f"<td>{escape(x)}</td>" for x in row) + "</tr>"
+                 for row in split_rows(split)]
+    return (f"<h3>Which agent moved it</h3><table class='agent-split'><tr><th>agent</th>"
+            f"<th>{escape(e.control)}</th><th>{escape(e.treatment)}</th><th>difference</th>"
+            f"</tr>{''.join(rows)}</table>")
+
+
 def _look_html(r: ExperimentResult) -> str:
     """Interim, final or single look, with progress toward the planned horizon."""
     if r.look is None:
@@ -286,6 +303,7 @@ posterior draws) against zero; green is the good direction</figcaption>{forest_c
 </figure>
 </div>
 <h3>Metrics</h3>{_metric_table(r)}
+{_split_html(r)}
 <h3>Criteria</h3>{_criteria_table(r)}
 </section>"""
 

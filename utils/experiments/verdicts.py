@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from utils.experiments.agent_split import MetricSplit, load_agent_splits, split_to_dict
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     PRICING_HINT,
@@ -27,7 +28,6 @@ from utils.experiments.decision_rules import (
     compare_metric,
     evaluate_criterion,
 )
-from utils.experiments.agent_split import MetricSplit, load_agent_splits, split_to_dict
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
 from utils.experiments.monitoring import (
     Look,

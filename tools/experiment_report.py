@@ -160,7 +160,7 @@ def experiment_panel(r: ExperimentResult) -> Panel:
                 f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}\n"
                 f"Failed runs    {format_failed_runs(r.failed_runs)}\n"
                 f"Look           {r.look.label if r.look else 'single look'}")
-    parts = [banner, info]
+    parts = [Text(r.headline, style="bold"), banner, info] if r.headline else [banner, info]
     if r.unpriced_models:
         parts.append(Text(f"Unpriced: {format_unpriced(r.unpriced_models)} have no price, so "
                           f"their users' cost is unknown and cost criteria cannot pass; "

@@ -692,6 +692,8 @@ function experimentCard(item, results, error, configs) {
       arms.length === 2 ? ` · ${arms[0]} (control) vs ${arms[1]} (treatment)` : "",
       data.hypothesis ? el("span", {}, el("br"), data.hypothesis) : null),
     facts,
+    verdict.headline ? el("p", { class: "headline", dataset: { testid: "headline" } },
+      el("strong", { text: verdict.headline })) : null,
     summary ? el("div", { class: `verdict ${outcome || ""}`, dataset: { testid: "verdict" } },
       el("strong", { text: "Verdict: " }), summary) : null,
     error ? el("p", { class: "error", role: "alert", text: error }) : null,

@@ -285,6 +285,7 @@ def _experiment_section(r: ExperimentResult) -> str:
 <section id="{escape(e.key)}">
 <h2>{escape(e.name)} <span class="muted">({escape(e.key)}, config {escape(e.config)})</span></h2>
 <p class="muted">{escape(e.hypothesis)}</p>
+<p class="headline"><b>{escape(r.headline)}</b></p>
 <div class="banner" style="background:{colour}">{escape(r.verdict.summary)}</div>
 <p>Users per arm: {users}; excluded (seen in both arms): {r.excluded_users:,};
 sample ratio p = {r.srm_p_value:.3g} against a

@@ -29,6 +29,7 @@ from utils.experiments.decision_rules import (
     evaluate_criterion,
 )
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
+from utils.experiments.headline import headline
 from utils.experiments.monitoring import (
     Look,
     decision_sample,
@@ -76,6 +77,7 @@ class ExperimentResult:
     failed_runs: dict[str, int] = field(default_factory=dict)  # error runs per arm (kept in)
     look: Look | None = None  # interim, final or single look (utils.experiments.monitoring)
     agent_splits: list[MetricSplit] = field(default_factory=list)  # which agent moved it
+    headline: str = ""  # one plain sentence (utils.experiments.headline)
 
     @property
     def unpriced_models(self) -> list[dict[str, Any]]:
@@ -289,6 +291,7 @@ def build_report(
     results = [analyze_experiment(e, data[e.key]) for e in experiments]
     for r in results:
         r.agent_splits = splits.get(r.experiment.key, [])
+        r.headline = headline(r)
     interaction = None
     for a, b in combinations(experiments, 2):
         interaction = analyze_interaction(a, data[a.key], b, data[b.key])
@@ -360,7 +363,7 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
         "unpriced_models": r.unpriced_models,
         "pricing_hint": PRICING_HINT if r.unpriced_models else None,
         "verdict": {"outcome": r.verdict.outcome, "variation": r.verdict.variation,
-                    "summary": r.verdict.summary},
+                    "summary": r.verdict.summary, "headline": r.headline or headline(r)},
         "users_needed": r.users_needed,
         "monitoring": look_to_dict(r.look) if r.look is not None else None,
         "agent_split": [split_to_dict(x) for x in r.agent_splits],

@@ -245,7 +245,8 @@ def store_check(runs: int, seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=int, default=500, help="simulated experiments per scenario")
+    p.add_argument("--runs", type=int, default=500,
+                   help="simulated experiments per single-look row; 0 skips them")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store-runs", type=int, default=20,
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{key}  ({args.runs} simulated experiments per row, one look each with "
                   "the full rule, as at a final look)")
             print(f"  {'scenario':<62} {'SHIP':>6} {'KEEP':>6} {'MORE':>6}  target")
-            for s in scenarios(key):
+            for s in scenarios(key) if args.runs else ():
                 shares = measure(key, s, args.runs, args.jobs, args.seed, pool)
                 mark = ""
                 if s.target:

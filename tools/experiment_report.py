@@ -20,8 +20,14 @@ JSON schema (stable; numbers that are undefined are null and a `reason` says why
         "futility_floor": p, "failed_runs": {variation: n},
         "unpriced_models": [{"variation", "model", "runs"}], "pricing_hint": str | null,
         "verdict": {"outcome": "SHIP" | "KEEP" | "NEED_MORE_DATA" | "INVALID",
-                    "variation": str | null, "summary": str},
+                    "variation": str | null, "summary": str, "headline": str},
         "users_needed": null | {"per_arm", "additional", "by_metric": {metric: n}, "note"},
+        "monitoring": {"method": "planned_horizon" | "single_look",
+                       "look": "interim" | "final" | "single", "users_per_arm",
+                       "horizon_per_arm", "progress", "early_stop_probability",
+                       "later_users", "label"},
+        "agent_split": [{"metric", "of_mean", "difference", "agents": [{"agent", "control",
+                         "treatment", "difference", "unknown_runs"}]}],
         "timeline": [{"ts", <control>: cumulative users, <treatment>: cumulative users}]}],
      "interaction": {"experiments": [a, b], "metric", "cells": [{a: arm, b: arm, "users",
                      "value"}], "interaction", "ci_low", "ci_high", "reason"}}  # when present
@@ -32,7 +38,9 @@ possible range at small samples); `interval_low`/`interval_high` bound it from p
 draws (bootstrap for percentiles), never below -100%, and are what every view shows.
 `probability_to_beat_control` and `expected_loss` are in the metric's good direction.
 `probability_met` is the posterior probability that a criterion holds; `futile` means it is
-below `futility_floor`. A cost-value ratio of +inf (cheaper and better) is null in JSON.
+below `futility_floor`. `headline` is the verdict in one plain sentence. `monitoring` says
+which look this is against the planned horizon (docs/STATISTICS.md §6); `agent_split` gives
+each summed metric's per-user means by agent (§6a). A cost-value ratio of +inf (cheaper and better) is null in JSON.
 Exit status: 0 whenever a report was produced, whatever the outcomes; 2 on bad input, 1
 when the store is unreadable.
 """

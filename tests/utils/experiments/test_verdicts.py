@@ -203,7 +203,7 @@ def test_json_schema_has_the_documented_fields(tmp_path):
                                       "relative_difference", "ci_low", "ci_high",
                                       "probability_to_beat_control", "expected_loss"}
     assert set(exp["criteria"][0]) >= {"observed", "threshold", "passed"}
-    assert set(exp["verdict"]) == {"outcome", "variation", "summary"}
+    assert set(exp["verdict"]) == {"outcome", "variation", "summary", "headline"}
 
 
 def test_custom_experiment_definitions_can_be_passed(tmp_path):

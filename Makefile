@@ -50,7 +50,7 @@ lint: install
 bench: install ## Run every benchmark under bench/
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
-calibrate: install ## Error rates of the verdict rules over simulated experiments (5-14 min)
+calibrate: install ## Error rates of the verdict rules over simulated experiments (10-25 min)
 	$(BIN)/python bench/calibrate_verdicts.py
 
 clean-data: ## Delete runtime state (flags, events, indexes, reports)

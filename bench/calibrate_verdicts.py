@@ -11,6 +11,13 @@ then prints the share of runs ending SHIP or KEEP against the targets of issue 1
     SHIP of a premium win (+30% at 1.5x cost)    >= 70%   (1,000 users per arm)
     KEEP of a decisive failure (-25% feedback)   >= 80%   (1,500 users per arm)
 
+and, watched while traffic runs (issue 15: the report refreshed at every look, each look the
+engine's verdict on the users so far, with the experiment's `monitoring` plan):
+
+    false SHIP under A/A at any of 20 looks, 100 -> 1,000 users per arm     <= 10%
+    premium win (+30% at 1.5x cost) SHIP by 1,000 per arm, a look every 100  >= 70%
+        (the first SHIP or KEEP ends the experiment)
+
 Per-user values are drawn from the same model as `tests/fakes/event_store.make_store` (two
 requests per user; gamma latencies and costs, Poisson tokens and PII, one Bernoulli
 thumbs-up per user), vectorised so that thousands of experiments take minutes. Then
@@ -42,6 +49,7 @@ from utils.experiments.definitions import (  # noqa: E402
     find_experiment,
     load_experiments,
 )
+from utils.experiments.monitoring import first_arrivals  # noqa: E402
 from utils.experiments.user_metrics import ArmData  # noqa: E402
 from utils.experiments.verdicts import analyze_experiment  # noqa: E402
 
@@ -136,10 +144,54 @@ def scenarios(key: str) -> list[Scenario]:
     ]
 
 
+@dataclass(frozen=True)
+class Watched:
+    """A scenario looked at repeatedly: `looks` per-arm sizes up to its users_per_arm."""
+
+    scenario: Scenario
+    looks: tuple[int, ...]
+    stop_on_keep: bool  # a KEEP ends the experiment (else only SHIP counts, the worst case)
+    target: tuple[str, str, float]
+
+
+def watched(key: str) -> list[Watched]:
+    aa = Scenario("A/A, 20 looks, 100 -> 1,000 per arm", 1000)
+    looks20 = tuple(int(round(x)) for x in np.linspace(100, 1000, 20))
+    rows = [Watched(aa, looks20, False, ("SHIP", "<=", 0.10))]
+    if key == "premium-model-value":
+        win = Scenario("premium win +30% at 1.5x cost, a look every 100 per arm", 1000,
+                       feedback=1.3, cost=1.5)
+        rows.append(Watched(win, tuple(range(100, 1001, 100)), True, ("SHIP", ">=", 0.70)))
+    else:
+        win = Scenario("true win (equal feedback), a look every 100 per arm", 1000,
+                       pii=0.5, cost=0.8)
+        rows.append(Watched(win, tuple(range(100, 1001, 100)), True, ("SHIP", ">=", 0.0)))
+    return rows
+
+
+def run_watched(args: tuple[str, Watched, int, int]) -> dict[str, int]:
+    """Counts of the outcome that ended each watched experiment (or of SHIP at any look)."""
+    key, w, runs, seed = args
+    experiment = find_experiment(load_experiments(), key)
+    rng = np.random.default_rng(seed)
+    counts: dict[str, int] = {}
+    for _ in range(runs):
+        full = simulate(experiment, w.scenario, rng)
+        ended = "NEED_MORE_DATA"
+        for n in w.looks:
+            outcome = analyze_experiment(experiment, first_arrivals(full, (n, n))).verdict.outcome
+            if outcome == "SHIP" or (outcome == "KEEP" and w.stop_on_keep):
+                ended = outcome
+                break
+        counts[ended] = counts.get(ended, 0) + 1
+    return counts
+
+
 def run_batch(args: tuple[str, Scenario, int, int]) -> dict[str, int]:
     """Outcome counts of `runs` simulated experiments (one worker's share)."""
     key, scenario, runs, seed = args
-    experiment = find_experiment(load_experiments(), key)
+    # One look with the full rule, as at a final look (the watched rows use the plan).
+    experiment = find_experiment(load_experiments(), key).model_copy(update={"monitoring": None})
     rng = np.random.default_rng(seed)
     counts: dict[str, int] = {}
     for _ in range(runs):
@@ -148,12 +200,14 @@ def run_batch(args: tuple[str, Scenario, int, int]) -> dict[str, int]:
     return counts
 
 
-def measure(key: str, s: Scenario, runs: int, jobs: int, seed: int,
+def measure(key: str, s: Scenario | Watched, runs: int, jobs: int, seed: int,
             pool: ProcessPoolExecutor | None) -> dict[str, float]:
     shares = [runs // jobs + (i < runs % jobs) for i in range(jobs)]
-    tasks = [(key, s, k, seed * 1_000_003 + zlib.crc32(s.label.encode()) * 7 + i)
+    label = s.scenario.label if isinstance(s, Watched) else s.label
+    tasks = [(key, s, k, seed * 1_000_003 + zlib.crc32(label.encode()) * 7 + i)
              for i, k in enumerate(shares) if k]
-    results = pool.map(run_batch, tasks) if pool else map(run_batch, tasks)
+    fn = run_watched if isinstance(s, Watched) else run_batch
+    results = pool.map(fn, tasks) if pool else map(fn, tasks)
     total: dict[str, int] = {}
     for counts in results:
         for outcome, n in counts.items():
@@ -191,11 +245,14 @@ def store_check(runs: int, seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=int, default=500, help="simulated experiments per scenario")
+    p.add_argument("--runs", type=int, default=500,
+                   help="simulated experiments per single-look row; 0 skips them")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store-runs", type=int, default=20,
                    help="A/A experiments through real SQLite stores and build_report")
+    p.add_argument("--watched-runs", type=int, default=200,
+                   help="experiments per watched (repeated-look) row; 0 skips them")
     p.add_argument("--experiment", metavar="KEY", help="only this rule")
     args = p.parse_args(argv)
     keys = [args.experiment] if args.experiment else ["security-level", "premium-model-value"]
@@ -204,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
     try:
         for key in keys:
-            print(f"\n{key}  ({args.runs} simulated experiments per row)")
+            print(f"\n{key}  ({args.runs} simulated experiments per row, one look each with "
+                  "the full rule, as at a final look)")
             print(f"  {'scenario':<62} {'SHIP':>6} {'KEEP':>6} {'MORE':>6}  target")
-            for s in scenarios(key):
+            for s in scenarios(key) if args.runs else ():
                 shares = measure(key, s, args.runs, args.jobs, args.seed, pool)
                 mark = ""
                 if s.target:
@@ -217,6 +275,23 @@ def main(argv: list[str] | None = None) -> int:
                     mark = (f"{outcome} {op} {bar:.0%}: {'ok' if ok else 'MISSED'} "
                             f"(±{_interval(got, args.runs):.1%})")
                 print(f"  {s.label:<62} {shares['SHIP']:>6.1%} {shares['KEEP']:>6.1%} "
+                      f"{shares['NEED_MORE_DATA']:>6.1%}  {mark}")
+            if not args.watched_runs:
+                continue
+            plan = find_experiment(load_experiments(), key).monitoring
+            print(f"  watched while traffic runs ({args.watched_runs} experiments per row; "
+                  f"monitoring: {plan.method if plan else 'single look'})")
+            for w in watched(key):
+                shares = measure(key, w, args.watched_runs, args.jobs, args.seed, pool)
+                outcome, op, bar = w.target
+                got = shares[outcome]
+                ok = got <= bar if op == "<=" else got >= bar
+                mark = ""
+                if bar:
+                    missed += not ok
+                    mark = (f"{outcome} {op} {bar:.0%}: {'ok' if ok else 'MISSED'} "
+                            f"(±{_interval(got, args.watched_runs):.1%})")
+                print(f"  {w.scenario.label:<62} {shares['SHIP']:>6.1%} {shares['KEEP']:>6.1%} "
                       f"{shares['NEED_MORE_DATA']:>6.1%}  {mark}")
     finally:
         if pool:

@@ -21,8 +21,14 @@ JSON schema (stable; numbers that are undefined are null and a `reason` says why
         "futility_floor": p, "failed_runs": {variation: n},
         "unpriced_models": [{"variation", "model", "runs"}], "pricing_hint": str | null,
         "verdict": {"outcome": "SHIP" | "KEEP" | "NEED_MORE_DATA" | "INVALID",
-                    "variation": str | null, "summary": str},
+                    "variation": str | null, "summary": str, "headline": str},
         "users_needed": null | {"per_arm", "additional", "by_metric": {metric: n}, "note"},
+        "monitoring": {"method": "planned_horizon" | "single_look",
+                       "look": "interim" | "final" | "single", "users_per_arm",
+                       "horizon_per_arm", "progress", "early_stop_probability",
+                       "later_users", "label"},
+        "agent_split": [{"metric", "of_mean", "difference", "agents": [{"agent", "control",
+                         "treatment", "difference", "unknown_runs"}]}],
         "timeline": [{"ts", <control>: cumulative users, <treatment>: cumulative users}]}],
      "interaction": {"experiments": [a, b], "metric", "cells": [{a: arm, b: arm, "users",
                      "value"}], "interaction", "ci_low", "ci_high", "reason"}}  # when present
@@ -33,7 +39,9 @@ possible range at small samples); `interval_low`/`interval_high` bound it from p
 draws (bootstrap for percentiles), never below -100%, and are what every view shows.
 `probability_to_beat_control` and `expected_loss` are in the metric's good direction.
 `probability_met` is the posterior probability that a criterion holds; `futile` means it is
-below `futility_floor`. A cost-value ratio of +inf (cheaper and better) is null in JSON.
+below `futility_floor`. `headline` is the verdict in one plain sentence. `monitoring` says
+which look this is against the planned horizon (docs/STATISTICS.md §6); `agent_split` gives
+each summed metric's per-user means by agent (§6a). A cost-value ratio of +inf (cheaper and better) is null in JSON.
 Exit status: 0 whenever a report was produced, whatever the outcomes; 2 on bad input, 1
 when the store is unreadable.
 """
@@ -64,6 +72,8 @@ from utils.experiments.report_format import (
     format_threshold,
     format_unpriced,
     format_value,
+    split_rows,
+    split_title,
 )
 from utils.experiments.report_html import render_html
 from utils.experiments.verdicts import (
@@ -134,6 +144,21 @@ def _criteria_table(r: ExperimentResult) -> Table:
     return table
 
 
+def _split_table(r: ExperimentResult) -> Table:
+    """Which agent moved it: each summed metric's difference, agent by agent."""
+    e = r.experiment
+    table = Table(title="Which agent moved it (per-user means; difference = treatment - control)")
+    table.add_column("metric / agent")
+    table.add_column(e.control, justify="right")
+    table.add_column(e.treatment, justify="right")
+    table.add_column("difference", justify="right")
+    for split in r.agent_splits:
+        table.add_row(f"[bold]{split_title(split)}[/bold]", "", "", "")
+        for agent, control, treatment, diff in split_rows(split):
+            table.add_row(f"  {agent}", control, treatment, diff)
+    return table
+
+
 def experiment_panel(r: ExperimentResult) -> Panel:
     """One experiment: verdict banner, users, SRM, metrics and criteria."""
     e = r.experiment
@@ -143,13 +168,16 @@ def experiment_panel(r: ExperimentResult) -> Panel:
     info = Text(f"Users per arm  {users}   (excluded: {r.excluded_users:,})\n"
                 f"Sample ratio   p = {r.srm_p_value:.3g} against {split}"
                 f"{'  MISMATCH' if r.verdict.outcome == 'INVALID' else ''}\n"
-                f"Failed runs    {format_failed_runs(r.failed_runs)}")
-    parts = [banner, info]
+                f"Failed runs    {format_failed_runs(r.failed_runs)}\n"
+                f"Look           {r.look.label if r.look else 'single look'}")
+    parts = [Text(r.headline, style="bold"), banner, info] if r.headline else [banner, info]
     if r.unpriced_models:
         parts.append(Text(f"Unpriced: {format_unpriced(r.unpriced_models)} have no price, so "
                           f"their users' cost is unknown and cost criteria cannot pass; "
                           f"{PRICING_HINT}.", style="bold yellow"))
     parts += [_metric_table(r), _criteria_table(r)]
+    if r.agent_splits:
+        parts.append(_split_table(r))
     if r.users_needed:
         n = r.users_needed
         parts.append(Text(f"Users still needed: ~{n['additional']:,} more "

@@ -566,6 +566,27 @@ function metricTable(results) {
     dataset: { testid: "metric-table" } }, el("thead", {}, head), el("tbody", {}, rows)));
 }
 
+// Which agent moved it: each summed metric's per-user mean, agent by agent.
+function agentSplitTable(splits, control, treatment) {
+  if (!Array.isArray(splits) || !splits.length) return null;
+  const num = (v) => (isNum(v) ? (Math.abs(v) < 1 ? v.toPrecision(3) : v.toFixed(1)) : "—");
+  const signed = (v) => (isNum(v) && v >= 0 ? "+" : "") + num(v);
+  const rows = [];
+  for (const s of splits) {
+    rows.push(el("tr", {}, el("th", { colspan: "4",
+      text: `${s.metric}: ${s.of_mean ? "per-user mean total" : "per-user mean"} by agent` })));
+    for (const a of s.agents || []) {
+      rows.push(el("tr", {}, el("td", { text: a.agent }), el("td", { text: num(a.control) }),
+        el("td", { text: num(a.treatment) }), el("td", { text: signed(a.difference) })));
+    }
+  }
+  return el("table", { class: "criteria", dataset: { testid: "agent-split" } },
+    el("caption", { text: "Which agent moved it" }),
+    el("tr", {}, el("th", { text: "agent" }), el("th", { text: control || "control" }),
+      el("th", { text: treatment || "treatment" }), el("th", { text: "difference" })),
+    rows);
+}
+
 function criteriaTable(criteria) {
   if (!Array.isArray(criteria) || !criteria.length) return null;
   const rows = criteria.map((c) => el("tr", {},
@@ -618,6 +639,14 @@ function statusFromConfigs(configs, data) {
   return "not running";
 }
 
+// "interim · 480 of 963 per arm (50%)": a verdict before the horizon is provisional.
+function lookText(m) {
+  if (m.look === "single" || !isNum(m.horizon_per_arm)) return "single look";
+  const of = `${fmtInt(m.users_per_arm)} of ${fmtInt(m.horizon_per_arm)} per arm`;
+  const pct = isNum(m.progress) ? ` (${Math.round(m.progress * 100)}%)` : "";
+  return `${m.look} · ${of}${pct}`;
+}
+
 function experimentCard(item, results, error, configs) {
   const key = item.key || results?.key;
   const data = { ...item, ...(results || {}) };
@@ -635,6 +664,9 @@ function experimentCard(item, results, error, configs) {
       el("dt", { text: `${i === 0 && arms.length ? "control" : "treatment"} · ${arm}` }),
       el("dd", { text: `${fmtInt(users[arm])} users` }))),
     el("div", {}, el("dt", { text: "SRM p-value" }), el("dd", { text: fmtP(data.srm_p_value) })),
+    data.monitoring ? el("div", { dataset: { testid: "look" }, title: data.monitoring.label },
+      el("dt", { text: "Look" }),
+      el("dd", { text: lookText(data.monitoring) })) : null,
     data.users_needed && isNum(data.users_needed.per_arm)
       ? el("div", {}, el("dt", { text: "Users needed per arm" }),
         el("dd", { text: fmtInt(data.users_needed.per_arm) })) : null,
@@ -660,11 +692,14 @@ function experimentCard(item, results, error, configs) {
       arms.length === 2 ? ` · ${arms[0]} (control) vs ${arms[1]} (treatment)` : "",
       data.hypothesis ? el("span", {}, el("br"), data.hypothesis) : null),
     facts,
+    verdict.headline ? el("p", { class: "headline", dataset: { testid: "headline" } },
+      el("strong", { text: verdict.headline })) : null,
     summary ? el("div", { class: `verdict ${outcome || ""}`, dataset: { testid: "verdict" } },
       el("strong", { text: "Verdict: " }), summary) : null,
     error ? el("p", { class: "error", role: "alert", text: error }) : null,
     (data.notes || []).map((n) => el("p", { class: "hint", text: n })),
     results ? criteriaTable(results.criteria) : null,
+    results ? agentSplitTable(results.agent_split, data.control, data.treatment) : null,
     results ? metricTable(results) : null,
     results ? el("div", { class: "charts" }, forestChart(results.metrics || []),
       timelineChart(results.timeline, armNames)) : null,

@@ -169,6 +169,12 @@ Criterion = Annotated[
 DEFAULT_FUTILITY_FLOOR = 0.05
 
 
+def probability_bar(criterion: Any) -> float | None:
+    """The probability a criterion asks for, or None (a posterior-mean lift has none)."""
+    return getattr(criterion, "probability", None) or getattr(
+        criterion, "probability_to_beat", None)
+
+
 class Decision(_Strict):
     """Ship when every criterion passes; KEEP when one has decisively failed (futility);
     otherwise the `otherwise` outcome."""
@@ -180,12 +186,37 @@ class Decision(_Strict):
     @model_validator(mode="after")
     def _floor_below_bars(self) -> Decision:
         for criterion in self.ship_if_all:
-            bar = getattr(criterion, "probability", None) or getattr(
-                criterion, "probability_to_beat", None)
+            bar = probability_bar(criterion)
             if bar is not None and self.futility_floor >= bar:
                 raise ValueError(f"futility_floor {self.futility_floor:g} must be below every "
                                  f"criterion's probability; {criterion.kind} asks {bar:g}")
         return self
+
+
+class Monitoring(_Strict):
+    """Safe to watch (docs/STATISTICS.md §6): a planned horizon with a conservative early stop.
+
+    The horizon is the per-arm sample of the planner for `relative_effect` on `metric` from
+    `baseline` (a rate) at alpha 0.05 two-sided and 80% power, fixed before any data. Looks
+    before it are interim: SHIP only when every probability bar is met at
+    `early_stop_probability`; KEEP only for futility. The full rule applies at the horizon.
+    """
+
+    method: Literal["planned_horizon"] = "planned_horizon"
+    metric: str
+    baseline: Annotated[float, Field(gt=0.0, lt=1.0)]
+    relative_effect: Annotated[float, Field(gt=-1.0, lt=1.0)]
+    early_stop_probability: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
+
+    _metric = field_validator("metric")(_check_metric)
+
+    @field_validator("relative_effect")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("relative_effect must be non-zero: the planner sizes the "
+                             "horizon to detect it")
+        return value
 
 
 class Experiment(_Strict):
@@ -205,6 +236,7 @@ class Experiment(_Strict):
     primary_metric: str
     metrics: list[str] = Field(min_length=1)
     decision: Decision
+    monitoring: Monitoring | None = None  # None: a single look at a sample fixed in advance
 
     _primary = field_validator("primary_metric")(_check_metric)
 
@@ -244,6 +276,20 @@ class Experiment(_Strict):
                         f"criterion {criterion.kind} uses metric {metric!r}, "
                         f"which is not in metrics {self.metrics}"
                     )
+        if self.monitoring is not None:
+            if METRICS[self.monitoring.metric].statistic != "conversion":
+                raise ValueError(f"monitoring.metric {self.monitoring.metric!r} must be a "
+                                 "conversion (rate) metric: the horizon is planned from its "
+                                 "baseline rate")
+            if self.monitoring.metric not in self.metrics:
+                raise ValueError(f"monitoring.metric {self.monitoring.metric!r} is not in "
+                                 "metrics")
+            top = max((probability_bar(c) or 0.0) for c in self.decision.ship_if_all)
+            if self.monitoring.early_stop_probability <= top:
+                raise ValueError(f"monitoring.early_stop_probability "
+                                 f"{self.monitoring.early_stop_probability:g} must exceed every "
+                                 f"criterion's probability (highest {top:g}): an early stop "
+                                 "asks for more evidence than the final look")
         return self
 
     @property

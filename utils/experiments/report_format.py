@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from utils.experiments.agent_split import MetricSplit
 from utils.experiments.verdicts import CriterionResult
 from utils.telemetry.metrics import METRICS
 
@@ -101,3 +102,24 @@ def criterion_scale(c: CriterionResult) -> tuple[float, float]:
     if not math.isfinite(c.observed):
         return 0.0, 0.5
     return min(max(0.5 + (c.observed - c.threshold) / span, 0.0), 1.0), 0.5
+
+
+def format_delta(metric_key: str, value: float) -> str:
+    """A signed difference in the metric's unit: +$0.0060, -12 ms."""
+    if not math.isfinite(value):
+        return "—"
+    return ("+" if value >= 0 else "-") + format_value(metric_key, abs(value))
+
+
+def split_rows(split: MetricSplit) -> list[tuple[str, str, str, str]]:
+    """(agent, control, treatment, difference) per agent, per-user means in the metric's unit."""
+    rows = [(a.agent + (f" ({a.unknown_runs:,} unpriced runs)" if a.unknown_runs else ""),
+             format_value(split.metric, a.control), format_value(split.metric, a.treatment),
+             format_delta(split.metric, a.difference)) for a in split.agents]
+    rows.append(("all agents", "", "", format_delta(split.metric, split.difference)))
+    return rows
+
+
+def split_title(split: MetricSplit) -> str:
+    what = "per-user mean total" if split.of_mean else "per-user mean"
+    return f"{split.metric}: {what} by agent"

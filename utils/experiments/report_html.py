@@ -21,6 +21,8 @@ from utils.experiments.report_format import (
     format_threshold,
     format_unpriced,
     format_value,
+    split_rows,
+    split_title,
 )
 from utils.experiments.verdicts import ExperimentResult, InteractionResult, MetricResult, Report
 
@@ -239,6 +241,33 @@ def _criteria_table(r: ExperimentResult) -> str:
             "<th>result</th><th>detail</th></tr>" + "".join(rows) + "</table>")
 
 
+def _split_html(r: ExperimentResult) -> str:
+    """Which agent moved it: per-agent rows of each summed metric."""
+    if not r.agent_splits:
+        return ""
+    e = r.experiment
+    rows = []
+    for split in r.agent_splits:
+        rows.append(f"<tr><th colspan='4'>{escape(split_title(split))}</th></tr>")
+        rows += ["<tr>" + "".join(f"<td>{escape(x)}</td>" for x in row) + "</tr>"
+                 for row in split_rows(split)]
+    return (f"<h3>Which agent moved it</h3><table class='agent-split'><tr><th>agent</th>"
+            f"<th>{escape(e.control)}</th><th>{escape(e.treatment)}</th><th>difference</th>"
+            f"</tr>{''.join(rows)}</table>")
+
+
+def _look_html(r: ExperimentResult) -> str:
+    """Interim, final or single look, with progress toward the planned horizon."""
+    if r.look is None:
+        return ""
+    bar = ""
+    if r.look.progress is not None:
+        bar = (f" <progress max='1' value='{r.look.progress:.4f}'>{r.look.progress:.0%}"
+               "</progress>")
+    return (f"<p data-look='{escape(r.look.kind)}'><b>{escape(r.look.kind.title())} look</b>"
+            f"{bar} {escape(r.look.label)}.</p>")
+
+
 def _experiment_section(r: ExperimentResult) -> str:
     e = r.experiment
     colour = OUTCOME_COLOUR[r.verdict.outcome]
@@ -256,11 +285,13 @@ def _experiment_section(r: ExperimentResult) -> str:
 <section id="{escape(e.key)}">
 <h2>{escape(e.name)} <span class="muted">({escape(e.key)}, config {escape(e.config)})</span></h2>
 <p class="muted">{escape(e.hypothesis)}</p>
+<p class="headline"><b>{escape(r.headline)}</b></p>
 <div class="banner" style="background:{colour}">{escape(r.verdict.summary)}</div>
 <p>Users per arm: {users}; excluded (seen in both arms): {r.excluded_users:,};
 sample ratio p = {r.srm_p_value:.3g} against a
 {"/".join(f"{e.split[v]:g}" for v in e.variations)} split.
 Failed agent runs: {escape(format_failed_runs(r.failed_runs))}.</p>
+{_look_html(r)}
 {needed}
 <div class="charts">
 <figure><figcaption>Relative difference of each metric ({e.threshold:.0%} interval from
@@ -273,6 +304,7 @@ posterior draws) against zero; green is the good direction</figcaption>{forest_c
 </figure>
 </div>
 <h3>Metrics</h3>{_metric_table(r)}
+{_split_html(r)}
 <h3>Criteria</h3>{_criteria_table(r)}
 </section>"""
 

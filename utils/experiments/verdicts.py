@@ -1,11 +1,9 @@
-"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts (docs/STATISTICS.md).
+"""Verdict engine: event store + experiments.yaml -> comparisons, criteria and verdicts.
 
-Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any SQLite file with those
-tables works. Per-user values are aggregated in SQL (one pass per experiment) by
-`utils.experiments.user_metrics`, the criteria are evaluated in `utils.experiments.decision_rules` and the maths is
-in `utils.stats.bayesian`. The `Report` returned here is the single source that the terminal, JSON,
-HTML and API views render.
-"""
+Per-user values come from `utils.experiments.user_metrics` (SQL over the documented columns,
+SQLite or PostgreSQL), criteria from `utils.experiments.decision_rules`, the maths from
+`utils.stats` (docs/STATISTICS.md). The `Report` is what every view (terminal, JSON, HTML, API)
+renders."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from utils.experiments.agent_split import MetricSplit, load_agent_splits, split_to_dict
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     PRICING_HINT,
@@ -27,6 +26,13 @@ from utils.experiments.decision_rules import (
     evaluate_criterion,
 )
 from utils.experiments.definitions import Experiment, find_experiment, load_experiments
+from utils.experiments.headline import headline
+from utils.experiments.monitoring import (
+    Look,
+    decision_sample,
+    early_stop_shortfall,
+    look_to_dict,
+)
 from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import (
     STORE_READ_ERRORS,
@@ -69,6 +75,9 @@ class ExperimentResult:
     users_needed: dict[str, Any] | None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: dict[str, int] = field(default_factory=dict)  # error runs per arm (kept in)
+    look: Look | None = None  # interim, final or single look (utils.experiments.monitoring)
+    agent_splits: list[MetricSplit] = field(default_factory=list)  # which agent moved it
+    headline: str = ""  # one plain sentence (utils.experiments.headline)
 
     @property
     def unpriced_models(self) -> list[dict[str, Any]]:
@@ -125,9 +134,13 @@ def _timeline(data: ArmData, experiment: Experiment, points: int = 40) -> list[d
 
 def decide(
     experiment: Experiment, users: dict[str, int], srm_p: float,
-    criteria: list[CriterionResult],
+    criteria: list[CriterionResult], look: Look | None = None,
 ) -> Verdict:
-    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria."""
+    """The early-return ladder of docs/STATISTICS.md: SRM, minimum sample, then the criteria.
+
+    `look` None decides as a final look; an interim look ships only past the early-stop bar
+    and keeps control only on futility (§6).
+    """
     n_c, n_t = users[experiment.control], users[experiment.treatment]
     if srm_p < SRM_ALPHA:
         return Verdict("INVALID", None,
@@ -139,9 +152,20 @@ def decide(
                        f"NEED MORE DATA: {n_c:,} and {n_t:,} users; every arm needs at least "
                        f"{MIN_USERS_PER_ARM}")
     failed = [c for c in criteria if not c.passed]
+    interim = look is not None and look.kind == "interim"
+    short = early_stop_shortfall(experiment, criteria, look) if interim else []
+    if not failed and short:
+        names = "; ".join(f"{c.metric} ({c.description}): P(met) = {c.probability_met:.3f}"
+                          for c in short)
+        return Verdict("NEED_MORE_DATA", None,
+                       f"NEED MORE DATA (interim look, {look.progress:.0%} of the plan): every "
+                       f"criterion passes, but an early stop needs each probability ≥ "
+                       f"{look.early_stop_probability:g}: {names}")
     if not failed:
+        early = (f" with overwhelming evidence at an interim look ({look.progress:.0%} of the "
+                 "plan)") if interim else ""
         return Verdict("SHIP", experiment.treatment,
-                       f"SHIP {experiment.treatment}: all {len(criteria)} criteria passed")
+                       f"SHIP {experiment.treatment}: all {len(criteria)} criteria passed{early}")
     futile = [c for c in failed if c.futile]
     if futile:
         floor = experiment.decision.futility_floor
@@ -153,11 +177,17 @@ def decide(
     names = ", ".join(f"{c.metric} ({c.description})" for c in failed)
     blocked = [c for c in failed if c.blocked]
     unpriced = f"; cost cannot be judged: {blocked[0].blocked}" if blocked else ""
-    if experiment.decision.otherwise == "keep_control":
+    only_blocked = bool(blocked) and len(blocked) == len(failed)
+    if interim and not only_blocked:
+        return Verdict("NEED_MORE_DATA", None,
+                       f"NEED MORE DATA (interim look, {look.progress:.0%} of the plan): "
+                       f"{len(failed)} of {len(criteria)} criteria not met yet: {names}"
+                       f"{unpriced}")
+    if not interim and experiment.decision.otherwise == "keep_control":
         return Verdict("KEEP", experiment.control,
                        f"KEEP {experiment.control}: {len(failed)} of {len(criteria)} criteria "
                        f"failed: {names}{unpriced}")
-    if blocked and len(blocked) == len(failed):
+    if only_blocked:
         return Verdict("NEED_MORE_DATA", None,
                        f"NEED MORE DATA: more users will not help until it is priced"
                        f"{unpriced}")
@@ -172,15 +202,20 @@ def _split_text(experiment: Experiment) -> str:
 
 
 def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResult:
-    """Comparisons, checks, criteria and the verdict for one experiment's user data."""
+    """Comparisons, checks, criteria and the verdict for one experiment's user data.
+
+    The sample ratio test reads every user; the rest reads the decision sample (past a planned
+    horizon, only its users: `utils.experiments.monitoring.decision_sample`).
+    """
+    srm_p = srm_p_value([int(np.count_nonzero(data.arm == a)) for a in (0, 1)],
+                        [experiment.split[v] for v in experiment.variations])
+    data, look = decision_sample(experiment, data)
     users = {experiment.control: int(np.count_nonzero(data.arm == 0)),
              experiment.treatment: int(np.count_nonzero(data.arm == 1))}
-    srm_p = srm_p_value([users[v] for v in experiment.variations],
-                        [experiment.split[v] for v in experiment.variations])
     results = {k: compare_metric(data, METRICS[k], experiment) for k in experiment.metrics}
     criteria = [evaluate_criterion(c, results, data, experiment)
                 for c in experiment.decision.ship_if_all]
-    verdict = decide(experiment, users, srm_p, criteria)
+    verdict = decide(experiment, users, srm_p, criteria, look)
     needed = None
     if verdict.outcome == "NEED_MORE_DATA":
         # Under the minimum sample every criterion is still open.
@@ -190,7 +225,7 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
                    experiment.treatment: data.failed_runs_of(1)}
     return ExperimentResult(experiment, users, data.excluded_users, srm_p,
                             list(results.values()), criteria, verdict, needed,
-                            _timeline(data, experiment), failed_runs)
+                            _timeline(data, experiment), failed_runs, look)
 
 
 def analyze_interaction(
@@ -232,6 +267,7 @@ def build_report(
     notes: list[str] = []
     simulated = False
     data: dict[str, ArmData] = {}
+    splits: dict[str, list[MetricSplit]] = {}
     sql_seconds = 0.0
     if not store_exists(db_path):
         notes.append(f"no event store at {db_path} yet: run some traffic first")
@@ -244,12 +280,19 @@ def build_report(
             sql_seconds += time.perf_counter() - t0
             data = load_all_arm_data(conn, experiments)
             sql_seconds += sum(d.sql_seconds for d in data.values())
+            t0 = time.perf_counter()
+            splits = {e.key: load_agent_splits(conn, e, decision_sample(e, data[e.key])[0])
+                      for e in experiments}
+            sql_seconds += time.perf_counter() - t0
         except STORE_READ_ERRORS as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
         finally:
             conn.close()
     t0 = time.perf_counter()
     results = [analyze_experiment(e, data[e.key]) for e in experiments]
+    for r in results:
+        r.agent_splits = splits.get(r.experiment.key, [])
+        r.headline = headline(r)
     interaction = None
     for a, b in combinations(experiments, 2):
         interaction = analyze_interaction(a, data[a.key], b, data[b.key])
@@ -321,8 +364,10 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
         "unpriced_models": r.unpriced_models,
         "pricing_hint": PRICING_HINT if r.unpriced_models else None,
         "verdict": {"outcome": r.verdict.outcome, "variation": r.verdict.variation,
-                    "summary": r.verdict.summary},
+                    "summary": r.verdict.summary, "headline": r.headline or headline(r)},
         "users_needed": r.users_needed,
+        "monitoring": look_to_dict(r.look) if r.look is not None else None,
+        "agent_split": [split_to_dict(x) for x in r.agent_splits],
         "timeline": r.timeline,
     }
 

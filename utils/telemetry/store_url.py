@@ -108,6 +108,10 @@ class PgConnection:
     def execute(self, sql: str, params: Any = ()) -> Any:
         return self.raw.execute(pg_sql(sql), tuple(params))
 
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(pg_sql(sql), [tuple(row) for row in rows])
+
     def close(self) -> None:
         self.raw.close()
 

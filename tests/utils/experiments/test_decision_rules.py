@@ -12,8 +12,12 @@ from utils.experiments.definitions import find_experiment, load_experiments
 from utils.experiments.user_metrics import ArmData
 from utils.experiments.verdicts import analyze_experiment, decide, experiment_to_dict
 
-SEC = find_experiment(load_experiments(), "security-level")
-PREM = find_experiment(load_experiments(), "premium-model-value")
+# The criteria and the ladder at one (final) look; interim looks against the planned horizon
+# are pinned in test_monitoring.py.
+SEC = find_experiment(load_experiments(), "security-level").model_copy(
+    update={"monitoring": None})
+PREM = find_experiment(load_experiments(), "premium-model-value").model_copy(
+    update={"monitoring": None})
 
 
 def arm_data(experiment, n: int, **columns: tuple[np.ndarray, np.ndarray]) -> ArmData:

@@ -203,7 +203,7 @@ def test_json_schema_has_the_documented_fields(tmp_path):
                                       "relative_difference", "ci_low", "ci_high",
                                       "probability_to_beat_control", "expected_loss"}
     assert set(exp["criteria"][0]) >= {"observed", "threshold", "passed"}
-    assert set(exp["verdict"]) == {"outcome", "variation", "summary"}
+    assert set(exp["verdict"]) == {"outcome", "variation", "summary", "headline"}
 
 
 def test_custom_experiment_definitions_can_be_passed(tmp_path):
@@ -229,7 +229,11 @@ def test_unpriced_model_makes_cost_unknown_not_free(tmp_path):
     assert cost.unknown_users[0] == 0 and cost.unknown_users[1] == prem.users[
         "claude-opus-treatment"]
     assert math.isnan(cost.comparison.treatment_value)
-    assert prem.verdict.outcome == "KEEP"
+    # 800 per arm is an interim look: the only failing criterion is blocked, so the verdict
+    # waits and says more users will not help until the model is priced.
+    assert prem.look.kind == "interim"
+    assert prem.verdict.outcome == "NEED_MORE_DATA"
+    assert "will not help" in prem.verdict.summary
     assert "claude-opus-9" in prem.verdict.summary
     conn = sqlite3.connect(store)
     runs = conn.execute("SELECT COUNT(*) FROM events WHERE event_key = ? AND value IS NULL",

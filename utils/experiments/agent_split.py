@@ -1,0 +1,115 @@
+"""Which agent moved it: the per-agent split of each metric summed across agents.
+
+A user's cost, tokens or latency is the sum of every agent's runs, so the difference of the
+per-user means, treatment − control, is exactly the sum over agents of each agent's own
+difference: Σ_agent (S_t,agent / n_t − S_c,agent / n_c), with S the agent's summed values in
+an arm and n the arm's users. A cheaper security model that makes support answers longer
+shows as a negative security share and a larger positive support one. Percentile metrics do
+not add up over agents; their split is of the per-user mean total, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from utils.experiments.definitions import Experiment
+from utils.experiments.user_metrics import ArmData, _assign_users, unmarked
+from utils.telemetry.metrics import METRICS
+from utils.telemetry.store_url import dialect
+
+
+@dataclass(frozen=True)
+class AgentShare:
+    """One agent's part of a summed metric: per-user means in each arm and their difference."""
+
+    agent: str
+    control: float
+    treatment: float
+    unknown_runs: int = 0  # runs without a value (unpriced): the agent's means are partial
+
+    @property
+    def difference(self) -> float:
+        return self.treatment - self.control
+
+
+@dataclass(frozen=True)
+class MetricSplit:
+    metric: str
+    of_mean: bool  # True when the metric is a percentile: the split is of the per-user mean
+    agents: tuple[AgentShare, ...]
+
+    @property
+    def difference(self) -> float:
+        return sum(a.difference for a in self.agents)
+
+
+def split_from_sums(metric: str, sums: dict[tuple[int, str], float], users: tuple[int, int],
+                    unknown: dict[tuple[int, str], int] | None = None) -> MetricSplit:
+    """Per-agent split from summed values per (arm, agent) and users per arm."""
+    unknown = unknown or {}
+    agents = sorted({agent for _, agent in sums} | {agent for _, agent in unknown})
+    shares = []
+    for agent in agents:
+        means = [sums.get((arm, agent), 0.0) / users[arm] if users[arm] else float("nan")
+                 for arm in (0, 1)]
+        shares.append(AgentShare(agent, means[0], means[1],
+                                 unknown.get((0, agent), 0) + unknown.get((1, agent), 0)))
+    # Biggest mover first: that is the agent the reader is looking for.
+    shares.sort(key=lambda s: -abs(s.difference) if np.isfinite(s.difference) else 0.0)
+    return MetricSplit(metric, METRICS[metric].statistic == "percentile", tuple(shares))
+
+
+def load_agent_splits(conn: Any, experiment: Experiment,
+                      data: ArmData) -> list[MetricSplit]:
+    """Split every summed metric of `experiment` over agents, for the users in `data`."""
+    keys = [k for k in experiment.metrics if METRICS[k].aggregate == "sum"]
+    if not keys or not data.users:
+        return []
+    event_keys = sorted({METRICS[k].event_key for k in keys})
+    _assign_users(conn, "split_assigned", experiment)
+    conn.execute("DROP TABLE IF EXISTS split_sample")
+    conn.execute("CREATE TEMP TABLE split_sample (user_key TEXT PRIMARY KEY, arm INTEGER)"
+                 + ("" if dialect(conn) == "postgresql" else " WITHOUT ROWID"))
+    try:
+        conn.executemany("INSERT INTO split_sample VALUES (?, ?)",
+                         zip(data.users, data.arm.tolist(), strict=True))
+        rows = conn.execute(
+            "SELECT s.arm, COALESCE(e.agent, '(no agent recorded)'), e.event_key, "
+            "SUM(e.value), COUNT(*) - COUNT(e.value) FROM split_sample s "
+            "JOIN split_assigned a ON a.user_key = s.user_key "
+            "JOIN events e ON e.user_key = s.user_key "
+            f"WHERE e.event_key IN ({', '.join('?' * len(event_keys))}) "
+            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request)"
+            + unmarked(conn, "e.request_id") + " GROUP BY s.arm, e.agent, e.event_key",
+            event_keys).fetchall()
+    finally:
+        conn.execute("DROP TABLE IF EXISTS split_sample")
+        conn.execute("DROP TABLE IF EXISTS split_assigned")
+    users = (int(np.count_nonzero(data.arm == 0)), int(np.count_nonzero(data.arm == 1)))
+    out = []
+    for key in keys:
+        sums: dict[tuple[int, str], float] = {}
+        unknown: dict[tuple[int, str], int] = {}
+        for arm, agent, event_key, total, nulls in rows:
+            if event_key == METRICS[key].event_key:
+                sums[(arm, agent)] = float(total or 0.0)
+                if nulls:
+                    unknown[(arm, agent)] = int(nulls)
+        if sums:
+            out.append(split_from_sums(key, sums, users, unknown))
+    return out
+
+
+def split_to_dict(split: MetricSplit) -> dict[str, Any]:
+    """The split in the stable JSON schema (per-user means; NaN as null)."""
+    def num(x: float) -> float | None:
+        return round(float(x), 9) if np.isfinite(x) else None
+
+    return {"metric": split.metric, "of_mean": split.of_mean,
+            "difference": num(split.difference),
+            "agents": [{"agent": a.agent, "control": num(a.control),
+                        "treatment": num(a.treatment), "difference": num(a.difference),
+                        "unknown_runs": a.unknown_runs} for a in split.agents]}

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.experiments.verdicts import build_report  # noqa: E402
 from utils.telemetry import metrics as mk  # noqa: E402
+from utils.telemetry.store_schema import EVENT_COLUMNS  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE exposures(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
@@ -87,9 +88,8 @@ def build_store(path: Path, users: int, events: int, *, index: bool, seed: int =
     for u in fb_users:
         rows.append((2e9, "fb", ukeys[u], mk.FEEDBACK_POSITIVE, 1.0, "support-agent",
                      sup_var[sup_arm[u]], "feedback", None, None, 0))
-    conn.executemany("INSERT INTO events(ts, request_id, user_key, event_key, value, config_key,"
-                     " variation_key, agent, model, provider, simulated)"
-                     " VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     rows)
     if index:
         conn.executescript(INDEXES)
     conn.commit()

@@ -8,10 +8,9 @@ import numpy as np
 
 from utils.telemetry import metrics as mk
 from utils.telemetry.event_store import connect
+from utils.telemetry.store_schema import EVENT_COLUMNS
 
 EXPOSURE_COLUMNS = "ts, request_id, user_key, config_key, variation_key, in_experiment, context_json"
-EVENT_COLUMNS = ("ts, request_id, user_key, event_key, value, config_key, variation_key, agent, "
-                 "model, provider, simulated")
 
 SEC = ("security-agent", "basic-security", "strict-security")
 SUP = ("support-agent", "other-paid", "claude-opus-treatment")

@@ -30,6 +30,7 @@ from typing import Any
 
 from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailable, store_fault
 from utils.telemetry.store_schema import (  # noqa: F401 - the store's row types, re-exported
+    EVENT_COLUMNS,
     MARKED_RUNS_TABLE,
     REQUEST_COLUMNS,
     SCHEMA_VERSION,
@@ -264,9 +265,7 @@ class EventStore:
                   int(e.tracker_simulated)) for e in batch.exposures])
         if batch.events:
             cur.executemany(q(
-                "INSERT INTO events (ts, request_id, user_key, event_key, value, config_key,"
-                " variation_key, agent, model, provider, simulated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(batch.ts, batch.request_id, batch.user_key, e.event_key, e.value,
                   e.config_key, e.variation_key, e.agent, e.model, e.provider,
                   int(e.simulated)) for e in batch.events])

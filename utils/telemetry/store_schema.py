@@ -62,6 +62,9 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 MARKED_RUNS_TABLE = "marked_runs"
+# The columns a writer names for each event row (never relying on the table's column count).
+EVENT_COLUMNS = ("ts, request_id, user_key, event_key, value, config_key, variation_key, agent, "
+                 "model, provider, simulated")
 REQUEST_COLUMNS = ("request_id, ts, user_key, context_json, routed_to_security, status, "
                     "simulated, trace_id, span_id")
 

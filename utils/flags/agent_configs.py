@@ -20,7 +20,8 @@ AGENT_CONFIG_KEYS = (SUPERVISOR_CONFIG, SECURITY_CONFIG, SUPPORT_CONFIG)
 DEFAULT_VARIATION_KEY = "built-in-default"
 STRICTEST_PII_POLICY = "strict"  # what the security agent runs when no valid config says
 
-ConfigSource = Literal["flags", "default", "fallback"]
+# Where an agent's config came from: the flag layer, the built-in default, or the last good one.
+ConfigOrigin = Literal["flags", "default", "fallback"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,7 @@ class AgentConfig:
     tools: tuple[str, ...] = ()
     in_experiment: bool = False
     version: int = 1
-    source: ConfigSource = "flags"
+    source: ConfigOrigin = "flags"
     tracker_factory: Callable[[], LDAIConfigTracker] | None = field(
         default=None, compare=False, repr=False
     )

@@ -36,7 +36,7 @@ from utils.flags.agent_configs import (  # noqa: F401 - re-exported: the flag la
     SUPERVISOR_CONFIG,
     SUPPORT_CONFIG,
     AgentConfig,
-    ConfigSource,
+    ConfigOrigin,
 )
 from utils.flags.agent_graph import (
     BUILT_IN_GRAPH,

@@ -12,17 +12,14 @@ Failures as the API sends them: an HTTP error with `{"type": "error", "error": {
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.local_server import LocalServer, QuietHandler
+from tests.fakes.local_server import Answer, ModelServer, QuietHandler
 
 # HTTP status → the error type Anthropic's API names in its error body.
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
-
-Answer = str | Callable[[dict[str, Any]], str]
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -39,7 +36,7 @@ def has_tool_result(body: dict[str, Any]) -> bool:
                for m in body.get("messages", []))
 
 
-class FakeAnthropic(LocalServer):
+class FakeAnthropic(ModelServer):
     """Answers POST /v1/messages; records requests; can fail, error mid-stream or cut off.
 
     With `tool_call` set, a request that offers tools gets that call (after `preamble` text,
@@ -50,14 +47,8 @@ class FakeAnthropic(LocalServer):
                  usage: tuple[int, int] = (42, 7),
                  tool_call: tuple[str, dict[str, Any]] | None = None,
                  preamble: str = "") -> None:
-        self.answer = answer
-        self.usage = usage
-        self.tool_call = tool_call
         self.preamble = preamble
-        self.fail_status: int | None = None
         self.stream_error: str | None = None  # an error event's type, sent after the first delta
-        self.cut_after: int | None = None  # events sent before the connection drops
-        self.requests: list[dict[str, Any]] = []
         fake = self
 
         class Handler(QuietHandler):
@@ -84,7 +75,7 @@ class FakeAnthropic(LocalServer):
                 else:
                     self.send_json(200, fake.message(body))
 
-        super().__init__(Handler)
+        super().__init__(Handler, answer=answer, usage=usage, tool_call=tool_call)
 
     @property
     def base_url(self) -> str:
@@ -103,8 +94,7 @@ class FakeAnthropic(LocalServer):
             blocks.append({"type": "tool_use", "id": "toolu_01FakeFakeFake", "name": name,
                            "input": arguments})
             return blocks, "tool_use"
-        text = self.answer(body) if callable(self.answer) else self.answer
-        return [{"type": "text", "text": text}], "end_turn"
+        return [{"type": "text", "text": self.answer_text(body)}], "end_turn"
 
     def message(self, body: dict[str, Any]) -> dict[str, Any]:
         blocks, stop = self._blocks(body)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+Answer = str | Callable[[dict[str, Any]], str]
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -64,3 +67,27 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class ModelServer(LocalServer):
+    """A fake model API: what every provider fake scripts, and the faults it can inject.
+
+    `answer` is the reply's text (or a function of the request body), `usage` the (input,
+    output) tokens it reports, `tool_call` a (name, arguments) call offered to requests that
+    carry tools. `fail_status` answers every request with that HTTP error; `cut_after` drops
+    the connection after that many streamed events. Every request is kept in `requests`.
+    """
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], *, answer: Answer,
+                 usage: tuple[int, int],
+                 tool_call: tuple[str, dict[str, Any]] | None) -> None:
+        self.answer = answer
+        self.usage = usage
+        self.tool_call = tool_call
+        self.fail_status: int | None = None
+        self.cut_after: int | None = None
+        self.requests: list[dict[str, Any]] = []
+        super().__init__(handler)
+
+    def answer_text(self, body: dict[str, Any]) -> str:
+        return self.answer(body) if callable(self.answer) else self.answer

@@ -10,12 +10,9 @@ is no `stream_options`), then `data: [DONE]`. Errors are JSON bodies with `objec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.local_server import LocalServer, QuietHandler
-
-Answer = str | Callable[[dict[str, Any]], str]
+from tests.fakes.local_server import Answer, ModelServer, QuietHandler
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -25,7 +22,7 @@ def last_user_text(body: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-class FakeMistral(LocalServer):
+class FakeMistral(ModelServer):
     """Answers POST /v1/chat/completions; records requests; can fail or cut its stream.
 
     With `tool_call` set, a request that offers tools gets that call until the conversation
@@ -35,12 +32,6 @@ class FakeMistral(LocalServer):
     def __init__(self, answer: Answer = "Q-learning is off-policy TD control.",
                  usage: tuple[int, int] = (42, 7),
                  tool_call: tuple[str, dict[str, Any]] | None = None) -> None:
-        self.answer = answer
-        self.usage = usage
-        self.tool_call = tool_call
-        self.fail_status: int | None = None
-        self.cut_after: int | None = None  # chunks sent before the connection drops
-        self.requests: list[dict[str, Any]] = []
         fake = self
 
         class Handler(QuietHandler):
@@ -63,7 +54,7 @@ class FakeMistral(LocalServer):
                 else:
                     self.send_json(200, fake.completion(body))
 
-        super().__init__(Handler)
+        super().__init__(Handler, answer=answer, usage=usage, tool_call=tool_call)
 
     @property
     def base_url(self) -> str:
@@ -86,8 +77,8 @@ class FakeMistral(LocalServer):
                 "id": "D681PevKs", "type": "function",
                 "function": {"name": name, "arguments": json.dumps(arguments)},
                 "index": 0}]}, "tool_calls"
-        text = self.answer(body) if callable(self.answer) else self.answer
-        return {"role": "assistant", "content": text, "tool_calls": None}, "stop"
+        return {"role": "assistant", "content": self.answer_text(body),
+                "tool_calls": None}, "stop"
 
     def _usage(self) -> dict[str, int]:
         prompt, completion = self.usage

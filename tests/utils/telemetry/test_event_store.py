@@ -118,8 +118,8 @@ async def test_async_write_resolves_after_commit(store: EventStore) -> None:
     assert _counts(store.path)["requests"] == 1
 
 
-def test_concurrent_writer_threads_leave_exactly_the_expected_rows(store: EventStore) -> None:
-    threads, per_thread = 8, 40
+def write_from_threads(store, threads: int, per_thread: int) -> dict[str, int]:
+    """Requests from several threads at once, feedback on every other one; the rows expected."""
 
     def work(t: int) -> None:
         for i in range(per_thread):
@@ -133,8 +133,12 @@ def test_concurrent_writer_threads_leave_exactly_the_expected_rows(store: EventS
     for worker in workers:
         worker.join()
     n = threads * per_thread
-    assert _counts(store.path) == {"requests": n, "exposures": n, "events": 3 * n + n // 2,
-                                   "feedback": n // 2}
+    return {"requests": n, "exposures": n, "events": 3 * n + n // 2, "feedback": n // 2}
+
+
+def test_concurrent_writer_threads_leave_exactly_the_expected_rows(store: EventStore) -> None:
+    expected = write_from_threads(store, threads=8, per_thread=40)
+    assert _counts(store.path) == expected
 
 
 def _write_from_process(path: str, prefix: str, count: int) -> None:

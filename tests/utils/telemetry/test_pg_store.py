@@ -7,7 +7,12 @@ import threading
 import psycopg
 import pytest
 
-from tests.utils.telemetry.test_event_store import TABLES, _feedback_batch, _request_batch
+from tests.utils.telemetry.test_event_store import (
+    TABLES,
+    _feedback_batch,
+    _request_batch,
+    write_from_threads,
+)
 from utils.telemetry.event_store import SCHEMA_VERSION
 from utils.telemetry.pg_store import PgEventStore, open_event_store
 from utils.telemetry.store_faults import StoreUnavailable
@@ -87,22 +92,8 @@ def test_feedback_is_counted_once_under_races_by_two_stores(pg_url: str) -> None
 
 def test_concurrent_writer_threads_leave_exactly_the_expected_rows(store: PgEventStore,
                                                                    pg_url: str) -> None:
-    threads, per_thread = 6, 30
-
-    def work(t: int) -> None:
-        for i in range(per_thread):
-            store.write_sync(_request_batch(f"t{t}-{i}", user_key=f"user-{t}"))
-            if i % 2 == 0:
-                store.write_sync(_feedback_batch(f"t{t}-{i}", user_key=f"user-{t}"))
-
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    n = threads * per_thread
-    assert _counts(pg_url) == {"requests": n, "exposures": n, "events": 3 * n + n // 2,
-                               "feedback": n // 2}
+    expected = write_from_threads(store, threads=6, per_thread=30)
+    assert _counts(pg_url) == expected
 
 
 def test_a_bad_batch_in_a_group_does_not_lose_the_others(store: PgEventStore,

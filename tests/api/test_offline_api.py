@@ -31,7 +31,7 @@ def test_diff_of_two_variants_is_task_by_task_with_the_servers_comparison(client
     # The comparison is the one the show document carries (mini against its parent, calls).
     mini = next(v for v in document["variants"] if v["name"] == "mini")
     against_parent = client.get("/offline-experiments/ui/diff",
-                                params={"a": "mini", "b": "calls"}).json()["comparison"]
+                                params={"a": "calls", "b": "mini"}).json()["comparison"]
     assert against_parent == mini["comparison"]
 
 

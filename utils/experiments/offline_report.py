@@ -125,8 +125,9 @@ def _pass_counts(variant: dict[str, Any]) -> dict[str, int] | None:
 
 
 def task_diff(state: dict[str, Any], a: str, b: str) -> dict[str, Any]:
-    """Task by task, how often each of two variants passed, which differ, and their paired
-    comparison (None until both have run). KeyError names an unknown variant."""
+    """Task by task, how often each of two variants passed, which differ, and the paired
+    comparison of `b` against `a` (None until both have run). KeyError names an unknown
+    variant."""
     for name in (a, b):
         if name not in state["variants"]:
             raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
@@ -140,7 +141,7 @@ def task_diff(state: dict[str, Any], a: str, b: str) -> dict[str, Any]:
         rows.append({"task_id": task, "a_passed": pa, "b_passed": pb,
                      "differs": pa is not None and pb is not None and pa != pb})
     return {"key": state["key"], "a": a, "b": b, "repeats": state["repeats"],
-            "comparison": compare_results(state, a, b), "tasks": rows}
+            "comparison": compare_results(state, b, a), "tasks": rows}
 
 
 def task_runs(state: dict[str, Any], name: str, task_id: str) -> list[dict[str, Any]]:

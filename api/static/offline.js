@@ -93,14 +93,14 @@ function renderGraph(body) {
     return;
   }
   view.dataset.variation = graph.variation;
-  view.replaceChildren(
+  view.replaceChildren(...[
     el("p", { class: "sub" }, el("code", { text: graph.config || "" }), " serves ",
       el("strong", { dataset: { testid: "graph-variation" }, text: graph.variation }),
       graph.in_experiment ? el("span", { class: "badge warn" }, " exp") : null,
       ` to demo-${select.value}`),
     graph.fell_back ? el("p", { class: "error", dataset: { testid: "graph-problem" },
       text: `${graph.problem || "refused"}: running the built-in detector-routed graph` }) : null,
-    el("div", { class: "graph-wrap" }, graphSvg(graph)));
+    el("div", { class: "graph-wrap" }, graphSvg(graph))].filter(Boolean));
 }
 
 // --- Offline tab -----------------------------------------------------------------------------
@@ -211,6 +211,7 @@ function renderOfflineDetail(doc) {
   }
   $("#offline-detail").hidden = false;
   $("#offline-title").textContent = `${doc.key} · ${doc.status}`;
+  $("#offline-description").textContent = doc.description || "";
   $("#offline-facts").textContent = `${doc.tasks.count} tasks × ${doc.repeats} repeats · `
     + `steps ${doc.steps.join(", ")} · context ${JSON.stringify(doc.context)}`;
   $("#offline-tree").replaceChildren(variantTree(doc.variants) || "");

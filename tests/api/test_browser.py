@@ -235,8 +235,6 @@ def test_offline_tab_shows_the_variant_tree_the_task_diff_and_a_tasks_runs(
     assert differing, "the variant was meant to flip a task (max_tool_calls=0)"
     expect(page.locator("#offline-diff tr.differs")).to_have_count(len(differing))
     expect(page.get_by_test_id("diff-summary")).to_contain_text(p_better)
-    if os.environ.get("UI_SCREENSHOT_DIR"):
-        page.screenshot(path=f"{os.environ['UI_SCREENSHOT_DIR']}/offline.png", full_page=True)
     # Choosing the same variant twice: nothing differs.
     page.get_by_test_id("diff-b").select_option("baseline")
     expect(page.locator('[data-testid="diff-row"][data-differs="true"]')).to_have_count(0)
@@ -250,6 +248,7 @@ def test_offline_tab_shows_the_variant_tree_the_task_diff_and_a_tasks_runs(
     expect(runs).to_have_attribute("data-task", "ppo")
     expect(runs.get_by_test_id("task-run")).to_have_count(made["document"]["repeats"])
     # The description is text, never markup.
+    expect(page.get_by_test_id("offline-description")).to_have_text("<b>not markup</b>")
     expect(page.locator("#panel-offline b")).to_have_count(0)
 
 
@@ -266,8 +265,6 @@ def test_configs_tab_draws_the_agent_graph_each_user_is_served(page, flags: Path
 
     page.get_by_test_id("tab-configs").click()
     view = page.get_by_test_id("graph-view")
-    if os.environ.get("UI_SCREENSHOT_DIR"):
-        view.screenshot(path=f"{os.environ['UI_SCREENSHOT_DIR']}/graph.png")
     page.get_by_test_id("graph-user").select_option("us-free")
     expect(view).to_have_attribute("data-variation", "detector-routed")
     expect(view.get_by_test_id("graph-node")).to_have_count(3)
@@ -280,9 +277,39 @@ def test_configs_tab_draws_the_agent_graph_each_user_is_served(page, flags: Path
     page.get_by_test_id("graph-user").select_option("us-paid")
     expect(view).to_have_attribute("data-variation", "always-security")
     expect(view.get_by_test_id("graph-variation")).to_have_text("always-security")
+    expect(view.get_by_test_id("graph-problem")).to_have_count(0)
+    expect(view).not_to_contain_text("null")
     assert edges_of(page) == {("supervisor-agent", "security-agent", "always"),
                               ("security-agent", "support-agent", "always")}
-    if os.environ.get("UI_SCREENSHOT_DIR"):
-        view.screenshot(path=f"{os.environ['UI_SCREENSHOT_DIR']}/graph.png")
     page.get_by_test_id("graph-user").select_option("us-free")
     expect(view).to_have_attribute("data-variation", "detector-routed")
+
+
+def test_configs_tab_says_when_a_refused_graph_fell_back(page, flags: Path) -> None:
+    """A variation that would skip the security agent: the built-in graph is drawn, and why."""
+    import json
+
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("tab-configs").click()
+    page.get_by_test_id("graph-user").select_option("us-free")
+    view = page.get_by_test_id("graph-view")
+    expect(view).to_have_attribute("data-variation", "detector-routed")
+    data = json.loads(flags.read_text())
+    graph = data["flags"]["support-assistant-graph"]
+    graph["variations"].append({
+        "_ldMeta": {"enabled": True, "mode": "graph", "variationKey": "<skip-security>",
+                    "version": 1},
+        "root": "supervisor-agent",
+        "edges": {"supervisor-agent": [{"key": "support-agent", "handoff": {"when": "always"}}]}})
+    graph["fallthrough"] = {"variation": len(graph["variations"]) - 1}
+    graph["version"] += 1
+    tmp = flags.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(flags)
+    expect(view).to_have_attribute("data-variation", "<skip-security>")
+    expect(view.get_by_test_id("graph-problem")).to_contain_text("refused")
+    expect(view.get_by_test_id("graph-variation")).to_have_text("<skip-security>")
+    assert edges_of(page) == {("supervisor-agent", "security-agent", "flagged"),
+                              ("supervisor-agent", "support-agent", "clean"),
+                              ("security-agent", "support-agent", "always")}

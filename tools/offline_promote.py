@@ -28,7 +28,12 @@ from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
 from bootstrap.launchdarkly_verify import verify_served
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import Manifest, ManifestError, experiment_errors, parse_manifest
-from bootstrap.state import ExperimentState, write_text_atomic
+from bootstrap.state import (
+    ExperimentState,
+    launchdarkly_state_path,
+    load_state,
+    write_text_atomic,
+)
 from utils.experiments.definitions import ExperimentConfigError, parse_experiments
 from utils.experiments.offline_state import BASELINE, RuleBroken, effective_overrides
 from utils.flags.overrides import split_model
@@ -64,12 +69,14 @@ def _matches(clause: Any, attributes: dict[str, Any]) -> bool:
     return hit != clause.negate
 
 
-def audience_of(manifest: Manifest, config: str, control: str, context: dict[str, Any]) -> str:
-    """The segment whose targeting rule serves `control` to the offline experiment's context."""
+def audience_of(manifest: Manifest, config: str, control: str, context: dict[str, Any],
+                winners: dict[str, str] | None = None) -> str:
+    """The segment whose targeting rule serves `control` to the offline experiment's context;
+    `winners` (segment -> variation) are the promoted winners that replaced a rule's variation."""
     for rule in manifest.config(config).targeting.rules:
         segment = manifest.segment(rule.segment)
         if any(all(_matches(c, context) for c in r.clauses) for r in segment.rules):
-            if rule.variation != control:
+            if (winners or {}).get(rule.segment, rule.variation) != control:
                 break
             return rule.segment
     raise RuleBroken(f"no segment rule of {config} serves {control} to the context {context} "
@@ -105,10 +112,27 @@ def _change_text(overrides: dict[str, Any]) -> str:
     return ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in shown.items())
 
 
+def _overlap_message(exp: Any, *, running: bool) -> str:
+    """Why a second experiment on one config and audience is refused, and how to end the first."""
+    arms = " | ".join(exp.split)
+    state = "is still running" if running else "is defined (not ended)"
+    return (f"experiment {exp.key} already targets {exp.audience} users of {exp.config} and "
+            f"{state}; two experiments cannot share an audience of one config. End it first: "
+            f"promote its winner (python -m bootstrap.promote {exp.key} {{{arms}}}) or remove "
+            f"it from experiments.yaml; or pass --audience, or promote an offline experiment "
+            f"whose --context falls in another segment")
+
+
 def plan_promotion(state: dict[str, Any], name: str, *, manifest_data: dict[str, Any],
                    experiments_data: dict[str, Any], template: dict[str, Any],
-                   audience: str | None = None, key: str | None = None) -> Promotion:
-    """What promoting variant `name` of the offline experiment `state` adds, checked."""
+                   audience: str | None = None, key: str | None = None,
+                   running: set[str] | None = None,
+                   ended: dict[str, str] | None = None) -> Promotion:
+    """What promoting variant `name` of the offline experiment `state` adds, checked.
+
+    An experiment already on the same config and audience refuses the promotion unless it has
+    ended (`ended`: key -> the winner promoted); `running` names the ones the backend runs.
+    """
     exp_key = state["key"]
     if name == BASELINE:
         raise RuleBroken("the baseline is what production serves already; promote a variant")
@@ -150,7 +174,10 @@ def plan_promotion(state: dict[str, Any], name: str, *, manifest_data: dict[str,
     resolved_control = next((v for v in base_for_fields if v.key == control), base)
     variation.update(_variation_fields(resolved_control, overrides))
     context = {k: v for k, v in state["context"].items() if k != "key"}
-    segment = audience or audience_of(manifest, config, control, context)
+    ended = ended or {}
+    winners = {e.audience: ended[e.key] for e in parse_experiments(experiments_data)
+               if e.config == config and e.key in ended}
+    segment = audience or audience_of(manifest, config, control, context, winners)
     rest = {k: v for k, v in template.items() if k not in (*FILLED_FIELDS, "hypothesis")}
     hypothesis = str(template.get("hypothesis", "")).format(
         variant=name, experiment=exp_key, change=_change_text(overrides), control=control)
@@ -162,13 +189,9 @@ def plan_promotion(state: dict[str, Any], name: str, *, manifest_data: dict[str,
     new_manifest_data = {**manifest_data, "experiment_variations": [
         *(manifest_data.get("experiment_variations") or []), variation]}
     new_manifest = parse_manifest(new_manifest_data, "bootstrap/manifest.yaml + promoted")
-    current = parse_experiments(experiments_data)
-    for exp in current:
-        if exp.config == config and exp.audience == segment:
-            raise RuleBroken(f"experiment {exp.key} already targets {segment} users of {config} "
-                             f"in experiments.yaml; two experiments cannot share an audience "
-                             f"of one config: pass --audience, or promote an offline "
-                             f"experiment whose --context falls in another segment")
+    for exp in parse_experiments(experiments_data):
+        if exp.config == config and exp.audience == segment and exp.key not in ended:
+            raise RuleBroken(_overlap_message(exp, running=exp.key in (running or set())))
     experiments = parse_experiments(
         {"experiments": [*experiments_data["experiments"], experiment]},
         "experiments.yaml + promoted")
@@ -248,15 +271,33 @@ def read_yaml_file(path: Path) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
+def experiment_states(local: bool, flags_path: Path, settings: Settings
+                      ) -> tuple[set[str], dict[str, str]]:
+    """Running experiment keys and ended ones (key -> winner): the flag file's state, or the
+    LaunchDarkly state file `bootstrap.promote` keeps; no state yet means nothing has ended."""
+    if local:
+        state = current_state(flags_path) if flags_path.exists() else None
+    else:
+        state = load_state(launchdarkly_state_path(settings.DATA_DIR))
+    entries = state.experiments if state is not None else {}
+    return ({k for k, e in entries.items() if e.status == "running"},
+            {k: e.winner or "" for k, e in entries.items() if e.status == "promoted"})
+
+
 def cmd_promote(store: Any, args: Any, settings: Settings) -> int:
     """The `promote` command: plan, print, then (without --dry-run) start and write."""
     state = store.load(args.key)
     manifest_text, manifest_data = read_yaml_file(args.manifest)
     experiments_text, experiments_data = read_yaml_file(args.experiments)
     _, template = read_yaml_file(args.template)
+    backend = args.backend or ("launchdarkly" if settings.LD_API_KEY and
+                               settings.LD_API_KEY.get_secret_value() else "local")
+    flags_path = args.flags_path or settings.flags_path
+    running, ended = experiment_states(backend == "local", flags_path, settings)
     promotion = plan_promotion(state, args.name, manifest_data=manifest_data,
                                experiments_data=experiments_data, template=template,
-                               audience=args.audience, key=args.variation_key)
+                               audience=args.audience, key=args.variation_key,
+                               running=running, ended=ended)
     print(f"variation (appended to experiment_variations in {args.manifest}):")
     print(dump_item(promotion.variation), end="")
     print(f"experiment (appended to experiments in {args.experiments}):")
@@ -264,11 +305,8 @@ def cmd_promote(store: Any, args: Any, settings: Settings) -> int:
     if args.dry_run:
         print("dry run: nothing written")
         return 0
-    backend = args.backend or ("launchdarkly" if settings.LD_API_KEY and
-                               settings.LD_API_KEY.get_secret_value() else "local")
-    start_on_backend(promotion, local=backend == "local",
-                     flags_path=args.flags_path or settings.flags_path, settings=settings,
-                     dry_run=False)
+    start_on_backend(promotion, local=backend == "local", flags_path=flags_path,
+                     settings=settings, dry_run=False)
     write_text_atomic(args.manifest, append_to_list(
         manifest_text, "experiment_variations", promotion.variation))
     write_text_atomic(args.experiments, append_to_list(

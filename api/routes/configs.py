@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ServiceDep
+from utils.flags.agent_graph import GRAPH_CONFIG, Topology
 from utils.flags.client import AGENT_CONFIG_KEYS, build_context
 from utils.flags.flag_file import describe_flags
 
@@ -21,6 +22,16 @@ DEMO_USERS: dict[str, dict[str, str]] = {
 }
 
 
+def graph_nodes(topology: Topology) -> list[str]:
+    """The topology's AI Configs, root first, then in the order the edges reach them."""
+    nodes = [topology.root]
+    for edge in topology.edges:
+        for node in (edge.source, edge.target):
+            if node not in nodes:
+                nodes.append(node)
+    return nodes
+
+
 @router.get("")
 async def read_configs(service: ServiceDep) -> dict[str, Any]:
     """Variations and targeting of the agent configs, and what each demo user is served.
@@ -33,8 +44,10 @@ async def read_configs(service: ServiceDep) -> dict[str, Any]:
     for label, attributes in DEMO_USERS.items():
         context = build_context(f"demo-{label}", attributes)
         graph = service.flags.graph(context)  # the topology this user is served
-        graphs[label] = {"variation": graph.variation_key, "fell_back": graph.fell_back,
-                         **graph.topology.as_value()}
+        graphs[label] = {"config": GRAPH_CONFIG, "variation": graph.variation_key,
+                         "fell_back": graph.fell_back, "problem": graph.problem,
+                         "in_experiment": graph.in_experiment,
+                         "nodes": graph_nodes(graph.topology), **graph.topology.as_value()}
         served[label] = {}
         for key in AGENT_CONFIG_KEYS:
             config = service.flags.agent_config(key, context)

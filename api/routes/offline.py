@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.deps import SettingsDep
-from utils.experiments.offline_report import show_document
+from utils.experiments.offline_report import show_document, task_diff, task_runs
 from utils.experiments.offline_state import RuleBroken, StateStore, check_name
 
 router = APIRouter(prefix="/offline-experiments", tags=["offline experiments"])
@@ -38,9 +38,8 @@ def list_offline_experiments(settings: SettingsDep) -> dict[str, Any]:
     return {"experiments": items, "unreadable": unreadable}
 
 
-@router.get("/{key}")
-def get_offline_experiment(key: str, settings: SettingsDep) -> dict[str, Any]:
-    """The `python -m tools.offline_experiment show KEY --json` document."""
+def _load(key: str, settings: Any) -> dict[str, Any]:
+    """The state of offline experiment `key`; 404 names an unknown or malformed key."""
     try:
         check_name("experiment", key)
     except RuleBroken as exc:
@@ -50,6 +49,35 @@ def get_offline_experiment(key: str, settings: SettingsDep) -> dict[str, Any]:
         raise HTTPException(404, f"no offline experiment {key!r}; known: "
                                  f"{', '.join(store.keys()) or 'none'}")
     try:
-        return show_document(store.load(key))
+        return store.load(key)
     except RuleBroken as exc:
         raise HTTPException(500, str(exc)) from exc
+
+
+@router.get("/{key}")
+def get_offline_experiment(key: str, settings: SettingsDep) -> dict[str, Any]:
+    """The `python -m tools.offline_experiment show KEY --json` document."""
+    try:
+        return show_document(_load(key, settings))
+    except RuleBroken as exc:
+        raise HTTPException(500, str(exc)) from exc
+
+
+@router.get("/{key}/diff")
+def diff_offline_variants(key: str, a: str, b: str, settings: SettingsDep) -> dict[str, Any]:
+    """Task by task, two variants' passes (which differ) and their paired comparison."""
+    try:
+        return task_diff(_load(key, settings), a, b)
+    except KeyError as exc:
+        raise HTTPException(404, exc.args[0]) from None
+
+
+@router.get("/{key}/variants/{name}/tasks/{task_id}/runs")
+def offline_task_runs(key: str, name: str, task_id: str,
+                      settings: SettingsDep) -> dict[str, Any]:
+    """The recorded runs of one task in one variant: request id, route, checks, cost, latency."""
+    try:
+        runs = task_runs(_load(key, settings), name, task_id)
+    except KeyError as exc:
+        raise HTTPException(404, exc.args[0]) from None
+    return {"key": key, "variant": name, "task_id": task_id, "runs": runs}

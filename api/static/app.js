@@ -1,4 +1,5 @@
-// Web UI of the support assistant: chat, experiments, configs. Plain JS, no build, no CDN.
+// Web UI of the support assistant: chat, experiments, offline experiments, configs. Plain JS,
+// no build, no CDN; offline.js holds the Offline tab and the agent graph drawing.
 "use strict";
 
 const CONFIGS_REFRESH_MS = 3000;
@@ -145,8 +146,9 @@ function timeNow() { return new Date().toLocaleTimeString(); }
 
 // --- tabs ----------------------------------------------------------------------------------
 
-const TABS = ["chat", "experiments", "configs"];
-const tabActivated = { experiments: () => loadExperiments(), configs: () => loadConfigs() };
+const TABS = ["chat", "experiments", "offline", "configs"];
+const tabActivated = { experiments: () => loadExperiments(), offline: () => loadOffline(),
+  configs: () => loadConfigs() };
 
 function selectTab(name, { focus = false } = {}) {
   if (!TABS.includes(name)) name = "chat";
@@ -841,6 +843,7 @@ async function loadConfigs() {
       renderUserOptions();
     }
     renderServed(body);
+    renderGraph(body);
     const flags = body.flags || [];
     $("#flags-list").replaceChildren(...(flags.length ? flags.map(flagCard)
       : [el("p", { class: "muted", text: `No flag file is being served (mode ${body.mode}); `
@@ -869,6 +872,8 @@ function scheduleConfigsRefresh() {
 function start() {
   setUpTabs();
   setUpChat();
+  setUpOffline();
+  $("#graph-user").addEventListener("change", loadConfigs);
   $("#experiments-refresh").addEventListener("click", loadExperiments);
   $("#configs-refresh").addEventListener("click", loadConfigs);
   $("#configs-auto").addEventListener("change", scheduleConfigsRefresh);

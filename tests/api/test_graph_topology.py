@@ -160,3 +160,26 @@ def test_configs_shows_the_graph_each_demo_user_is_served(flags_file, client) ->
     assert graph["root"] == "supervisor-agent"
     assert graph["edges"]["supervisor-agent"] == [{"key": "security-agent",
                                                    "handoff": {"when": "always"}}]
+
+
+def test_configs_names_the_graph_config_its_nodes_and_why_it_fell_back(flags_file,
+                                                                       client) -> None:
+    write_graph(flags_file, "detector-routed")
+    assert until(lambda: all(g["variation"] == "detector-routed"
+                             for g in client.get("/configs").json()["graphs"].values()))
+    graph = next(iter(client.get("/configs").json()["graphs"].values()))
+    assert graph["config"] == "support-assistant-graph" and graph["problem"] is None
+    assert graph["nodes"] == ["supervisor-agent", "security-agent", "support-agent"]
+    whens = {(s, e["key"]): e["handoff"]["when"] for s, es in graph["edges"].items() for e in es}
+    assert whens == {("supervisor-agent", "security-agent"): "flagged",
+                     ("supervisor-agent", "support-agent"): "clean",
+                     ("security-agent", "support-agent"): "always"}
+    skip = {"_ldMeta": {"variationKey": "skip-security", "version": 1, "enabled": True},
+            "root": "supervisor-agent",
+            "edges": {"supervisor-agent": [{"key": "support-agent",
+                                            "handoff": {"when": "always"}}]}}
+    write_graph(flags_file, "skip-security", [skip])
+    assert until(lambda: all(g["fell_back"]
+                             for g in client.get("/configs").json()["graphs"].values()))
+    graph = next(iter(client.get("/configs").json()["graphs"].values()))
+    assert graph["variation"] == "skip-security" and "refused" in graph["problem"]

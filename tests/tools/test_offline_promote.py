@@ -219,3 +219,38 @@ def test_the_api_lists_and_shows_offline_experiments(capsys, world) -> None:
         assert document == json.loads(out)
         assert client.get("/offline-experiments/ghost").status_code == 404
         assert client.get("/offline-experiments/..%2Fetc").status_code == 404
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_second_promotion_onto_a_running_experiment_is_refused_by_name(
+        capsys, world, dry_run) -> None:
+    offline(capsys, world, "first", FREE, ("calls", "support-agent", "max_tool_calls=4"))
+    assert promote(capsys, world, "first", "calls")[0] == 0
+    offline(capsys, world, "second", FREE, ("mini", "support-agent", "model=claude-haiku-4-5"))
+    before = {k: world[k].read_text() for k in ("manifest", "experiments", "flags")}
+    code, out, err = promote(capsys, world, "second", "mini", *(["--dry-run"] if dry_run else []))
+    assert code == 2, out
+    assert "experiment first-calls already targets other-free users of support-agent" in err
+    assert "is still running" in err
+    assert "python -m bootstrap.promote first-calls {other-free | first-calls}" in err
+    assert "remove it from experiments.yaml" in err
+    assert {k: world[k].read_text() for k in before} == before  # nothing overlapping written
+
+
+def test_once_its_winner_is_promoted_the_next_promotion_runs_from_the_new_baseline(
+        capsys, world) -> None:
+    from bootstrap import promote as bootstrap_promote
+
+    offline(capsys, world, "first", FREE, ("calls", "support-agent", "max_tool_calls=4"))
+    assert promote(capsys, world, "first", "calls")[0] == 0
+    assert bootstrap_promote.main(["first-calls", "first-calls", "--backend", "local",
+                                   "--flags-path", str(world["flags"]), *world["files"]]) == 0
+    assert {c.variation_key for c in _served(world["flags"], "support-agent",
+                                             {"country": "US", "plan": "free"}, 50)} == {
+        "first-calls"}
+    offline(capsys, world, "second", FREE, ("mini", "support-agent", "model=claude-haiku-4-5"))
+    code, out, err = promote(capsys, world, "second", "mini")
+    assert code == 0, err
+    served = _served(world["flags"], "support-agent", {"country": "US", "plan": "free"})
+    assert {c.variation_key for c in served} == {"first-calls", "second-mini"}
+    assert all(c.in_experiment for c in served)

@@ -112,3 +112,47 @@ def show_document(state: dict[str, Any]) -> dict[str, Any]:
                      for name in state["variants"]],
         "created_at": state["created_at"], "updated_at": state["updated_at"],
     }
+
+
+def _pass_counts(variant: dict[str, Any]) -> dict[str, int] | None:
+    result = variant.get("result")
+    if variant["status"] != "complete" or not result:
+        return None
+    counts: dict[str, int] = {}
+    for run in result["runs"]:
+        counts[run["task_id"]] = counts.get(run["task_id"], 0) + bool(run["passed"])
+    return counts
+
+
+def task_diff(state: dict[str, Any], a: str, b: str) -> dict[str, Any]:
+    """Task by task, how often each of two variants passed, which differ, and the paired
+    comparison of `b` against `a` (None until both have run). KeyError names an unknown
+    variant."""
+    for name in (a, b):
+        if name not in state["variants"]:
+            raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
+                           f"{', '.join(state['variants'])}")
+    counts_a, counts_b = (_pass_counts(state["variants"][n]) for n in (a, b))
+    tasks = sorted(set(counts_a or {}) | set(counts_b or {}))
+    rows = []
+    for task in tasks:
+        pa = None if counts_a is None else counts_a.get(task)
+        pb = None if counts_b is None else counts_b.get(task)
+        rows.append({"task_id": task, "a_passed": pa, "b_passed": pb,
+                     "differs": pa is not None and pb is not None and pa != pb})
+    return {"key": state["key"], "a": a, "b": b, "repeats": state["repeats"],
+            "comparison": compare_results(state, b, a), "tasks": rows}
+
+
+def task_runs(state: dict[str, Any], name: str, task_id: str) -> list[dict[str, Any]]:
+    """The recorded runs (one per repeat) of `task_id` in variant `name`; KeyError names what is
+    unknown."""
+    variant = state["variants"].get(name)
+    if variant is None:
+        raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
+                       f"{', '.join(state['variants'])}")
+    runs = [r for r in ((variant.get("result") or {}).get("runs") or [])
+            if r["task_id"] == task_id]
+    if not runs:
+        raise KeyError(f"variant {name} of {state['key']} has no run of task {task_id!r}")
+    return sorted(runs, key=lambda r: r["repeat"])

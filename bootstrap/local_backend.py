@@ -52,6 +52,7 @@ class ExperimentPlan:
     seed: int
     winner: str | None = None  # set once promoted
     archived: tuple[str, ...] = ()  # the losing arms nothing serves any more
+    promote_to: str = "audience"  # "everyone": once promoted, the winner is the fallthrough
 
     @property
     def arms(self) -> list[str]:
@@ -69,8 +70,18 @@ def experiment_plans(experiments: list[Any], state: BootstrapState) -> list[Expe
             key=exp.key, name=exp.name, config=exp.config, audience=exp.audience,
             split=tuple(exp.split.items()), seed=exp.seed,
             winner=entry.winner if entry.status == "promoted" else None,
-            archived=tuple(entry.archived)))
+            archived=tuple(entry.archived), promote_to=exp.promote_to))
     return plans
+
+
+def fallthrough(config_key: str, plans: list[ExperimentPlan], index: dict[str, int],
+                default: int) -> int:
+    """The default variation, unless an experiment on `config_key` promoted to everyone."""
+    for plan in plans:
+        if plan.config == config_key and plan.winner is not None \
+                and plan.promote_to == "everyone":
+            return index[plan.winner]
+    return default
 
 
 def _weights(split: tuple[tuple[str, float], ...]) -> list[int]:
@@ -149,7 +160,8 @@ def render_flag(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]
                       "variation": index[target.variation], "trackEvents": False})
     default = index[config.targeting.default]
     flag = {"key": config_key, "on": True, "variations": values, "offVariation": default,
-            "fallthrough": {"variation": default}, "rules": rules, "targets": [],
+            "fallthrough": {"variation": fallthrough(config_key, plans, index, default)},
+            "rules": rules, "targets": [],
             "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", config_key),
             "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}
     return _versioned(flag, previous)
@@ -165,7 +177,7 @@ def render_graph_flag(graph: GraphSpec, plans: list[ExperimentPlan],
     index = {v.key: i for i, v in enumerate(graph.variations)}
     default = index[graph.targeting.default]
     flag = {"key": graph.key, "on": True, "variations": values, "offVariation": default,
-            "fallthrough": {"variation": default},
+            "fallthrough": {"variation": fallthrough(graph.key, plans, index, default)},
             "rules": experiment_rules(graph.key, plans, index), "targets": [],
             "contextTargets": [], "prerequisites": [], "salt": stable_id("salt", graph.key),
             "trackEvents": False, "trackEventsFallthrough": False, "deleted": False}

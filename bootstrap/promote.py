@@ -4,7 +4,8 @@
 
 In LaunchDarkly's order: stop the experiment's iteration with VARIATION as the winning
 treatment (LaunchDarkly freezes its results), then serve VARIATION to everyone in the audience
-segment (the experiment rollout goes away), then archive the losing arms that no other
+segment (the experiment rollout goes away) -- or, when the experiment declares
+`promote_to: everyone`, to everyone (the default/fallthrough variation too) -- then archive the losing arms that no other
 targeting rule or default still serves. Locally the flag file's rule is rewritten the same way
 and the state (data/flags.state.json) records the winner and the archived arms; the running
 server picks the new flag file up without a restart. VARIATION must be an arm of the
@@ -92,7 +93,8 @@ def describe(state: BootstrapState, exp) -> str:
     if entry.status == "running":
         split = " / ".join(f"{arm} {p:g}%" for arm, p in exp.split.items())
         return f"{exp.audience}: experiment rollout {split} (seed {exp.seed})"
-    return (f"{exp.audience}: everyone gets {entry.winner} "
+    who = "everyone (default variation too)" if exp.promote_to == "everyone" else "everyone"
+    return (f"{exp.audience}: {who} gets {entry.winner} "
             f"(archived: {', '.join(entry.archived) or 'none'})")
 
 
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> None:
             exp, args.variation, reason=f"promoted with python -m bootstrap.promote {exp.key} "
                                         f"{args.variation}")
         sync = LaunchDarklySync(client, project, environment, dry_run=args.dry_run)
-        sync.sync_targeting(exp.config, [(exp.audience, args.variation)], default=None,
+        sync.sync_targeting(exp.config, [(exp.audience, args.variation)],
+                            default=args.variation if exp.promote_to == "everyone" else None,
                             force_segments=frozenset({exp.audience}))
         archive_on_launchdarkly(sync, exp.config, new_state.experiments[exp.key].archived)
     if not args.dry_run:

@@ -45,7 +45,7 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     made.close()
 
 
-def test_promotion_switches_the_topology_for_the_audience(service) -> None:
+def test_promotion_switches_the_topology_for_everyone(service) -> None:
     args = service.promote_args
     assert promote.main(["security-routing", "always-security", *args]) == 0
     via_security = ["supervisor", "security", "support"]
@@ -53,11 +53,25 @@ def test_promotion_switches_the_topology_for_the_audience(service) -> None:
     # cannot pass for the promotion (all twelve by chance: 1 in 4096).
     assert settle(lambda: all(agents_for(service, "US", "paid", n) == via_security
                               for n in range(12)))
-    assert agents_for(service, "CA", "paid") == via_security
-    assert agents_for(service, "US", "free") == ["supervisor", "support"]  # not the audience
+    # promote_to: everyone -- users outside other-paid go through security as well
+    for country, plan in (("CA", "paid"), ("US", "free"), ("DE", "free"), ("FR", "paid")):
+        assert agents_for(service, country, plan) == via_security, (country, plan)
     assert promote.main(["security-routing", "detector-routed", *args]) == 0
-    assert settle(lambda: all(agents_for(service, "US", "paid", n) == ["supervisor", "support"]
+    direct = ["supervisor", "support"]
+    assert settle(lambda: all(agents_for(service, "US", "paid", n) == direct
                               for n in range(12)))
+    for country, plan in (("CA", "paid"), ("US", "free"), ("DE", "free"), ("FR", "paid")):
+        assert agents_for(service, country, plan) == direct, (country, plan)
+
+
+def test_promote_to_must_be_audience_or_everyone(tmp_path: Path) -> None:
+    from utils.experiments.definitions import ExperimentConfigError, load_experiments
+    text = Path("bootstrap/experiments.yaml").read_text().replace(
+        "promote_to: everyone", "promote_to: all-users")
+    bad = tmp_path / "experiments.yaml"
+    bad.write_text(text)
+    with pytest.raises(ExperimentConfigError, match="promote_to"):
+        load_experiments(bad)
 
 
 def test_promoting_a_graph_experiment_on_launchdarkly_is_refused(monkeypatch, capsys) -> None:

@@ -214,3 +214,27 @@ def test_promotion_stops_the_iteration_then_serves_the_winner(fake, tmp_path: Pa
     assert promote.main(["premium-model-value", "claude-opus-treatment"]) == 0
     assert served(fake, "support-agent")["other-paid"] == "claude-opus-treatment"
     assert (tmp_path / "launchdarkly.state.json").exists()
+
+
+def test_promotion_to_everyone_changes_the_fallthrough(fake, tmp_path: Path,
+                                                       monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    from utils.settings import get_settings
+
+    get_settings.cache_clear()
+    text = Path("bootstrap/experiments.yaml").read_text()
+    marker = "  - key: premium-model-value\n"
+    start = text.index(marker)
+    audience = text.index("    audience: other-paid\n", start)
+    experiments = tmp_path / "experiments.yaml"
+    experiments.write_text(text[:audience] + "    promote_to: everyone\n" + text[audience:])
+    assert create_configs.main([]) == 0
+    assert experiment_variations.main(["--start", "--experiments", str(experiments)]) == 0
+    keys = fake.targeting_keys("support-agent")
+    before = keys[fake.targeting["support-agent"]["fallthrough"]["variation"]]
+    assert before != "claude-opus-treatment"
+    assert promote.main(["premium-model-value", "claude-opus-treatment",
+                         "--experiments", str(experiments)]) == 0
+    after = served(fake, "support-agent")
+    assert after["other-paid"] == "claude-opus-treatment"
+    assert after["default"] == "claude-opus-treatment"  # everyone, not only the audience

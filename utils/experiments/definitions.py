@@ -237,6 +237,9 @@ class Experiment(_Strict):
     metrics: list[str] = Field(min_length=1)
     decision: Decision
     monitoring: Monitoring | None = None  # None: a single look at a sample fixed in advance
+    # Who `python -m bootstrap.promote` serves the winner to: the audience segment only, or
+    # everyone (the config's default/fallthrough variation becomes the winner).
+    promote_to: Literal["audience", "everyone"] = "audience"
 
     _primary = field_validator("primary_metric")(_check_metric)
 

@@ -271,7 +271,8 @@ def test_configs_tab_draws_the_agent_graph_each_user_is_served(page, flags: Path
     assert edges_of(page) == {("supervisor-agent", "security-agent", "flagged"),
                               ("supervisor-agent", "support-agent", "clean"),
                               ("security-agent", "support-agent", "always")}
-    # Serve always-security to the other-paid users: the drawing follows without a reload.
+    # Promote always-security (security-routing promotes to everyone): the drawing follows,
+    # without a reload, for the experiment's audience and for every other user.
     assert promote.main(["security-routing", "always-security", "--backend", "local",
                          "--flags-path", str(flags)]) == 0
     page.get_by_test_id("graph-user").select_option("us-paid")
@@ -282,7 +283,9 @@ def test_configs_tab_draws_the_agent_graph_each_user_is_served(page, flags: Path
     assert edges_of(page) == {("supervisor-agent", "security-agent", "always"),
                               ("security-agent", "support-agent", "always")}
     page.get_by_test_id("graph-user").select_option("us-free")
-    expect(view).to_have_attribute("data-variation", "detector-routed")
+    expect(view).to_have_attribute("data-variation", "always-security")
+    assert edges_of(page) == {("supervisor-agent", "security-agent", "always"),
+                              ("security-agent", "support-agent", "always")}
 
 
 def test_configs_tab_says_when_a_refused_graph_fell_back(page, flags: Path) -> None:

@@ -17,10 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.panel import Panel
 
 from tools.api_process import ApiProcess, ApiStartError, free_port, start_api
+from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
+from utils.experiments.definitions import ExperimentConfigError, parse_experiments
+from utils.strict_yaml import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -57,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-server", action="store_true",
                         help="leave the API running at the end (Ctrl-C to stop)")
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    parser.add_argument("--experiments", default="",
+                        help="comma-separated experiment keys to start and report (default: "
+                        "every experiment in bootstrap/experiments.yaml); the others are not "
+                        "started, so their audience is served its segment's variation")
     parser.add_argument("--ci", action="store_true",
                         help=f"a reduced run for CI ({CI_QUERIES} queries, {CI_USERS} users)")
     args = parser.parse_args(argv)
@@ -64,7 +72,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.queries, args.users = CI_QUERIES, CI_USERS
     if args.queries < 1 or args.users < 1:
         parser.error("--queries and --users must be at least 1")
+    try:
+        args.experiment_keys = chosen_experiments(args.experiments)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
+
+
+def chosen_experiments(keys: str, path: Path = EXPERIMENTS_PATH) -> list[str]:
+    """The experiment keys the demo drives, in file order; every defined one when `keys` is empty."""
+    defined = [e.key for e in parse_experiments(
+        read_yaml(path, ExperimentConfigError, "experiments file"), path)]
+    wanted = [k.strip() for k in keys.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in defined]
+    if unknown:
+        raise ValueError(f"--experiments: unknown experiment {', '.join(map(repr, unknown))}; "
+                         f"defined in {path.name}: {', '.join(defined)}")
+    return [k for k in defined if k in wanted] if wanted else defined
+
+
+def write_experiments_subset(keys: list[str], target: Path,
+                             source: Path = EXPERIMENTS_PATH) -> Path:
+    """The definitions file holding only `keys`, for the bootstrap and the report to read."""
+    data = read_yaml(source, ExperimentConfigError, "experiments file")
+    data["experiments"] = [e for e in data["experiments"] if e["key"] in keys]
+    parse_experiments(data, target)  # still a valid definitions file
+    target.write_text(f"# Written by tools/demo.py from {source.name}: only {', '.join(keys)}.\n"
+                      + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return target
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -90,7 +125,7 @@ def reset_data(data_dir: Path) -> None:
     """Delete the demo's state (flags, store, reports, bootstrap state); keep index caches."""
     removed = []
     for name in ("flags.json", "flags.state.json", "events.db", "events.db-wal",
-                 "events.db-shm", "reports", "logs"):
+                 "events.db-shm", "experiments.yaml", "reports", "logs"):
         path = data_dir / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -127,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         title="multi-agent experiments"))
 
     reset_data(data_dir)
+    experiments_file = write_experiments_subset(args.experiment_keys,
+                                                data_dir / "experiments.yaml")
+    console.print(f"Experiments driven: {', '.join(args.experiment_keys)}")
     _run("Bootstrap: AI configs, segments, targeting",
          [python, "-m", "bootstrap.create_configs", "--backend", "local"], env)
     _run("Bootstrap: experiment variations and rollouts",
-         [python, "-m", "bootstrap.experiment_variations", "--backend", "local"], env)
+         [python, "-m", "bootstrap.experiment_variations", "--backend", "local",
+          "--experiments", str(experiments_file)], env)
 
     port = args.port or free_port()
     server = start_server(port, env)
@@ -144,13 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             "--log-dir", str(data_dir / "logs")], env)
         reports = data_dir / "reports"
         reports.mkdir(parents=True, exist_ok=True)
-        _run("Verdicts", [python, "-m", "tools.experiment_report"], env)
+        report = [python, "-m", "tools.experiment_report",
+                  "--experiments-file", str(experiments_file)]
+        _run("Verdicts", report, env)
         json_path = reports / "experiments.json"
         with json_path.open("w") as out:
-            subprocess.run([python, "-m", "tools.experiment_report", "--json"], cwd=ROOT,
-                           env=env, stdout=out, check=True)
+            subprocess.run([*report, "--json"], cwd=ROOT, env=env, stdout=out, check=True)
         html_path = reports / "experiments.html"
-        subprocess.run([python, "-m", "tools.experiment_report", "--html", str(html_path)],
+        subprocess.run([*report, "--html", str(html_path)],
                        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         console.rule("[bold]Done")
         console.print(f"HTML report: {html_path}\nJSON verdicts: {json_path}\n"

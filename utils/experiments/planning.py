@@ -83,15 +83,19 @@ def _open_criteria(experiment: Experiment, criteria: list[CriterionResult] | Non
 def estimate_users_needed(
     experiment: Experiment, results: dict[str, MetricResult], data: ArmData,
     users: dict[str, int], criteria: list[CriterionResult] | None = None,
+    horizon: int | None = None,
 ) -> dict[str, Any] | None:
     """Per-arm users each open criterion's metric needs and how many more users in total.
 
     `criteria` (evaluated) narrows the plan to criteria that have not passed, failed for good
     or been blocked; None when no criterion is open, so more data cannot change the outcome.
+    Before a planned `horizon` (users per arm) the target is the horizon itself, where the
+    full rule decides; the per-metric estimates at the effect seen so far stay in `by_metric`.
     """
     current = min(users.values()) if users else 0
     open_criteria = list(_open_criteria(experiment, criteria))
-    if not open_criteria and current >= MIN_USERS_PER_ARM:
+    before_horizon = horizon is not None and current < horizon
+    if not open_criteria and current >= MIN_USERS_PER_ARM and not before_horizon:
         return None
     by_metric: dict[str, int | None] = {}
     for criterion in open_criteria:
@@ -111,4 +115,10 @@ def estimate_users_needed(
     note = (f"{slowest} needs the most users ({by_metric[slowest]:,} per arm); high-variance "
             "metrics such as cost and feedback need far more than latency or tokens"
             if slowest else f"at least {MIN_USERS_PER_ARM} users per arm before any verdict")
+    if before_horizon:
+        per_arm = horizon
+        additional = (horizon - current) * len(experiment.split)
+        note = (f"The planned horizon is {horizon:,} users per arm, where the full rule decides"
+                + (f"; at the effect seen so far {slowest} alone would need "
+                   f"{by_metric[slowest]:,} per arm" if slowest else ""))
     return {"per_arm": per_arm, "additional": additional, "by_metric": by_metric, "note": note}

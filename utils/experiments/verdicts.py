@@ -220,7 +220,8 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
     if verdict.outcome == "NEED_MORE_DATA":
         # Under the minimum sample every criterion is still open.
         judged = criteria if min(users.values()) >= MIN_USERS_PER_ARM else None
-        needed = estimate_users_needed(experiment, results, data, users, judged)
+        needed = estimate_users_needed(experiment, results, data, users, judged,
+                                       horizon=look.horizon_per_arm)
     failed_runs = {experiment.control: data.failed_runs_of(0),
                    experiment.treatment: data.failed_runs_of(1)}
     return ExperimentResult(experiment, users, data.excluded_users, srm_p,

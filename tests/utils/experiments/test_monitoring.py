@@ -20,6 +20,7 @@ from utils.experiments.monitoring import (
     plan_look,
     planned_horizon,
 )
+from utils.experiments.planning import estimate_users_needed
 from utils.experiments.user_metrics import ArmData
 from utils.experiments.verdicts import analyze_experiment, decide, experiment_to_dict
 
@@ -154,3 +155,23 @@ def test_single_look_without_a_plan_uses_every_user():
     data = arms(1200, 1200, (0.3, 0.3))
     sample, look = decision_sample(bare, data)
     assert sample is data and look == Look("single_look", 1200)
+
+
+def test_users_still_needed_before_the_horizon_is_the_horizon():
+    # An interim NEED MORE DATA: the plan, not a per-metric guess, says how far there is to go.
+    # Seed 0: a criterion still open; seed 1 of a larger lift: every criterion passes at its
+    # bar but not at the early-stop bar, so nothing is open and the horizon still decides.
+    for feedback, seed in (((0.30, 0.36), 0), ((0.30, 0.38), 1)):
+        r = analyze_experiment(PREM, arms(400, 400, feedback, seed=seed))
+        assert r.look.kind == "interim" and r.verdict.outcome == "NEED_MORE_DATA"
+        assert r.users_needed["per_arm"] == 963
+        assert r.users_needed["additional"] == 2 * (963 - 400)
+        assert "planned horizon is 963 users per arm" in r.users_needed["note"]
+    # The same data and criteria without a horizon: the per-metric estimate, unchanged.
+    data = arms(400, 400, (0.30, 0.36), seed=0)
+    planned = analyze_experiment(PREM, data)
+    results = {m.key: m for m in planned.metrics}
+    bare = estimate_users_needed(PREM, results, data, planned.users, planned.criteria)
+    assert bare["by_metric"] == planned.users_needed["by_metric"]
+    assert bare["per_arm"] == max(100, *(n for n in bare["by_metric"].values() if n))
+    assert bare["per_arm"] != 963 and "planned horizon" not in bare["note"]

@@ -100,29 +100,42 @@ def _bar(fill: float, mark: float, passed: bool, width: int = 20) -> Text:
     return Text("".join(cells), style="green" if passed else "red")
 
 
-def _metric_table(r: ExperimentResult) -> Table:
+# Below this console width the metric table splits in two, so no number is ever cut.
+NARROW_WIDTH = 110
+
+
+def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
+    """The metrics: one table on a wide console, two (values; comparison) on a narrow one."""
     e = r.experiment
-    table = Table(title="Metrics", title_justify="left", expand=True)
-    table.add_column("metric", no_wrap=True)
-    table.add_column(e.control, justify="right")
-    table.add_column(e.treatment, justify="right")
-    table.add_column(f"relative diff [{e.threshold:.0%} interval]", justify="right")
-    table.add_column("P(beat control)", justify="right")
-    table.add_column("expected loss", justify="right")
-    for m in r.metrics:
-        c = m.comparison
-        arrow = "↑" if m.definition.higher_is_better else "↓"
-        table.add_row(f"{m.key} {arrow}", format_value(m.key, c.control_value),
-                      format_value(m.key, c.treatment_value),
-                      format_relative(c.relative_difference, c.interval_low, c.interval_high),
-                      format_probability(c.probability_to_beat_control),
-                      format_value(m.key, c.expected_loss))
+    columns = [(e.control, "value"), (e.treatment, "value"),
+               (f"relative diff [{e.threshold:.0%} interval]", "relative"),
+               ("P(beat control)", "p"), ("expected loss", "loss")]
+    groups = [columns] if width >= NARROW_WIDTH else [columns[:2], columns[2:]]
+    tables = []
+    for i, group in enumerate(groups):
+        title = "Metrics" if i == 0 else "Metrics: treatment against control"
+        table = Table(title=title, title_justify="left", expand=True)
+        table.add_column("metric", no_wrap=True)
+        for header, _ in group:
+            table.add_column(header, justify="right")
+        for m in r.metrics:
+            c = m.comparison
+            cells = {"relative": format_relative(c.relative_difference, c.interval_low,
+                                                 c.interval_high),
+                     "p": format_probability(c.probability_to_beat_control),
+                     "loss": format_value(m.key, c.expected_loss)}
+            values = iter((format_value(m.key, c.control_value),
+                           format_value(m.key, c.treatment_value)))
+            arrow = "↑" if m.definition.higher_is_better else "↓"
+            table.add_row(f"{m.key} {arrow}", *(next(values) if kind == "value" else cells[kind]
+                                                for _, kind in group))
+        tables.append(table)
     notes = [f"{m.key}: {m.comparison.reason}" for m in r.metrics if m.comparison.reason]
     notes.append("Intervals from posterior draws (bootstrap for p95); p95 latency is of each "
                  "user's total over all agents, not per request.")
-    table.caption = "\n".join(notes)
-    table.caption_justify = "left"
-    return table
+    tables[-1].caption = "\n".join(notes)
+    tables[-1].caption_justify = "left"
+    return tables
 
 
 def _criteria_table(r: ExperimentResult) -> Table:
@@ -148,7 +161,8 @@ def _split_table(r: ExperimentResult) -> Table:
     """Which agent moved it: each summed metric's difference, agent by agent."""
     e = r.experiment
     table = Table(title="Which agent moved it (per-user means; difference = treatment - control)")
-    table.add_column("metric / agent")
+    widest = max(len(line) for split in r.agent_splits for line in split_title(split).split("\n"))
+    table.add_column("metric / agent", min_width=widest)  # metric names are never cut
     table.add_column(e.control, justify="right")
     table.add_column(e.treatment, justify="right")
     table.add_column("difference", justify="right")
@@ -159,7 +173,7 @@ def _split_table(r: ExperimentResult) -> Table:
     return table
 
 
-def experiment_panel(r: ExperimentResult) -> Panel:
+def experiment_panel(r: ExperimentResult, width: int = NARROW_WIDTH) -> Panel:
     """One experiment: verdict banner, users, SRM, metrics and criteria."""
     e = r.experiment
     banner = Text(f" {r.verdict.summary} ", style=OUTCOME_STYLE[r.verdict.outcome])
@@ -175,7 +189,7 @@ def experiment_panel(r: ExperimentResult) -> Panel:
         parts.append(Text(f"Unpriced: {format_unpriced(r.unpriced_models)} have no price, so "
                           f"their users' cost is unknown and cost criteria cannot pass; "
                           f"{PRICING_HINT}.", style="bold yellow"))
-    parts += [_metric_table(r), _criteria_table(r)]
+    parts += [*_metric_tables(r, width), _criteria_table(r)]
     if r.agent_splits:
         parts.append(_split_table(r))
     if r.users_needed:
@@ -208,7 +222,7 @@ def render_terminal(report: Report, console: Console) -> None:
     for note in report.notes:
         console.print(f"[yellow]{note}[/yellow]")
     for r in report.experiments:
-        console.print(experiment_panel(r))
+        console.print(experiment_panel(r, console.width))
     if report.interaction is not None:
         console.print(interaction_panel(report.interaction))
 

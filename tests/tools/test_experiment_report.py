@@ -120,3 +120,13 @@ def test_unpriced_model_and_failed_runs_are_named_in_every_view(tmp_path, capsys
     assert main(["--db", str(path), "--html", str(html_path)]) == 0
     html = html_path.read_text()
     assert "claude-opus-9" in html and "Failed agent runs" in html
+
+
+def test_terminal_view_at_80_columns_cuts_no_number(store, capsys, monkeypatch):
+    # Rich reads COLUMNS; names and intervals may wrap onto more lines, but nothing is cut.
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["--db", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert re.search(r"\[[+-]\d+\.\d%,", out)  # the intervals are all there, whole

@@ -66,6 +66,7 @@ from utils.experiments.report_format import (
     criterion_scale,
     format_failed_runs,
     format_interaction,
+    format_loss,
     format_observed,
     format_probability,
     format_relative,
@@ -123,7 +124,7 @@ def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
             cells = {"relative": format_relative(c.relative_difference, c.interval_low,
                                                  c.interval_high),
                      "p": format_probability(c.probability_to_beat_control),
-                     "loss": format_value(m.key, c.expected_loss)}
+                     "loss": format_loss(m.key, c.expected_loss)}
             values = iter((format_value(m.key, c.control_value),
                            format_value(m.key, c.treatment_value)))
             arrow = "↑" if m.definition.higher_is_better else "↓"

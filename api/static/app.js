@@ -115,6 +115,12 @@ function fmtPct(v, digits = 1) {
 function fmtProb(v) { return isNum(v) ? `${(v * 100).toFixed(1)}%` : "—"; }
 
 /** A metric value in its unit (units come from utils/telemetry/metrics.py). */
+// Expected loss as the report prints it: a rate's is a difference of shares, in points.
+function fmtLoss(v, unit) {
+  if (isNum(v) && unit === "share of users") return `${(v * 100).toFixed(1)} pp`;
+  return fmtMetric(v, unit);
+}
+
 function fmtMetric(v, unit) {
   if (!isNum(v)) return "—";
   switch (unit) {
@@ -562,8 +568,7 @@ function metricTable(results) {
     el("td", { class: "num", text: intervalOf(m).some(isNum)
       ? `${fmtPct(intervalOf(m)[0])} … ${fmtPct(intervalOf(m)[1])}` : "—" }),
     el("td", { class: "num", text: fmtProb(m.probability_to_beat_control) }),
-    el("td", { class: "num", text: isNum(m.expected_loss)
-      ? Number(m.expected_loss.toPrecision(3)).toString() : "—" })));
+    el("td", { class: "num", text: fmtLoss(m.expected_loss, m.unit) })));
   return el("div", { class: "table-wrap" }, el("table", { class: "grid",
     dataset: { testid: "metric-table" } }, el("thead", {}, head), el("tbody", {}, rows)));
 }

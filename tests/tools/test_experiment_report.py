@@ -130,3 +130,14 @@ def test_terminal_view_at_80_columns_cuts_no_number(store, capsys, monkeypatch):
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert re.search(r"\[[+-]\d+\.\d%,", out)  # the intervals are all there, whole
+
+
+def test_expected_loss_of_a_rate_is_in_percentage_points(store, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    data = run_json(capsys, "--db", str(store))
+    assert main(["--db", str(store)]) == 0
+    out = capsys.readouterr().out
+    loss = next(m["expected_loss"] for m in data["experiments"][0]["metrics"]
+                if m["key"] == "positive_feedback_rate")
+    row = next(line for line in out.splitlines() if "positive_feedback_rate ↑" in line)
+    assert row.rstrip(" │").endswith(f"{loss * 100:.1f} pp")

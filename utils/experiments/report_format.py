@@ -30,6 +30,13 @@ def format_value(metric_key: str, value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 5e-4 else "0"
 
 
+def format_loss(metric_key: str, value: float) -> str:
+    """Expected loss: for a rate, a difference of shares, so in percentage points (pp)."""
+    if METRICS[metric_key].unit == "share of users" and math.isfinite(value):
+        return f"{value * 100:.1f} pp"
+    return format_value(metric_key, value)
+
+
 def format_interaction(metric_key: str, value: float, low: float, high: float) -> str:
     """Difference of differences: percentage points for rates, metric units otherwise."""
     if METRICS[metric_key].unit == "share of users":

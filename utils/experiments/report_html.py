@@ -15,6 +15,7 @@ from utils.experiments.report_format import (
     criterion_scale,
     format_failed_runs,
     format_interaction,
+    format_loss,
     format_observed,
     format_probability,
     format_relative,
@@ -221,7 +222,7 @@ def _metric_table(r: ExperimentResult) -> str:
             f"<td>{escape(format_value(m.key, c.treatment_value))}</td>"
             f"<td>{escape(relative)}</td>"
             f"<td>{format_probability(c.probability_to_beat_control)}</td>"
-            f"<td>{escape(format_value(m.key, c.expected_loss))}</td>"
+            f"<td>{escape(format_loss(m.key, c.expected_loss))}</td>"
             f"<td class='muted'>{escape(c.reason or '')}</td></tr>")
     level = f"{r.experiment.threshold:.0%}"
     return ("<table><tr><th>metric</th><th>control</th><th>treatment</th>"

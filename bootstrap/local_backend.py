@@ -115,15 +115,19 @@ def flag_variations(manifest: Manifest, config_key: str,
     return variations
 
 
+def serving_order(plans: list[ExperimentPlan]) -> list[ExperimentPlan]:
+    """Running experiments before promoted ones, else in experiments.yaml order: a new
+    experiment on the audience of an earlier, promoted one (the next round of the loop, from
+    its winner) is what that audience is served."""
+    return sorted(plans, key=lambda p: p.winner is not None)
+
+
 def experiment_rules(config_key: str, plans: list[ExperimentPlan],
                      index: dict[str, int]) -> list[dict[str, Any]]:
-    """The rules of the experiments on `config_key`: a rollout while running, the winner once
-    promoted. Running ones come first: a new experiment on the audience of an earlier, promoted
-    one (the next round of the loop, from its winner) is what that audience is served."""
+    """The rules of the experiments on `config_key`, in `serving_order`: a rollout while
+    running, the winner once promoted."""
     rules: list[dict[str, Any]] = []
-    ordered = sorted((p for p in plans if p.config == config_key),
-                     key=lambda p: p.winner is not None)  # stable: experiments.yaml order
-    for plan in ordered:
+    for plan in serving_order([p for p in plans if p.config == config_key]):
         rule: dict[str, Any] = {"id": stable_id(config_key, "experiment", plan.key),
                                 "clauses": [segment_match(plan.audience)]}
         if plan.winner is None:
@@ -348,10 +352,8 @@ def _probes(manifest: Manifest, config_key: str, plans: list[ExperimentPlan]):
                 attrs[clause.attribute] = "US"
             else:
                 attrs[clause.attribute] = clause.values[0]
-        on_segment = [p for p in plans if p.config == config_key and p.audience == segment.key]
-        # A running experiment is served before a promoted one (experiment_rules' order).
-        plan = next((p for p in on_segment if p.winner is None), None) or next(
-            iter(on_segment), None)
+        plan = next(iter(serving_order([p for p in plans if p.config == config_key
+                                        and p.audience == segment.key])), None)
         if plan is not None and plan.winner is None:
             yield attrs, set(plan.arms), True
         elif plan is not None:

@@ -5,8 +5,8 @@
 In LaunchDarkly's order: stop the experiment's iteration with VARIATION as the winning
 treatment (LaunchDarkly freezes its results), then serve VARIATION to everyone in the audience
 segment (the experiment rollout goes away) -- or, when the experiment declares
-`promote_to: everyone`, to everyone (the default/fallthrough variation too) -- then archive the losing arms that no other
-targeting rule or default still serves. Locally the flag file's rule is rewritten the same way
+`promote_to: everyone`, to everyone (the default/fallthrough variation too) -- then archive
+the losing arms that no other targeting rule or default still serves. Locally the flag file's rule is rewritten the same way
 and the state (data/flags.state.json) records the winner and the archived arms; the running
 server picks the new flag file up without a restart. VARIATION must be an arm of the
 experiment. Running it twice changes nothing.

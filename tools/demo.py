@@ -23,7 +23,11 @@ from rich.panel import Panel
 
 from tools.api_process import ApiProcess, ApiStartError, free_port, start_api
 from utils.experiments.definitions import DEFAULT_PATH as EXPERIMENTS_PATH
-from utils.experiments.definitions import ExperimentConfigError, parse_experiments
+from utils.experiments.definitions import (
+    ExperimentConfigError,
+    load_experiments,
+    parse_experiments,
+)
 from utils.strict_yaml import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def chosen_experiments(keys: str, path: Path = EXPERIMENTS_PATH) -> list[str]:
     """The experiment keys the demo drives, in file order; every defined one when `keys` is empty."""
-    defined = [e.key for e in parse_experiments(
-        read_yaml(path, ExperimentConfigError, "experiments file"), path)]
+    defined = [e.key for e in load_experiments(path)]
     wanted = [k.strip() for k in keys.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in defined]
     if unknown:

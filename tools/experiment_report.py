@@ -108,7 +108,7 @@ NARROW_WIDTH = 110
 def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
     """The metrics: one table on a wide console, two (values; comparison) on a narrow one."""
     e = r.experiment
-    columns = [(e.control, "value"), (e.treatment, "value"),
+    columns = [(e.control, "control"), (e.treatment, "treatment"),
                (f"relative diff [{e.threshold:.0%} interval]", "relative"),
                ("P(beat control)", "p"), ("expected loss", "loss")]
     groups = [columns] if width >= NARROW_WIDTH else [columns[:2], columns[2:]]
@@ -121,15 +121,14 @@ def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
             table.add_column(header, justify="right")
         for m in r.metrics:
             c = m.comparison
-            cells = {"relative": format_relative(c.relative_difference, c.interval_low,
+            cells = {"control": format_value(m.key, c.control_value),
+                     "treatment": format_value(m.key, c.treatment_value),
+                     "relative": format_relative(c.relative_difference, c.interval_low,
                                                  c.interval_high),
                      "p": format_probability(c.probability_to_beat_control),
                      "loss": format_loss(m.key, c.expected_loss)}
-            values = iter((format_value(m.key, c.control_value),
-                           format_value(m.key, c.treatment_value)))
             arrow = "↑" if m.definition.higher_is_better else "↓"
-            table.add_row(f"{m.key} {arrow}", *(next(values) if kind == "value" else cells[kind]
-                                                for _, kind in group))
+            table.add_row(f"{m.key} {arrow}", *(cells[name] for _, name in group))
         tables.append(table)
     notes = [f"{m.key}: {m.comparison.reason}" for m in r.metrics if m.comparison.reason]
     notes.append("Intervals from posterior draws (bootstrap for p95); p95 latency is of each "

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bootstrap.cli import EXPECTED_ERRORS
+from bootstrap.cli import EXPECTED_ERRORS, resolve_backend
 from bootstrap.experiment_variations import describe_split
 from bootstrap.launchdarkly_backend import LaunchDarklySync
 from bootstrap.launchdarkly_client import LaunchDarklyClient
@@ -175,7 +175,8 @@ def plan_promotion(state: dict[str, Any], name: str, *, manifest_data: dict[str,
     variation.update(_variation_fields(resolved_control, overrides))
     context = {k: v for k, v in state["context"].items() if k != "key"}
     ended = ended or {}
-    winners = {e.audience: ended[e.key] for e in parse_experiments(experiments_data)
+    current = parse_experiments(experiments_data)
+    winners = {e.audience: ended[e.key] for e in current
                if e.config == config and e.key in ended}
     segment = audience or audience_of(manifest, config, control, context, winners)
     rest = {k: v for k, v in template.items() if k not in (*FILLED_FIELDS, "hypothesis")}
@@ -189,7 +190,7 @@ def plan_promotion(state: dict[str, Any], name: str, *, manifest_data: dict[str,
     new_manifest_data = {**manifest_data, "experiment_variations": [
         *(manifest_data.get("experiment_variations") or []), variation]}
     new_manifest = parse_manifest(new_manifest_data, "bootstrap/manifest.yaml + promoted")
-    for exp in parse_experiments(experiments_data):
+    for exp in current:
         if exp.config == config and exp.audience == segment and exp.key not in ended:
             raise RuleBroken(_overlap_message(exp, running=exp.key in (running or set())))
     experiments = parse_experiments(
@@ -290,8 +291,7 @@ def cmd_promote(store: Any, args: Any, settings: Settings) -> int:
     manifest_text, manifest_data = read_yaml_file(args.manifest)
     experiments_text, experiments_data = read_yaml_file(args.experiments)
     _, template = read_yaml_file(args.template)
-    backend = args.backend or ("launchdarkly" if settings.LD_API_KEY and
-                               settings.LD_API_KEY.get_secret_value() else "local")
+    backend = resolve_backend(args.backend, settings)
     flags_path = args.flags_path or settings.flags_path
     running, ended = experiment_states(backend == "local", flags_path, settings)
     promotion = plan_promotion(state, args.name, manifest_data=manifest_data,

@@ -124,15 +124,20 @@ def _pass_counts(variant: dict[str, Any]) -> dict[str, int] | None:
     return counts
 
 
+def _variant(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """Variant `name` of the experiment; KeyError naming it and the variants there are."""
+    variant = state["variants"].get(name)
+    if variant is None:
+        raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
+                       f"{', '.join(state['variants'])}")
+    return variant
+
+
 def task_diff(state: dict[str, Any], a: str, b: str) -> dict[str, Any]:
     """Task by task, how often each of two variants passed, which differ, and the paired
     comparison of `b` against `a` (None until both have run). KeyError names an unknown
     variant."""
-    for name in (a, b):
-        if name not in state["variants"]:
-            raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
-                           f"{', '.join(state['variants'])}")
-    counts_a, counts_b = (_pass_counts(state["variants"][n]) for n in (a, b))
+    counts_a, counts_b = (_pass_counts(_variant(state, n)) for n in (a, b))
     tasks = sorted(set(counts_a or {}) | set(counts_b or {}))
     rows = []
     for task in tasks:
@@ -147,10 +152,7 @@ def task_diff(state: dict[str, Any], a: str, b: str) -> dict[str, Any]:
 def task_runs(state: dict[str, Any], name: str, task_id: str) -> list[dict[str, Any]]:
     """The recorded runs (one per repeat) of `task_id` in variant `name`; KeyError names what is
     unknown."""
-    variant = state["variants"].get(name)
-    if variant is None:
-        raise KeyError(f"{state['key']} has no variant {name!r}; variants: "
-                       f"{', '.join(state['variants'])}")
+    variant = _variant(state, name)
     runs = [r for r in ((variant.get("result") or {}).get("runs") or [])
             if r["task_id"] == task_id]
     if not runs:

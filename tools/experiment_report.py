@@ -67,10 +67,8 @@ from utils.experiments.report_format import (
     format_failed_runs,
     format_interaction,
     format_loss,
-    format_observed,
     format_probability,
     format_relative,
-    format_threshold,
     format_unpriced,
     format_value,
     split_rows,
@@ -141,36 +139,37 @@ def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
 def _criteria_table(r: ExperimentResult) -> Table:
     table = Table(title="Decision: ship if all pass", title_justify="left", expand=True)
     table.add_column("criterion", ratio=3, overflow="fold")
-    table.add_column("observed", justify="right", no_wrap=True)
-    table.add_column("bar", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
     table.add_column("result", justify="center", no_wrap=True)
     for c in r.criteria:
         fill, mark = criterion_scale(c)
         result = Text("PASS", style="bold green") if c.passed else Text("FAIL", style="bold red")
-        label = Text(c.metric.replace("/", " / "), style="bold")
-        label.append(f"\n{c.description}")
+        label = Text(c.in_words)
+        label.append(f"\n{c.metric.replace('/', ' / ')}: {c.description}", style="dim")
         if c.detail:
-            label.append(f"\n{c.detail}", style="dim")
-        table.add_row(label, format_observed(c), format_threshold(c),
-                      _bar(fill, mark, c.passed, width=12), result)
+            label.append(f"; {c.detail}", style="dim")
+        table.add_row(label, _bar(fill, mark, c.passed, width=12), result)
     return table
 
 
-def _split_table(r: ExperimentResult) -> Table:
-    """Which agent moved it: each summed metric's difference, agent by agent."""
+def _split_tables(r: ExperimentResult) -> list[Table]:
+    """Which agent moved it: per summed metric, its difference agent by agent.
+
+    One small table per metric, titled by it, so the four columns fit 80 columns whatever
+    the metric's name.
+    """
     e = r.experiment
-    table = Table(title="Which agent moved it (per-user means; difference = treatment - control)")
-    widest = max(len(line) for split in r.agent_splits for line in split_title(split).split("\n"))
-    table.add_column("metric / agent", min_width=widest)  # metric names are never cut
-    table.add_column(e.control, justify="right")
-    table.add_column(e.treatment, justify="right")
-    table.add_column("difference", justify="right")
+    tables = []
     for split in r.agent_splits:
-        table.add_row(f"[bold]{split_title(split)}[/bold]", "", "", "")
+        table = Table(title=split_title(split), title_justify="left", expand=True)
+        table.add_column("agent", ratio=2, overflow="fold")
+        table.add_column(e.control, justify="right", overflow="fold")
+        table.add_column(e.treatment, justify="right", overflow="fold")
+        table.add_column("difference", justify="right", no_wrap=True)
         for agent, control, treatment, diff in split_rows(split):
-            table.add_row(f"  {agent}", control, treatment, diff)
-    return table
+            table.add_row(agent, control, treatment, diff)
+        tables.append(table)
+    return tables
 
 
 def experiment_panel(r: ExperimentResult, width: int = NARROW_WIDTH) -> Panel:
@@ -191,7 +190,9 @@ def experiment_panel(r: ExperimentResult, width: int = NARROW_WIDTH) -> Panel:
                           f"{PRICING_HINT}.", style="bold yellow"))
     parts += [*_metric_tables(r, width), _criteria_table(r)]
     if r.agent_splits:
-        parts.append(_split_table(r))
+        parts.append(Text("Which agent moved it (per-user means; difference = treatment - "
+                          "control)", style="bold"))
+        parts.extend(_split_tables(r))
     if r.users_needed:
         n = r.users_needed
         parts.append(Text(f"Users still needed: ~{n['additional']:,} more "

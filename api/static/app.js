@@ -596,17 +596,16 @@ function agentSplitTable(splits, control, treatment) {
 
 function criteriaTable(criteria) {
   if (!Array.isArray(criteria) || !criteria.length) return null;
+  // The sentence comes from the verdict engine (one wording for every view); the
+  // statistician's form of the criterion stays beside it.
   const rows = criteria.map((c) => el("tr", {},
-    el("td", {}, c.description || c.metric || c.kind,
-      c.detail ? el("div", { class: "kv", text: c.detail }) : null),
-    el("td", { class: "num", text: isNum(c.observed) ? Number(c.observed.toPrecision(4)) : "—" }),
-    el("td", { class: "num", text: `${c.comparator || ""} ${c.threshold ?? ""}` }),
+    el("td", {}, c.in_words || c.description || c.metric || c.kind,
+      el("div", { class: "kv", text: [`${c.metric}: ${c.description || c.kind}`, c.detail]
+        .filter(Boolean).join("; ") })),
     el("td", { class: c.passed ? "pass" : "fail", text: c.passed ? "pass" : "not yet" })));
   return el("div", { class: "table-wrap" }, el("table", { class: "grid small",
     dataset: { testid: "criteria-table" } },
   el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Ship criterion" }),
-    el("th", { scope: "col", class: "num", text: "Observed" }),
-    el("th", { scope: "col", class: "num", text: "Bar" }),
     el("th", { scope: "col", text: "Result" }))),
   el("tbody", {}, rows)));
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_results_use_the_report_json_schema(tmp_path, client_for):
     (exp,) = body["experiments"]
     assert exp["key"] == "premium-model-value"
     assert {"metrics", "criteria", "verdict", "users", "srm_p_value"} <= set(exp)
+    # Each criterion carries its sentence, the one wording the UI, HTML and terminal show.
+    words = [c["in_words"] for c in exp["criteria"]]
+    assert words[0].startswith("Positive feedback rate rises by at least 15%: observed "), words
+    assert all(re.search(r"(sure|not enough data yet)", w) for w in words), words
 
 
 def test_report_is_html_with_charts(tmp_path, client_for):

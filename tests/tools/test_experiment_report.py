@@ -130,6 +130,10 @@ def test_terminal_view_at_80_columns_cuts_no_number(store, capsys, monkeypatch):
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert re.search(r"\[[+-]\d+\.\d%,", out)  # the intervals are all there, whole
+    # The per-agent split keeps all four columns: both arms' names and the difference.
+    lines = out.splitlines()
+    assert any("basic-security" in line and "strict-security" in line and "difference" in line
+               for line in lines)
 
 
 def test_expected_loss_of_a_rate_is_in_percentage_points(store, capsys, monkeypatch):

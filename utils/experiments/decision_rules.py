@@ -82,6 +82,7 @@ class CriterionResult:
     probability_met: float = _NAN  # posterior probability that the criterion holds
     futile: bool = False  # probability_met below the decision's futility floor
     blocked: str = ""  # why it cannot pass whatever the sample (unpriced runs)
+    in_words: str = ""  # the criterion and where it stands, in a sentence
 
 
 # --- comparisons ---------------------------------------------------------------------------
@@ -128,6 +129,21 @@ def _relative_at_least(comp: Comparison, higher: bool, change: float) -> float:
     return comp.probability_ratio_at_most(1.0 - change)  # P(t <= (1 - change) c)
 
 
+def _percent(p: float) -> str:
+    """A probability as a percentage that never rounds across its bar (99.96% is not 100%)."""
+    if not math.isfinite(p):
+        return "unknown"
+    if 0.999 < p < 1.0:
+        return ">99.9%"
+    if 0.0 < p < 0.001:
+        return "<0.1%"
+    return f"{p:.1%}".replace(".0%", "%")
+
+
+def _sure(p: float, need: float) -> str:
+    return f"{_percent(p)} sure (needs {_percent(need)})"
+
+
 def _label(d: MetricDefinition) -> str:
     """How a metric's unit of analysis reads: the latency bar is a per-user total."""
     return "per-user total p95" if d.statistic == "percentile" and d.aggregate == "sum" else ""
@@ -155,6 +171,7 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
         obs, bar = comp.probability_to_beat_control, criterion.probability_to_beat
         res = CriterionResult(criterion.kind, m.key, f"P(treatment {better}) ≥ {bar:g}",
                               obs, bar, obs >= bar, ">=", probability_met=obs)
+        asks = f"{d.name} is {better} with the treatment"
     elif isinstance(criterion, NonInferiority):
         margin, bar = criterion.non_inferiority_margin, criterion.probability
         obs = _relative_at_least(comp, higher, -margin)
@@ -164,6 +181,7 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
             detail += f" [{comp.interval_low:+.1%}, {comp.interval_high:+.1%}]"
         res = CriterionResult(criterion.kind, m.key, f"non-inferior: P({change}) ≥ {bar:g}",
                               obs, bar, obs >= bar, ">=", detail, probability_met=obs)
+        asks = f"{d.name} {'falls' if higher else 'rises'} by no more than {margin:.0%}"
     elif isinstance(criterion, RelativeLiftAtLeast):
         sign = 1.0 if higher else -1.0
         obs, bar = sign * comp.relative_difference, criterion.relative_lift_at_least
@@ -171,6 +189,7 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
         res = CriterionResult(criterion.kind, m.key, f"relative lift ({better}) ≥ {bar:+.0%}",
                               obs, bar, obs >= bar, ">=", f"P(lift ≥ {bar:+.0%}) = {met:.3f}",
                               probability_met=met)
+        asks = f"{d.name} {'rises' if higher else 'falls'} by at least {bar:.0%}"
     elif isinstance(criterion, RelativeIncreaseAtMost):
         v, bar = criterion.relative_increase_at_most, criterion.probability
         obs = comp.probability_ratio_at_most(1.0 + v)
@@ -178,6 +197,7 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
             criterion.kind, m.key, f"P(relative increase ≤ {v:.0%}) ≥ {bar:g}", obs, bar,
             obs >= bar, ">=", f"relative difference {comp.relative_difference:+.1%}",
             probability_met=obs)
+        asks = f"{d.name} rises by no more than {v:.0%}"
     elif isinstance(criterion, AbsoluteIncreaseAtMost):
         v, bar = criterion.absolute_increase_at_most, criterion.probability
         obs = comp.probability_difference_at_most(v)
@@ -187,13 +207,22 @@ def _evaluate_metric_criterion(criterion: Any, m: MetricResult) -> CriterionResu
         res = CriterionResult(
             criterion.kind, m.key, f"P({what} increase ≤ {amount}) ≥ {bar:g}", obs, bar,
             obs >= bar, ">=", detail, probability_met=obs)
+        asks = f"{d.name} rises by no more than {amount}"
     else:  # pragma: no cover - the schema admits no other kind
         raise ValueError(f"unknown criterion {criterion!r}")
     if m.blocked:
         res.passed, res.blocked, res.detail = False, m.blocked, m.blocked
+        where = f"cannot be judged ({m.blocked})"
     elif not math.isfinite(res.observed):
         res.passed = False
         res.detail = comp.reason or "not enough data"
+        where = "not enough data yet"
+    elif isinstance(criterion, RelativeLiftAtLeast):
+        where = (f"observed {res.observed:+.1%} (needs {res.threshold:+.0%}); "
+                 f"{_percent(res.probability_met)} sure the true change is that large")
+    else:
+        where = _sure(res.observed, res.threshold)
+    res.in_words = f"{asks}: {where}"
     return res
 
 
@@ -208,9 +237,11 @@ def _evaluate_cost_value(
     description = f"P(cost-value ratio ≥ {bar:g}) ≥ {need:g}"
     blocked = next((results[k].blocked for k in (value_def.key, cost_def.key)
                     if k in results and results[k].blocked), "")
+    asks = f"{value_def.name} gains at least {bar:g}% for every 1% added to {cost_def.name}"
     if blocked:
         return CriterionResult(criterion.kind, label, description, _NAN, bar, False, ">=",
-                               blocked, blocked=blocked)
+                               blocked, blocked=blocked,
+                               in_words=f"{asks}: cannot be judged ({blocked})")
 
     def arm(a: int) -> tuple[np.ndarray, np.ndarray]:
         mask = data.arm == a
@@ -235,5 +266,6 @@ def _evaluate_cost_value(
         detail = (f"value {r.value_lift:+.1%} / cost {r.cost_increase:+.1%} (sample means); "
                   f"P(ratio ≥ {bar:g}) = {p:.3f} (needs ≥ {need:g}) over {r.resamples} "
                   "joint draws")
+    words = f"{asks}: " + (_sure(p, need) if math.isfinite(p) else "not enough data yet")
     return CriterionResult(criterion.kind, label, description, r.ratio, bar, passed, ">=",
-                           detail, probability_met=p)
+                           detail, probability_met=p, in_words=words)

@@ -118,8 +118,7 @@ def criteria_chart(result: ExperimentResult) -> str:
                           extra='font-size="10"'))
         body.append(f'<rect x="{left}" y="{y + 3}" width="{inner}" height="16" fill="#f1f3f5"/>')
         body.append(f'<rect x="{left}" y="{y + 3}" width="{fill * inner:.1f}" height="16" '
-                    f'fill="{colour}"><title>{escape(c.description)}: '
-                    f'{escape(format_observed(c))}</title></rect>')
+                    f'fill="{colour}"><title>{escape(c.in_words)}</title></rect>')
         body.append(f'<line x1="{left + mark * inner:.1f}" y1="{y}" '
                     f'x2="{left + mark * inner:.1f}" y2="{y + 22}" stroke="#212529" '
                     'stroke-width="2"/>')
@@ -233,13 +232,13 @@ def _metric_table(r: ExperimentResult) -> str:
 def _criteria_table(r: ExperimentResult) -> str:
     rows = []
     for c in r.criteria:
-        cls, word = ("pass", "pass") if c.passed else ("fail", "fail")
-        rows.append(
-            f"<tr><td>{escape(c.metric)}</td><td>{escape(c.description)}</td>"
-            f"<td>{escape(format_observed(c))}</td><td>{escape(format_threshold(c))}</td>"
-            f"<td class='{cls}'>{word}</td><td class='muted'>{escape(c.detail)}</td></tr>")
-    return ("<table><tr><th>metric</th><th>criterion</th><th>observed</th><th>bar</th>"
-            "<th>result</th><th>detail</th></tr>" + "".join(rows) + "</table>")
+        cls, word = ("pass", "pass") if c.passed else ("fail", "not yet")
+        how = (f"{c.metric}: {c.description}; observed {format_observed(c)}, "
+               f"bar {format_threshold(c)}" + (f"; {c.detail}" if c.detail else ""))
+        rows.append(f"<tr><td>{escape(c.in_words)}</td><td class='{cls}'>{word}</td>"
+                    f"<td class='muted'>{escape(how)}</td></tr>")
+    return ("<table><tr><th>criterion</th><th>result</th><th>how it is computed</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _split_html(r: ExperimentResult) -> str:

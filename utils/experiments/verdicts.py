@@ -357,7 +357,7 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
              "observed": _num(c.observed), "threshold": c.threshold,
              "comparator": c.comparator, "passed": c.passed, "detail": c.detail,
              "probability_met": _num(c.probability_met), "futile": c.futile,
-             "blocked": c.blocked or None}
+             "blocked": c.blocked or None, "in_words": c.in_words}
             for c in r.criteria
         ],
         "futility_floor": e.decision.futility_floor,

@@ -11,6 +11,7 @@ from utils.experiments.decision_rules import PRICING_HINT, CriterionResult
 from utils.experiments.definitions import find_experiment, load_experiments
 from utils.experiments.user_metrics import ArmData
 from utils.experiments.verdicts import analyze_experiment, decide, experiment_to_dict
+from utils.telemetry.metrics import METRICS
 
 # The criteria and the ladder at one (final) look; interim looks against the planned horizon
 # are pinned in test_monitoring.py.
@@ -181,3 +182,42 @@ def test_unknown_cost_blocks_cost_criteria_and_names_the_model():
     assert out["pricing_hint"] == PRICING_HINT
     cost_out = next(m for m in out["metrics"] if m["key"] == "ai_cost_per_request")
     assert cost_out["unknown_users"] == {"other-paid": 0, "claude-opus-treatment": n}
+
+
+def test_every_criterion_reads_as_a_sentence_with_its_probability_and_bar():
+    data = arm_data(SEC, 400, positive_feedback_rate=(rate(400, 320), rate(400, 320)),
+                    **GOOD_SECURITY)
+    r = analyze_experiment(SEC, data)
+    ni = criterion(r, "non_inferiority_margin")
+    # Product names, the margin as a percentage, the probability against its bar; no P(...).
+    assert ni.in_words.startswith("Positive feedback rate falls by no more than 5%: ")
+    assert f"sure (needs {ni.threshold:.0%})" in ni.in_words
+    assert "P(" not in ni.in_words and "≥" not in ni.in_words
+    for c in r.criteria:
+        assert c.in_words.startswith(METRICS[c.metric].name) and "sure" in c.in_words, c.in_words
+
+
+def test_a_probability_in_words_never_rounds_onto_its_bar():
+    from utils.experiments.decision_rules import _percent
+
+    assert _percent(0.8996) == "90%" and _percent(0.8949) == "89.5%"
+    assert _percent(0.99996) == ">99.9%" and _percent(1.0) == "100%"
+    assert _percent(0.00004) == "<0.1%" and _percent(math.nan) == "unknown"
+
+
+def test_the_cost_value_ratio_reads_as_gain_per_percent_of_cost():
+    n = 1000
+    data = arm_data(PREM, n, positive_feedback_rate=(rate(n, 300), rate(n, 330)),
+                    ai_cost_per_request=(np.full(n, 0.02), np.full(n, 0.03)))
+    ratio = criterion(analyze_experiment(PREM, data), "cost_value_ratio_at_least")
+    assert ratio.in_words.startswith(
+        "Positive feedback rate gains at least 0.25% for every 1% added to AI cost per user: ")
+    assert "sure (needs 90%)" in ratio.in_words
+
+
+def test_a_criterion_without_data_says_so_in_words():
+    data = arm_data(SEC, 1, positive_feedback_rate=(rate(1, 1), rate(1, 0)), **{
+        k: (v[0][:1], v[1][:1]) for k, v in GOOD_SECURITY.items()})
+    for c in analyze_experiment(SEC, data).criteria:
+        if not math.isfinite(c.observed):
+            assert c.in_words.endswith("not enough data yet"), c.in_words

@@ -11,6 +11,7 @@ from tools.traffic.judge import JudgeMode
 from tools.traffic.users import SEGMENT_CHOICES
 
 Mode = Literal["concurrent", "sequential"]
+LineMode = Literal["auto", "each", "periodic"]
 MAX_CONCURRENCY = 200
 
 
@@ -32,6 +33,7 @@ class TrafficOptions:
     judge: JudgeMode = "auto"
     mode: Mode = "concurrent"
     show_progress: bool = True
+    lines: LineMode = "auto"
     grace_s: float = 10.0  # how long Ctrl-C waits for requests in flight
 
 
@@ -100,6 +102,11 @@ def build_parser(mode: Mode) -> argparse.ArgumentParser:
                              "(llm when a key is set; default)")
     parser.add_argument("--no-progress", dest="show_progress", action="store_false",
                         help="hide the progress bar (query lines and summary still print)")
+    parser.add_argument("--lines", choices=("auto", "each", "periodic"), default="auto",
+                        help="console lines: one per query (each), a progress line every "
+                             "10%% of the run or 10 s plus every failure (periodic), or auto "
+                             "(each on a terminal, periodic when piped; default). The log "
+                             "file always has one line per query")
     return parser
 
 
@@ -109,4 +116,5 @@ def options_from_args(args: argparse.Namespace, mode: Mode) -> TrafficOptions:
         queries=args.queries, concurrency=getattr(args, "concurrency", 1), delay=args.delay,
         pii_percentage=args.pii_percentage, timeout=args.timeout, api_url=args.api_url,
         seed=args.seed, segment=args.segment, users=args.users, log_dir=args.log_dir,
-        feedback=args.feedback, judge=args.judge, mode=mode, show_progress=args.show_progress)
+        feedback=args.feedback, judge=args.judge, mode=mode, show_progress=args.show_progress,
+        lines=args.lines)

@@ -120,6 +120,17 @@ class Summary:
         return {"mean": statistics.fmean(values), "median": statistics.median(values),
                 "p95": p95}
 
+    def progress_line(self, planned: int) -> str:
+        """A one-line progress report for piped output: done, failures, rate, median."""
+        done, elapsed = self.sent, max(time.time() - self.started_at, 1e-9)
+        failed = done - self.successes
+        stats = self.latency_stats()
+        median = f", median {stats['median']:.2f} s" if stats else ""
+        feedback = sum(n for k, n in self.feedback_posted.items() if k == "recorded")
+        return (f"progress {done:,}/{planned:,} ({done / max(planned, 1):.0%}): "
+                f"{self.successes:,} ok, {failed:,} failed, {feedback:,} feedback, "
+                f"{done / elapsed:.1f} queries/s{median}, {elapsed:.0f} s elapsed")
+
     @property
     def exit_code(self) -> int:
         """The process exit code this outcome maps to."""

@@ -21,6 +21,8 @@ from tools.traffic.users import SimUser
 
 # After this many connection errors in a row the API is gone: stop instead of failing on.
 MAX_CONSECUTIVE_CONNECTION_ERRORS = 5
+# Piped output: a progress line per tenth of the run, or after this many seconds.
+PROGRESS_EVERY_S = 10.0
 
 
 def _classify(response: httpx.Response) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -58,6 +60,9 @@ class Runner:
         self.stop = asyncio.Event()
         self.consecutive_connection_errors = 0
         self.in_flight = 0
+        lines = options.lines
+        self.each_line = lines == "each" or (lines == "auto" and console.is_terminal)
+        self.last_progress = (0, time.perf_counter())  # (results, when) at the last line
 
     async def send(self, index: int) -> QueryResult:
         """Send query `index`, judge the answer and post feedback."""
@@ -120,9 +125,12 @@ class Runner:
         line = (f"[{len(self.summary.results):>{len(str(n))}}/{n}] "
                 f"{result.status.upper():<16} {result.seconds:7.2f}s {result.user.segment:<10} "
                 f"{verdict:<12} {head}")
-        style = "green" if result.ok else "red"
-        self.progress.console.print(Text(line, style=style), highlight=False, no_wrap=True,
-                                    overflow="ellipsis")
+        if self.each_line or not result.ok:
+            style = "green" if result.ok else "red"
+            self.progress.console.print(Text(line, style=style), highlight=False,
+                                        no_wrap=True, overflow="ellipsis")
+        if not self.each_line:
+            self.maybe_print_progress()
         self.logger.info("%s%s", line, f" | error: {result.error}" if result.error else "")
         if result.judge_error:
             self.logger.warning("judge failed for %s: %s", result.request_id, result.judge_error)
@@ -134,6 +142,18 @@ class Runner:
                            f"({self.consecutive_connection_errors} connection errors in a row)")
         else:
             self.consecutive_connection_errors = 0
+
+    def maybe_print_progress(self) -> None:
+        """One line every tenth of the run (or PROGRESS_EVERY_S), and at the end."""
+        done, n = len(self.summary.results), len(self.queries)
+        last_done, last_at = self.last_progress
+        now = time.perf_counter()
+        step = max(1, n // 10)
+        if not (done == n or done // step > last_done // step
+                or now - last_at >= PROGRESS_EVERY_S):
+            return
+        self.last_progress = (done, now)
+        self.console.print(self.summary.progress_line(n), highlight=False, soft_wrap=True)
 
     def abort(self, reason: str) -> None:
         """Stop sending new queries, once, for `reason`."""

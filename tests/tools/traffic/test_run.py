@@ -156,6 +156,43 @@ def test_log_file_holds_a_line_per_query_and_the_summary(tmp_path):
     assert "Summary: concurrent run, segment mix" in text and "judge failures" in text
 
 
+def test_piped_output_prints_progress_lines_and_every_failure_not_a_line_per_query(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=120)  # not a terminal: what `make demo > file` sees
+    with LoopbackServer(make_fake_api(fail_every=25)) as url:
+        summary = run_traffic(TrafficOptions(queries=200, concurrency=8, api_url=url, seed=5,
+                                             judge="simulated", log_dir=tmp_path / "logs",
+                                             show_progress=False), console=console)
+    lines = out.getvalue().splitlines()
+    progress = [line for line in lines if line.startswith("progress ")]
+    failures = [line for line in lines if "/200] " in line]
+    assert summary.sent == 200 and len(failures) == 200 - summary.successes == 8
+    assert all("HTTP_500" in line or "ERROR_BODY" in line for line in failures)
+    assert 10 <= len(progress) <= 12, progress  # a tenth of the run each, and the end
+    assert progress[-1].startswith("progress 200/200 (100%): 192 ok, 8 failed")
+    # The log file still has one line per query.
+    text = summary.log_path.read_text(encoding="utf-8")
+    assert sum(1 for line in text.splitlines() if "/200] " in line) == 200
+
+
+def test_a_terminal_gets_a_line_per_query(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True)
+    with LoopbackServer(make_fake_api()) as url:
+        run_traffic(TrafficOptions(queries=12, concurrency=4, api_url=url, seed=5,
+                                   judge="simulated", log_dir=tmp_path / "logs",
+                                   show_progress=False), console=console)
+    assert out.getvalue().count("/12] OK") == 12
+
+
 def test_users_flag_sets_how_many_queries_each_user_sends(tmp_path):
     app = make_fake_api()
     with LoopbackServer(app) as url:

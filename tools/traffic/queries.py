@@ -10,6 +10,7 @@ Everything is drawn from one seeded generator, so the same seed gives the same q
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,29 +26,30 @@ COMPLEXITY_WEIGHTS = (0.40, 0.35, 0.25)
 # Several locales so that names and addresses look like a mixed EU/US user base.
 FAKER_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL")
 
+# {is} and {does} agree with the topic: "What is Q-learning?", "What are Markov games?".
 PHRASINGS: dict[Complexity, tuple[str, ...]] = {
     "basic": (
-        "What is {topic}?",
+        "What {is} {topic}?",
         "Can you explain {topic} in simple terms?",
-        "I'm new to this. What does {topic} mean?",
-        "Quick question: what is {topic} about?",
-        "Give me a short definition of {topic}, please.",
-        "what's {topic}",
+        "I'm new to this. What {does} {topic} mean?",
+        "Quick question: what {is} {topic} about?",
+        "Give me a short explanation of {topic}, please.",
+        "what {is} {topic}",
     ),
     "intermediate": (
-        "How does {topic} work in practice, step by step?",
-        "How does {topic} relate to {other}?",
+        "How {does} {topic} work in practice, step by step?",
+        "How {does} {topic} relate to {other}?",
         "What are the main trade-offs of {topic}?",
         "When would I use {topic}, and what should I watch out for?",
         "Could you walk me through an example of {topic}?",
-        "What problem does {topic} solve, and how?",
+        "What problem {does} {topic} solve, and how?",
     ),
     "advanced": (
         "What are the failure modes of {topic}, and how do practitioners mitigate them?",
         "Compare {topic} with {other} in terms of assumptions, stability and sample "
         "efficiency.",
         "Explain the key update behind {topic} and where its assumptions break down.",
-        "I'm implementing {topic} and my results are unstable. Which design choices and "
+        "I'm working with {topic} and my results are unstable. Which design choices and "
         "hyperparameters matter most, and why?",
         "What does the theory guarantee about {topic}, and what changes with function "
         "approximation?",
@@ -104,6 +106,18 @@ class Query:
         return bool(self.pii_kinds)
 
 
+def is_plural(topic: str) -> bool:
+    """Whether a topic takes a plural verb: "Markov games are", "Policies, values and models
+    are", but "Selection in MCTS is" and "Thompson sampling is" (the head noun decides)."""
+    name = re.sub(r"\s*\([^)]*\)$", "", topic)  # "Deep Q-Networks (DQN)": the name itself
+    head = re.split(r"\s(?:in|of|for|with|under|from|on|versus)\s", name, maxsplit=1)[0]
+    if re.search(r",|\band\b", head):
+        return True
+    last = head.split()[-1].lower() if head.split() else ""
+    return (len(last) > 3 and last.endswith("s")
+            and not last.endswith(("ss", "us", "is", "as")))
+
+
 def _in_sentence(topic: str) -> str:
     """'The Markov property' reads better mid-sentence as 'the Markov property'."""
     first, _, rest = topic.partition(" ")
@@ -154,8 +168,10 @@ def generate_queries(n: int, topics: Sequence[Topic], pii_percentage: float = 15
         # "Compare X with Y" needs a Y; a topic from the same document makes a sensible pair.
         siblings = [t for t in topics if t.doc_id == topic.doc_id and t.name != topic.name]
         other = rng.choice(siblings or [t for t in topics if t.name != topic.name] or [topic])
-        question = phrasing.format(topic=_in_sentence(topic.name),
-                                   other=_in_sentence(other.name))
+        plural = is_plural(topic.name)
+        question = phrasing.format(topic=_in_sentence(topic.name), other=_in_sentence(other.name),
+                                   **{"is": "are" if plural else "is",
+                                      "does": "do" if plural else "does"})
         text = question
         kinds: tuple[PiiKind, ...] = ()
         if i in pii_positions:

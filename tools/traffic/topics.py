@@ -33,8 +33,7 @@ _GENERIC_HEADINGS = {
     "practical tips", "common pitfalls", "pitfalls", "where to go next", "next steps",
 }
 _GENERIC_PREFIXES = ("a worked example", "worked example", "common pitfalls", "a brief history",
-                     "pitfalls",
-                     "further reading", "summary")
+                     "pitfalls", "further reading", "summary", "glossary")
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,51 @@ def _salient_phrases(sections: list[KBSection], per_doc: int) -> dict[str, list[
     return result
 
 
+# Words a topic cannot end on (a cut phrase: "better than or equal to"), words that start a
+# clause rather than a subject ("Comparing DDPG and SAC"), and tails that mark an example.
+_DANGLING = {"to", "of", "with", "for", "than", "and", "or", "a", "an", "the", "in", "on",
+             "beyond"}
+_CLAUSE_STARTS = {"how", "what", "why", "when", "where", "which", "is", "are", "do", "does",
+                  "can", "should", "comparing", "measuring", "choosing", "solving", "training",
+                  "treating", "missing", "ignoring", "using", "mixing", "ordering"}
+_EXAMPLE_TAILS = {"intuition", "example", "examples"}
+# Formula characters: "p(s', r | s, a)" is notation, not something a user names.
+_FORMULA = re.compile(r"[|=\\^_{}$']")
+# A lowercase defined term longer than this is a phrase from a list, not a term.
+_MAX_TERM_WORDS = 4
+# Bumped whenever the extraction rules change, so cached topic lists are rebuilt.
+TOPICS_VERSION = 2
+
+
+def topic_candidate(name: str) -> str | None:
+    """`name` as a topic a person would ask about, or None when it reads as something else.
+
+    "X: a subtitle" becomes "X" (or the subtitle, when X is "Worked intuition"); formulas,
+    clauses, cut phrases, comma lists without a conjunction, adverbs and long phrases go.
+    """
+    name = " ".join(name.split()).rstrip("?.")
+    if ":" in name:
+        head, _, tail = (part.strip() for part in name.partition(":"))
+        worked = head.lower().startswith(("worked intuition", "worked example"))
+        # The subtitle of a worked example names its subject when short ("the small
+        # gridworld"); a longer one is a sentence ("the discount factor decides").
+        name = (tail if len(tail.split()) <= 3 else "") if worked else head
+    words = name.split()
+    if len(name) < 3 or not words or _FORMULA.search(name):
+        return None
+    key = name.lower()
+    first, last = words[0].lower(), words[-1].lower()
+    if (key in _GENERIC_HEADINGS or key.startswith(_GENERIC_PREFIXES)
+            or first in _CLAUSE_STARTS or last in _DANGLING or last in _EXAMPLE_TAILS
+            or (len(last) == 1 and len(words) > 1) or re.fullmatch(r"[vq]pi", last)
+            or ("," in name and not re.search(r"\b(and|or)\b", name))
+            or first.endswith("ly")
+            or (len(words) == 1 and key.endswith(("ary", "ous", "ive")))
+            or (name == key and len(words) > _MAX_TERM_WORDS)):
+        return None
+    return name
+
+
 def _offline_topics(sections: list[KBSection], per_doc_terms: int = 4) -> list[Topic]:
     """Keyphrases: each document's title, its specific headings and its defined terms."""
     docs: dict[str, list[KBSection]] = {}
@@ -96,21 +140,18 @@ def _offline_topics(sections: list[KBSection], per_doc_terms: int = 4) -> list[T
     topics: list[Topic] = []
     seen: set[str] = set()
 
-    def add(name: str, doc_id: str) -> None:
-        key = name.lower()
-        # A heading phrased as a question or clause ("How X differs from Y") is not a topic.
-        if (len(name) < 3 or key in seen or key in _GENERIC_HEADINGS
-                or key.startswith(_GENERIC_PREFIXES)
-                or key.split()[0] in {"how", "what", "why", "when", "where", "which", "is",
-                                      "are", "do", "does", "can", "should"}):
+    def add(raw: str, doc_id: str) -> None:
+        name = topic_candidate(raw)
+        if name is None or name.lower() in seen:
             return
-        seen.add(key)
+        seen.add(name.lower())
         topics.append(Topic(name, doc_id, docs[doc_id][0].title, tuple(salient[doc_id])))
 
     for doc_id, doc_sections in docs.items():
         title = doc_sections[0].title
         short_title = re.sub(r"^(what is|what are|an? |the )\s*", "", title, flags=re.I)
-        add(short_title.rstrip("?"), doc_id)
+        short_title = short_title.partition(":")[0].strip().rstrip("?")
+        add(short_title, doc_id)
         for section in doc_sections:
             heading = section.heading
             if heading == title:
@@ -169,7 +210,7 @@ def get_topics(kb_dir: Path | None = None, data_dir: Path | None = None,
     provider = live_provider(settings)
     if source is None:
         source = "llm" if provider else "offline"
-    cache = data_dir / "topics" / f"topics-{kb_hash(kb_dir)}-{source}.json"
+    cache = data_dir / "topics" / f"topics-v{TOPICS_VERSION}-{kb_hash(kb_dir)}-{source}.json"
     if cache.exists():
         try:
             raw = json.loads(cache.read_text(encoding="utf-8"))

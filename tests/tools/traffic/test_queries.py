@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools.traffic.queries import COMPLEXITIES, PII_WRAPPERS, generate_queries
-from tools.traffic.topics import Topic, _offline_topics, get_topics, kb_hash
+from tools.traffic.topics import TOPICS_VERSION, Topic, _offline_topics, get_topics, kb_hash
 from utils.knowledge.sections import load_kb_sections
 
 TOPICS = [Topic("Q-learning", "q.md", "Q-learning"), Topic("SARSA", "q.md", "Q-learning"),
@@ -88,7 +88,7 @@ def test_offline_topics_come_from_titles_headings_and_defined_terms(tiny_kb, tmp
 def test_topics_are_cached_per_kb_hash_and_refreshed_when_the_kb_changes(tiny_kb, tmp_path):
     data = tmp_path / "data"
     get_topics(tiny_kb, data, source="offline")
-    cache = data / "topics" / f"topics-{kb_hash(tiny_kb)}-offline.json"
+    cache = data / "topics" / f"topics-v{TOPICS_VERSION}-{kb_hash(tiny_kb)}-offline.json"
     assert cache.exists()
     cache.write_text('{"source": "offline", "topics": [{"name": "cached", "doc_id": "x", '
                      '"title": "x"}]}', encoding="utf-8")
@@ -126,7 +126,7 @@ def test_live_topics_come_from_the_model_and_are_cached_separately(tiny_kb, tmp_
                         lambda provider, settings, timeout_s: FakeModel())
     topics = get_topics(tiny_kb, tmp_path / "data", source="llm")
     assert len(topics) == 25 and topics[0].title == "Multi-Armed Bandits"
-    assert (tmp_path / "data" / "topics" / f"topics-{kb_hash(tiny_kb)}-llm.json").exists()
+    assert (tmp_path / "data" / "topics" / f"topics-v{TOPICS_VERSION}-{kb_hash(tiny_kb)}-llm.json").exists()
 
 
 def test_a_failing_live_extraction_falls_back_to_offline_keyphrases(tiny_kb, tmp_path,
@@ -150,3 +150,62 @@ def test_loggable_text_never_holds_the_woven_personal_details():
         assert query.question in query.text
         assert query.loggable.startswith("[PII: ")
         assert not detect_pii(query.loggable.split("] ", 1)[1], "basic"), query.loggable
+
+
+@pytest.mark.parametrize("raw, topic", [
+    ("Policies, values and models", "Policies, values and models"),
+    ("p(s', r | s, a)", None), ("full-width, one-step", None), ("better than or equal to", None),
+    ("Greedy with respect to v", None), ("The Bellman expectation equation for vpi", None),
+    ("logarithmically", None), ("nonstationary", None), ("fully cooperative", None),
+    ("Comparing DDPG, TD3 and SAC", None), ("Glossary terms A to C", None),
+    ("treating time-limit truncations as terminal", None), ("Driving-home intuition", None),
+    ("TRPO: a KL-constrained update", "TRPO"), ("Frame stacking: a cheap fix", "Frame stacking"),
+    ("Worked intuition: the small gridworld", "the small gridworld"),
+    ("Worked intuition: the discount factor decides", None),
+    ("Thompson sampling", "Thompson sampling"), ("TD(0) prediction", "TD(0) prediction"),
+])
+def test_a_topic_is_something_a_person_would_name(raw, topic):
+    from tools.traffic.topics import topic_candidate
+
+    assert topic_candidate(raw) == topic
+
+
+@pytest.mark.parametrize("topic, plural", [
+    ("Policies, values and models", True), ("Markov games", True), ("Deep Q-Networks (DQN)", True),
+    ("Thompson sampling", False), ("Initial bias", False), ("Q-Learning", False),
+    ("Selection in Planning and Monte Carlo Tree Search", False), ("regret", False),
+    ("Two kinds of uncertainty", True), ("Off-policy evaluation", False),
+])
+def test_the_verb_agrees_with_the_topic(topic, plural):
+    from tools.traffic.queries import is_plural
+
+    assert is_plural(topic) is plural
+    verbs = set()
+    for seed in range(60):
+        q = generate_queries(1, [Topic(topic, "d.md", "D")], 0, seed=seed)[0]
+        verbs |= set(_verbs_before_topic(q))
+    assert verbs == ({"are", "do"} if plural else {"is", "does"}), verbs
+
+
+def _verbs_before_topic(q) -> list[str]:
+    """The verbs that directly precede the topic in a question ("What are Markov games")."""
+    from tools.traffic.queries import _in_sentence
+
+    return re.findall(rf"\b(is|are|does|do) {re.escape(_in_sentence(q.topic))}(?!\w)",
+                      q.question)
+
+
+def test_questions_over_the_project_kb_read_like_a_person_over_many_seeds():
+    from tools.traffic.queries import is_plural
+
+    topics = _offline_topics(load_kb_sections(Path(__file__).resolve().parents[3] / "kb"))
+    questions = [q for seed in range(40) for q in generate_queries(100, topics, 0, seed=seed)]
+    assert len({q.question for q in questions}) > 1500
+    for q in questions:
+        text = q.question
+        # The two the issue measured, and what made them: notation, singular verbs on lists.
+        assert "What is Policies" not in text and "p(s'" not in text, text
+        assert not re.search(r"[|=\\^_{}$]", text), text
+        assert ":" not in q.topic and not q.topic.lower().endswith((" to", " of", " with")), text
+        for verb in _verbs_before_topic(q):
+            assert (verb in ("are", "do")) == is_plural(q.topic), text

@@ -287,3 +287,36 @@ def test_a_run_against_the_real_app_matches_the_event_store(real_app, tmp_path):
     assert sum(feedback.values()) == summary.feedback_posted.get("recorded", 0)
     assert sources <= {"simulated"}
     assert summary.log_path.exists()
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_feedback_and_cost_per_user(real_app, tmp_path,
+                                                                  monkeypatch):
+    """Two runs with one seed, concurrency 8, on fresh stores: each user's feedback and cost
+    are identical (latency is measured CPU time, so it may differ; see the README)."""
+    from api.main import create_app
+    from bootstrap.create_configs import main as create_configs
+    from utils.settings import get_settings
+    from utils.telemetry.metrics import COST_PER_REQUEST
+
+    def one_run(app, events_db, name: str) -> dict:
+        with LoopbackServer(app) as url:
+            summary = run_traffic(TrafficOptions(
+                queries=60, concurrency=8, api_url=url, seed=11, pii_percentage=40,
+                judge="simulated", log_dir=tmp_path / name, show_progress=False))
+        assert summary.successes == 60, summary.failures
+        with sqlite3.connect(events_db) as conn:
+            feedback = sorted(conn.execute(
+                "SELECT r.user_key, f.kind FROM feedback f JOIN requests r USING (request_id)"))
+            cost = sorted((u, round(v, 9)) for u, v in conn.execute(
+                "SELECT user_key, SUM(value) FROM events WHERE event_key = ? GROUP BY user_key",
+                (COST_PER_REQUEST,)))
+        return {"feedback": feedback, "cost": cost}
+
+    first = one_run(*real_app, "first")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "second-data"))
+    get_settings.cache_clear()
+    assert create_configs([]) == 0
+    second = one_run(create_app(), get_settings().events_db, "second")
+    assert first["feedback"] and len(first["cost"]) == 60
+    assert first == second

@@ -2,7 +2,7 @@
 
     python bench/calibrate_verdicts.py [--runs 500] [--jobs 2] [--seed 0] [--store-runs 20]
 
-For each rule in bootstrap/experiments.yaml it simulates experiments with planted effects and
+For each rule in bootstrap/experiments.yaml (or `--experiment KEY`) it simulates experiments with planted effects and
 runs the engine's own `analyze_experiment` (what `build_report` calls per experiment) on them,
 then prints the share of runs ending SHIP or KEEP against the targets of issue 14:
 
@@ -59,6 +59,9 @@ SECURITY_COST = 0.001  # USD per security request
 BASE_PII = 0.5  # exposed entities per request in control
 BASE_LATENCY_MS = 2000.0  # security agent duration per request
 REQUESTS = 2  # per user
+# Experiments whose treatment acts on the security step (its model, or whether it runs: the
+# Agent Graph topology); their planted PII and latency factors apply to the security path.
+SECURITY_PATH_CONFIGS = {"security-agent", "support-assistant-graph"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def simulate(experiment: Experiment, s: Scenario, rng: np.random.Generator) -> A
     def factor(f: float) -> np.ndarray:
         return np.where(treat, f, 1.0)
 
-    security = experiment.config == "security-agent"
+    security = experiment.config in SECURITY_PATH_CONFIGS
     sec_latency = BASE_LATENCY_MS * (factor(s.latency) if security else 1.0)
     # Sums over REQUESTS: gamma(4, θ) per request adds to gamma(4·REQUESTS, θ).
     values = {
@@ -107,7 +110,7 @@ def simulate(experiment: Experiment, s: Scenario, rng: np.random.Generator) -> A
 
 def scenarios(key: str) -> list[Scenario]:
     """What each rule is measured on; the security rule's other criteria pass when planted."""
-    if key == "security-level":
+    if key in ("security-level", "security-routing"):  # the same shape of rule
         win = {"pii": 0.5, "cost": 0.8}  # PII halved, cost -20%
         return [
             Scenario("A/A, 300 per arm", 300, target=("SHIP", "<=", 0.10)),
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="experiments per watched (repeated-look) row; 0 skips them")
     p.add_argument("--experiment", metavar="KEY", help="only this rule")
     args = p.parse_args(argv)
-    keys = [args.experiment] if args.experiment else ["security-level", "premium-model-value"]
+    keys = [args.experiment] if args.experiment else [e.key for e in load_experiments()]
     missed = 0
     start = time.perf_counter()
     pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None

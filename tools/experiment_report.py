@@ -126,7 +126,7 @@ def _metric_tables(r: ExperimentResult, width: int) -> list[Table]:
                      "p": format_probability(c.probability_to_beat_control),
                      "loss": format_loss(m.key, c.expected_loss)}
             arrow = "↑" if m.definition.higher_is_better else "↓"
-            table.add_row(f"{m.key} {arrow}", *(cells[name] for _, name in group))
+            table.add_row(f"{m.definition.name} {arrow}", *(cells[name] for _, name in group))
         tables.append(table)
     notes = [f"{m.key}: {m.comparison.reason}" for m in r.metrics if m.comparison.reason]
     notes.append("Intervals from posterior draws (bootstrap for p95); p95 latency is of each "

@@ -558,7 +558,7 @@ function metricTable(results) {
     "P(beat control)", "Expected loss"].map((h, i) =>
     el("th", { scope: "col", class: i ? "num" : undefined, text: h })));
   const rows = metrics.map((m) => el("tr", { dataset: { metric: m.key } },
-    el("th", { scope: "row" }, m.key,
+    el("th", { scope: "row", title: m.key }, m.name || m.key,
       m.key === results.primary_metric ? el("span", { class: "badge neutral" }, " primary")
         : null,
       m.reason ? el("div", { class: "kv", text: m.reason }) : null),

@@ -54,8 +54,8 @@ def test_terminal_view_shows_the_same_verdicts_as_json(store, capsys):
     flat = re.sub(r"\s+", " ", out)
     for e in data["experiments"]:
         assert e["verdict"]["summary"][:40] in flat
-        for m in e["metrics"]:
-            assert m["key"] in out
+        for m in e["metrics"]:  # shown by the name a product analyst knows
+            assert f'{m["name"]} {"↑" if m["higher_is_better"] else "↓"}' in out
         for variation, n in e["users"].items():
             assert f"{variation}: {n:,}" in out
     assert "PASS" in out
@@ -143,5 +143,5 @@ def test_expected_loss_of_a_rate_is_in_percentage_points(store, capsys, monkeypa
     out = capsys.readouterr().out
     loss = next(m["expected_loss"] for m in data["experiments"][0]["metrics"]
                 if m["key"] == "positive_feedback_rate")
-    row = next(line for line in out.splitlines() if "positive_feedback_rate ↑" in line)
+    row = next(line for line in out.splitlines() if "Positive feedback rate ↑" in line)
     assert row.rstrip(" │").endswith(f"{loss * 100:.1f} pp")

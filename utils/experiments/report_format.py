@@ -129,4 +129,4 @@ def split_rows(split: MetricSplit) -> list[tuple[str, str, str, str]]:
 
 def split_title(split: MetricSplit) -> str:
     what = "per-user mean total" if split.of_mean else "per-user mean"
-    return f"{split.metric}: {what} by agent"
+    return f"{METRICS[split.metric].name}: {what} by agent"

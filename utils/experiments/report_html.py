@@ -217,7 +217,8 @@ def _metric_table(r: ExperimentResult) -> str:
         c = m.comparison
         relative = format_relative(c.relative_difference, c.interval_low, c.interval_high)
         rows.append(
-            f"<tr><td>{escape(m.key)}</td><td>{escape(format_value(m.key, c.control_value))}</td>"
+            f"<tr><td title='{escape(m.key)}'>{escape(m.definition.name)}</td>"
+            f"<td>{escape(format_value(m.key, c.control_value))}</td>"
             f"<td>{escape(format_value(m.key, c.treatment_value))}</td>"
             f"<td>{escape(relative)}</td>"
             f"<td>{format_probability(c.probability_to_beat_control)}</td>"

@@ -345,7 +345,7 @@ def experiment_to_dict(r: ExperimentResult) -> dict[str, Any]:
         "excluded_users": r.excluded_users,
         "srm_p_value": _num(r.srm_p_value),
         "metrics": [
-            {"key": m.key, "statistic": m.definition.statistic,
+            {"key": m.key, "name": m.definition.name, "statistic": m.definition.statistic,
              "higher_is_better": m.definition.higher_is_better, "unit": m.definition.unit,
              "users_with_values": {e.control: m.users[0], e.treatment: m.users[1]},
              "unknown_users": {e.control: m.unknown_users[0], e.treatment: m.unknown_users[1]},

@@ -55,6 +55,13 @@ def expected_events(response: dict[str, Any]) -> Counter:
         expected[metrics.TOOL_CALL] += len(run["tools_used"])
         if run["agent"] == "support":
             expected[metrics.PII_EXPOSED_ENTITIES] += 1
+    # The graph's events, in the same batch: path, each handoff, duration, tokens, success.
+    for key in (metrics.GRAPH_PATH, metrics.GRAPH_DURATION_TOTAL,
+                metrics.GRAPH_INVOCATION_SUCCESS):
+        expected[key] += 1
+    expected[metrics.GRAPH_HANDOFF_SUCCESS] += len(response["graph"]["handoffs"])
+    if response["totals"]["total_tokens"] > 0:  # the SDK skips a zero total
+        expected[metrics.GRAPH_TOKENS_TOTAL] += 1
     return expected
 
 
@@ -134,7 +141,7 @@ def check_store(db: Path, responses: list[dict[str, Any]],
     bad_exposures = bad_events = 0
     for response in responses:
         rid = response["request_id"]
-        if exposures[rid] != len(response["agents"]):
+        if exposures[rid] != len(response["agents"]) + 1:  # each agent's config + the graph
             bad_exposures += 1
         expected = expected_events(response)
         if rid in feedback:

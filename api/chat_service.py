@@ -16,7 +16,7 @@ from agents.graph import GraphCache
 from agents.models import ModelCache
 from agents.support import SupportAgentError
 from agents.tools.registry import Toolbox
-from api.graph_metrics import graph_run, track_graph
+from api.graph_metrics import graph_run, record_graph
 from api.schemas import AgentRunPublic, ChatRequest, ChatResponse, Totals
 from utils.flags.agent_graph import GRAPH_CONFIG
 from utils.flags.client import (
@@ -163,17 +163,17 @@ class ChatService:
             async with deadline:
                 state = await graph.ainvoke(state_in, context=context)
         except Exception as exc:
-            track_graph(self.flags.client if live_ld else None, ld_context, served,
-                        recorder.runs, success=False)
             if isinstance(exc, TimeoutError) and deadline.expired():
                 message = (f"the request ran past its deadline of "
                            f"{self.settings.REQUEST_DEADLINE_S:g} s (REQUEST_DEADLINE_S)")
                 self._finish_unfinished(context, started, message)
+                record_graph(recorder, served, success=False)
                 await self._record(recorder, status="timeout", routed=_routed(recorder),
                                    mark=mark)
                 tracing.annotate(status="timeout")
                 tracing.mark_current_error(DeadlineExceeded.__qualname__)
                 raise DeadlineExceeded(request_id, message) from exc
+            record_graph(recorder, served, success=False)
             routed = _routed(recorder)
             if isinstance(exc, SupportAgentError):
                 message = str(exc)
@@ -187,6 +187,8 @@ class ChatService:
 
         route = state.get("route", "security")
         status = "refused" if state.get("refused") else "ok"
+        # The graph events join the agents' rows in the one batch: committed together.
+        record_graph(recorder, served, success=True)
         await self._record(recorder, status=status, routed=route == "security", mark=mark)
         tracing.annotate(status=status, route=route)
         runs = [AgentRunPublic.model_validate(run, from_attributes=True) for run in recorder.runs]
@@ -198,8 +200,6 @@ class ChatService:
             cost_usd=None if any(c is None for c in costs) else round(sum(costs), 8),
             duration_ms=round(sum(r.duration_ms for r in runs), 3),
         )
-        track_graph(self.flags.client if live_ld else None, ld_context, served, recorder.runs,
-                    success=True)
         response = ChatResponse(
             request_id=request_id, response=state.get("response", ""),
             simulated=any(r.simulated for r in runs), route=route,

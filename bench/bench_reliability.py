@@ -7,9 +7,10 @@ Phase 1 starts `uvicorn api.main:app` (fresh DATA_DIR, local flags, LLM_MODE=sim
 SIM_TIME_SCALE=0), sends N /chat requests at the given concurrency (httpx async), then
 feedback on every second request (plus a repeat of some of them, which must come back
 "duplicate"), and checks every table holds exactly the rows the responses imply: one
-`requests` row per request, one exposure per agent run, per run its duration/tokens/
-success/cost (+ttft, +one per tool call, +pii_exposed_entities for support) events, one
-`feedback` row and one feedback event per served config per first feedback, no duplicates.
+`requests` row per request, one exposure per agent run plus the graph's, per run its
+duration/tokens/success/cost (+ttft, +one per tool call, +pii_exposed_entities for support)
+events, the graph's path/handoff/duration/tokens/success events, one `feedback` row and one
+feedback event per served config per first feedback, no duplicates.
 
 Phase 2 starts the server on a second store, keeps 50 requests in flight, sends SIGKILL
 once K requests have been acknowledged (200 received), restarts, and checks every
@@ -55,6 +56,13 @@ def expected_events(response: dict[str, Any]) -> Counter:
         expected[metrics.TOOL_CALL] += len(run["tools_used"])
         if run["agent"] == "support":
             expected[metrics.PII_EXPOSED_ENTITIES] += 1
+    # The graph's events, in the same batch: path, each handoff, duration, tokens, success.
+    for key in (metrics.GRAPH_PATH, metrics.GRAPH_DURATION_TOTAL,
+                metrics.GRAPH_INVOCATION_SUCCESS):
+        expected[key] += 1
+    expected[metrics.GRAPH_HANDOFF_SUCCESS] += len(response["graph"]["handoffs"])
+    if response["totals"]["total_tokens"] > 0:  # the SDK skips a zero total
+        expected[metrics.GRAPH_TOKENS_TOTAL] += 1
     return expected
 
 
@@ -134,7 +142,7 @@ def check_store(db: Path, responses: list[dict[str, Any]],
     bad_exposures = bad_events = 0
     for response in responses:
         rid = response["request_id"]
-        if exposures[rid] != len(response["agents"]):
+        if exposures[rid] != len(response["agents"]) + 1:  # each agent's config + the graph
             bad_exposures += 1
         expected = expected_events(response)
         if rid in feedback:
@@ -170,7 +178,8 @@ def phase_concurrency(data_dir: Path, requests: int, concurrency: int) -> bool:
         feedback_s = time.perf_counter() - start
     finally:
         server.stop()
-    feedback = {r["request_id"]: (kind, len(r["agents"])) for r, kind in first}
+    # one feedback event per config served: each agent's and the graph's
+    feedback = {r["request_id"]: (kind, len(r["agents"]) + 1) for r, kind in first}
     problems = check_store(data_dir / "events.db", responses, feedback)
     totals = {t: _rows(data_dir / "events.db", f"SELECT COUNT(*) FROM {t}")[0][0]
               for t in ("requests", "exposures", "events", "feedback")}

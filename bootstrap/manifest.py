@@ -341,6 +341,30 @@ GRAPH_EXPERIMENTS_LOCAL_ONLY = (
     "a topology experiment cannot be a LaunchDarkly experiment; it runs on the local flag file")
 
 
+def graph_promotion_by_hand(manifest: Manifest, exp: Any, variation: str) -> str:
+    """Why `promote` cannot serve a graph variation on LaunchDarkly, and what to do instead.
+
+    LaunchDarkly's REST API has no graph variations and no graph targeting: an agent graph
+    (`/api/v2/projects/{project}/agent-graphs/{key}`) is one root and one edge set per
+    project, for every environment, and the targeting endpoints are for AI Configs only. The
+    one lever is that edge set, which `create_configs` keeps equal to the manifest's default.
+    """
+    graph = manifest.graph(exp.config)
+    chosen = graph.variation(variation)
+    assert chosen is not None  # `find_arm` checked it is an arm, the manifest that arms exist
+    edges = "; ".join(f"{e.source} -> {e.target} (handoff {{\"when\": \"{e.when}\"}})"
+                      for e in chosen.edges)
+    return (f"cannot promote {exp.key} on LaunchDarkly: {GRAPH_EXPERIMENTS_LOCAL_ONLY}. "
+            f"LaunchDarkly has no graph variation to serve, and no targeting for agent graphs; "
+            f"an agent graph is one topology for every environment of the project. To run "
+            f"{variation!r} for everyone there, set `targeting: default: {variation}` of graph "
+            f"{graph.key} in bootstrap/manifest.yaml and run python -m bootstrap.create_configs "
+            f"--backend launchdarkly (it replaces the graph's root and edges), or edit agent "
+            f"graph {graph.key} in LaunchDarkly by hand: root {graph.root}, edges {edges} -- "
+            f"then create_configs would put back the manifest's default until it is changed "
+            f"too. Locally: python -m bootstrap.promote {exp.key} {variation} --backend local")
+
+
 def on_graph(manifest: Manifest, exp: Any) -> bool:
     """Whether the experiment's arms are variations of an agent graph, not of an AI config."""
     return exp.config in {g.key for g in manifest.graphs}

@@ -22,9 +22,9 @@ from bootstrap.launchdarkly_client import LaunchDarklyClient
 from bootstrap.launchdarkly_experiments import LaunchDarklyExperiments
 from bootstrap.local_backend import current_state, sync_flag_file
 from bootstrap.manifest import (
-    GRAPH_EXPERIMENTS_LOCAL_ONLY,
     Manifest,
     ManifestError,
+    graph_promotion_by_hand,
     load_manifest,
     on_graph,
 )
@@ -105,8 +105,7 @@ def run(args: argparse.Namespace) -> None:
     exp = find_arm(experiments, args.experiment, args.variation)
     local = resolve_backend(args.backend, settings) == "local"
     if not local and on_graph(manifest, exp):
-        raise PromotionError(f"cannot promote {exp.key} on LaunchDarkly: "
-                             f"{GRAPH_EXPERIMENTS_LOCAL_ONLY}")
+        raise PromotionError(graph_promotion_by_hand(manifest, exp, args.variation))
     if local:
         path = args.flags_path or settings.flags_path
         if not path.exists():

@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     experiments_file = write_experiments_subset(args.experiment_keys,
                                                 data_dir / "experiments.yaml")
     console.print(f"Experiments driven: {', '.join(args.experiment_keys)}")
+    # The server's Experiments tab (and every report) reads the subset the demo drives.
+    env["EXPERIMENTS_FILE"] = str(experiments_file)
     _run("Bootstrap: AI configs, segments, targeting",
          [python, "-m", "bootstrap.create_configs", "--backend", "local"], env)
     _run("Bootstrap: experiment variations and rollouts",

@@ -240,7 +240,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--url", metavar="URL",
                    help="event store as sqlite:///PATH or postgresql://...; wins over --db")
     p.add_argument("--experiments-file", metavar="PATH", type=Path,
-                   help="experiment definitions (default: bootstrap/experiments.yaml)")
+                   help="experiment definitions (default: EXPERIMENTS_FILE, else "
+                        "bootstrap/experiments.yaml)")
     return p
 
 
@@ -255,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]error:[/red] {exc}")
         return 2
     try:
-        experiments = (load_experiments(args.experiments_file) if args.experiments_file
-                       else load_experiments())
+        experiments = load_experiments(args.experiments_file
+                                       or get_settings().EXPERIMENTS_FILE)
         report = build_report(db, experiments, experiment_key=args.experiment)
     except (ExperimentConfigError, KeyError) as exc:
         err.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Path("data")
     LOCAL_FLAGS_PATH: Path | None = None  # default: DATA_DIR/flags.json
     EVENTS_DB: Path | None = None  # default: DATA_DIR/events.db
+    # The experiment definitions the API's verdicts (the UI's Experiments tab) and
+    # tools.experiment_report read; default: bootstrap/experiments.yaml. The demo sets it to
+    # the subset it drives (data/experiments.yaml).
+    EXPERIMENTS_FILE: Path | None = None
     # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; wins over EVENTS_DB when set.
     EVENTS_URL: str | None = None
     # PostgreSQL: connections per process (the writer takes one per group commit, readers the

@@ -43,7 +43,7 @@ class ExperimentList(BaseModel):
 def _report(settings: Settings, key: str | None = None) -> Report:
     """Build the report from the configured store; HTTP errors name what went wrong."""
     try:
-        experiments = load_experiments()
+        experiments = load_experiments(settings.EXPERIMENTS_FILE)
     except ExperimentConfigError as exc:
         raise HTTPException(500, str(exc)) from exc
     if key is not None:

@@ -81,3 +81,20 @@ def test_missing_store_gives_zero_users_not_a_500(tmp_path, client_for):
     (exp,) = resp.json()["experiments"]
     assert sum(exp["users"].values()) == 0
     assert exp["verdict"]["outcome"] == "NEED_MORE_DATA"
+
+
+def test_the_list_is_the_experiments_file_in_service_as_the_report_reads_it(
+        tmp_path, client_for, monkeypatch):
+    # What `tools.demo --experiments security-routing` serves: its subset, not every definition.
+    from tools.demo import write_experiments_subset
+    from utils.experiments.verdicts import build_report
+
+    subset = write_experiments_subset(["security-routing"], tmp_path / "experiments.yaml")
+    monkeypatch.setenv("EXPERIMENTS_FILE", str(subset))
+    store = make_store(tmp_path / "e.db", users=300)
+    client = client_for(store)
+    listed = [e["key"] for e in client.get("/experiments").json()["experiments"]]
+    reported = [r.experiment.key for r in build_report(store, load_experiments(subset))
+                .experiments]
+    assert listed == reported == ["security-routing"]
+    assert client.get("/experiments/security-level/results").status_code == 404

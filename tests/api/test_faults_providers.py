@@ -19,6 +19,7 @@ from agents.models import build_chat_model
 from agents.stream_check import IncompleteReply
 from tests.fakes.openai_server import FakeOpenAI
 from utils.settings import get_settings
+from utils.telemetry import metrics
 
 
 @contextmanager
@@ -81,6 +82,10 @@ def test_a_stream_cut_mid_answer_is_a_502_recorded_as_failed_runs(
     assert support["$ld:ai:generation:error"] == 1
     assert "$ld:ai:generation:success" not in support
     assert ("supervisor", "$ld:ai:generation:error", 1.0) in events
+    # The graph's events went into the same batch: its invocation failed.
+    graph = [key for agent, key, _ in events if agent is None]
+    assert graph[0] == metrics.GRAPH_PATH and graph[-1] == metrics.GRAPH_INVOCATION_FAILURE
+    assert metrics.GRAPH_INVOCATION_SUCCESS not in graph
     assert _request_status(client, detail["request_id"]) == "error"
     assert health["status"] == "degraded"
     assert any("provider openai" in r and "finish reason" in r for r in health["reasons"])
@@ -112,11 +117,15 @@ def test_the_request_deadline_is_a_504_with_the_unfinished_run_recorded(
         assert "REQUEST_DEADLINE_S" in detail["error"]
         events = _events(client, detail["request_id"])
         status = _request_status(client, detail["request_id"])
+        path = [e["data"]["path"] for e in client.app.state.service.store.events_of(
+            detail["request_id"]) if e["event_key"] == metrics.GRAPH_PATH]
     assert elapsed < 2.5  # 1 s deadline, not 30 s per call
     assert status == "timeout"
     # The supervisor was waiting on the provider when the deadline hit: recorded as failed.
     assert ("supervisor", "$ld:ai:generation:error", 1.0) in events
     assert not [e for e in events if e[1] == "$ld:ai:generation:success"]
+    assert (None, metrics.GRAPH_INVOCATION_FAILURE, 1.0) in events
+    assert path == [["supervisor-agent"]]  # the graph got as far as the supervisor
 
 
 @pytest.mark.parametrize("status", [429, 500])

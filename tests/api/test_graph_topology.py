@@ -11,7 +11,7 @@ import pytest
 
 from api.chat_service import ChatService
 from api.composition import build_service
-from api.graph_metrics import track_graph
+from api.graph_metrics import graph_events
 from api.schemas import ChatRequest
 from bootstrap.graph_manifest import graph_value
 from bootstrap.manifest import load_manifest
@@ -128,7 +128,7 @@ def test_graph_events_carry_the_graph_key_path_and_handoffs(service) -> None:
     response = ask(service, PII)
     ld = RecordingLD()
     served = serve(graph_flag("always-security")["variations"][1])
-    track_graph(ld, None, served, response.agents, success=True)
+    graph_events(served, response.agents, success=True, ld_client=ld)
     keys = [key for key, _, _ in ld.events]
     assert keys == [metrics.GRAPH_PATH, metrics.GRAPH_HANDOFF_SUCCESS,
                     metrics.GRAPH_HANDOFF_SUCCESS, metrics.GRAPH_DURATION_TOTAL,
@@ -140,7 +140,7 @@ def test_graph_events_carry_the_graph_key_path_and_handoffs(service) -> None:
             if k == metrics.GRAPH_HANDOFF_SUCCESS] == [("supervisor-agent", "security-agent"),
                                                        ("security-agent", "support-agent")]
     failed = RecordingLD()
-    track_graph(failed, None, BUILT_IN_GRAPH, response.agents, success=False)
+    graph_events(BUILT_IN_GRAPH, response.agents, success=False, ld_client=failed)
     assert failed.events[-1][0] == metrics.GRAPH_INVOCATION_FAILURE
 
 
@@ -149,7 +149,9 @@ def test_graph_tracking_never_fails_a_request(service) -> None:
         def track(self, *args) -> None:
             raise RuntimeError("LaunchDarkly down")
 
-    track_graph(Exploding(), None, BUILT_IN_GRAPH, ask(service, CLEAN).agents, success=True)
+    calls = graph_events(BUILT_IN_GRAPH, ask(service, CLEAN).agents, success=True,
+                         ld_client=Exploding())
+    assert calls[-1][0] == metrics.GRAPH_INVOCATION_SUCCESS  # still kept for the store
 
 
 def test_configs_shows_the_graph_each_demo_user_is_served(flags_file, client) -> None:

@@ -79,4 +79,11 @@ def test_promoting_a_graph_experiment_on_launchdarkly_is_refused(monkeypatch, ca
     get_settings.cache_clear()
     assert promote.main(["security-routing", "always-security",
                          "--backend", "launchdarkly"]) != 0
-    assert "without variations" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "without variations" in err and "no targeting for agent graphs" in err
+    # exactly what to do instead: the manifest default + create_configs, or the edges by hand
+    assert "`targeting: default: always-security` of graph support-assistant-graph" in err
+    assert "python -m bootstrap.create_configs --backend launchdarkly" in err
+    assert ('edges supervisor-agent -> security-agent (handoff {"when": "always"}); '
+            'security-agent -> support-agent (handoff {"when": "always"})') in err
+    assert "python -m bootstrap.promote security-routing always-security --backend local" in err

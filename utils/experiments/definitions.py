@@ -328,9 +328,10 @@ def parse_experiments(data: Any, path: Path | str = "<memory>") -> list[Experime
                     "experiment definitions", skip=_CRITERION_KINDS).experiments
 
 
-def load_experiments(path: Path | str = DEFAULT_PATH) -> list[Experiment]:
-    """Load and validate the experiments file; raise `ExperimentConfigError` naming what is wrong."""
-    path = Path(path)
+def load_experiments(path: Path | str | None = DEFAULT_PATH) -> list[Experiment]:
+    """Load and validate the experiments file (None: the default one); raise
+    `ExperimentConfigError` naming what is wrong."""
+    path = Path(DEFAULT_PATH if path is None else path)
     return parse_experiments(read_yaml(path, ExperimentConfigError, "experiments file"), path)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S, StoreUnavailable, store_fault
 from utils.telemetry.store_schema import (  # noqa: F401 - the store's row types, re-exported
     EVENT_COLUMNS,
+    EVENT_DATA_COLUMN,
     MARKED_RUNS_TABLE,
     REQUEST_COLUMNS,
     SCHEMA_VERSION,
@@ -265,10 +266,12 @@ class EventStore:
                   int(e.tracker_simulated)) for e in batch.exposures])
         if batch.events:
             cur.executemany(q(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                f"INSERT INTO events ({EVENT_COLUMNS}, {EVENT_DATA_COLUMN})"
+                f" VALUES ({', '.join('?' * (len(EVENT_COLUMNS.split(',')) + 1))})"),
                 [(batch.ts, batch.request_id, batch.user_key, e.event_key, e.value,
                   e.config_key, e.variation_key, e.agent, e.model, e.provider,
-                  int(e.simulated)) for e in batch.events])
+                  int(e.simulated), None if e.data is None else json.dumps(e.data))
+                 for e in batch.events])
         return "recorded"
 
     # -- reading --------------------------------------------------------------------------
@@ -284,10 +287,12 @@ class EventStore:
             self._local.conn = conn
         return conn
 
+    def _columns(self, table: str) -> set[str]:
+        """The columns `table` has (a file another version wrote may lack later ones)."""
+        return {row[1] for row in self._read(f"PRAGMA table_info({table})")}
+
     def _has_trace_columns(self) -> bool:
-        """Whether `requests` has the trace columns (a file another version wrote may not)."""
-        columns = {row[1] for row in self._read("PRAGMA table_info(requests)")}
-        return {"trace_id", "span_id"} <= columns
+        return {"trace_id", "span_id"} <= self._columns("requests")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -316,6 +321,15 @@ class EventStore:
         return RequestRecord(row["request_id"], row["user_key"],
                              json.loads(row["context_json"]), row["status"], exposures,
                              row["trace_id"], row["span_id"])
+
+    def events_of(self, request_id: str) -> list[dict[str, Any]]:
+        """A request's event rows in write order, `data` parsed (None in a store before 5)."""
+        data = EVENT_DATA_COLUMN if EVENT_DATA_COLUMN in self._columns("events") else "NULL"
+        rows = self._read(f"SELECT {EVENT_COLUMNS}, {data} AS data_json FROM events"
+                          " WHERE request_id = ? ORDER BY id", (request_id,))
+        return [{**{k: v for k, v in dict(r).items() if k != "data_json"},
+                 "data": None if r["data_json"] is None else json.loads(r["data_json"])}
+                for r in rows]
 
     def trace_ids(self, request_ids: Sequence[str]) -> dict[str, str]:
         """The trace id of each of `request_ids` that was traced (absent: not traced)."""

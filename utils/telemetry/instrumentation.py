@@ -160,8 +160,8 @@ class RunRecorder:
         self.request_id = request_id
         self.user_key = user_key
         self.context_attributes = context_attributes
-        self._ld_context = ld_context
-        self._ld_client = ld_client  # set in LaunchDarkly mode only
+        self.ld_context = ld_context
+        self.ld_client = ld_client  # set in LaunchDarkly mode only
         self._pricing = pricing
         # (provider, model) → the name a live run is priced under, None for unpriced
         # (a local server's models: utils.providers.priced_model); None: the model itself.
@@ -241,8 +241,8 @@ class RunRecorder:
         """A custom metric (e.g. `pii_exposed_entities`) attributed to an agent run."""
         try:
             self.events.append(self._row(event_key, value, run))
-            if self._ld_client is not None and self._tracks(run):
-                client, context = tracking_target(self._ld_client, self._ld_context,
+            if self.ld_client is not None and self._tracks(run):
+                client, context = tracking_target(self.ld_client, self.ld_context,
                                                   run.simulated)
                 client.track(event_key, context, _track_data(run), value)
         except Exception:
@@ -257,12 +257,12 @@ class RunRecorder:
         return not run.simulated or self.track_simulated
 
     def _send_to_launchdarkly(self, run: AgentRun, config: AgentConfig) -> None:
-        if self._ld_client is None or config.tracker_factory is None or not self._tracks(run):
+        if self.ld_client is None or config.tracker_factory is None or not self._tracks(run):
             return
         from ldai.tracker import LDAIConfigTracker, TokenUsage
 
         if run.simulated:  # the same tracker, whose events all say they are simulated
-            client, context = tracking_target(self._ld_client, self._ld_context, True)
+            client, context = tracking_target(self.ld_client, self.ld_context, True)
             tracker = LDAIConfigTracker(
                 ld_client=client, run_id=str(uuid.uuid4()), config_key=config.config_key,
                 variation_key=config.variation_key, version=config.version, context=context,
@@ -282,7 +282,7 @@ class RunRecorder:
         else:
             tracker.track_error()
         if run.cost_usd is not None:
-            client, context = tracking_target(self._ld_client, self._ld_context, run.simulated)
+            client, context = tracking_target(self.ld_client, self.ld_context, run.simulated)
             client.track(metrics.COST_PER_REQUEST, context, _track_data(run), run.cost_usd)
 
     def _remember_tracker(self, config_key: str, token: str, simulated: bool) -> None:

@@ -112,10 +112,10 @@ class PgEventStore(EventStore):
                 raise
             raise StoreUnavailable(reason) from exc
 
-    def _has_trace_columns(self) -> bool:
+    def _columns(self, table: str) -> set[str]:
         rows = self._read("SELECT column_name FROM information_schema.columns WHERE "
-                          "table_schema = current_schema() AND table_name = 'requests'")
-        return {"trace_id", "span_id"} <= {r[0] for r in rows}
+                          "table_schema = current_schema() AND table_name = ?", (table,))
+        return {r[0] for r in rows}
 
     def close(self, timeout: float = 10.0) -> None:
         if self._closed:

@@ -14,7 +14,7 @@ from typing import Any
 
 from utils.telemetry.store_faults import DEFAULT_LOCK_TIMEOUT_S
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry migrates the schema from version i to i + 1.
 _MIGRATIONS: list[str] = [
@@ -60,11 +60,18 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE exposures ADD COLUMN tracker_token TEXT;
     ALTER TABLE exposures ADD COLUMN tracker_simulated INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the data of an event beyond its columns, as JSON (NULL for most rows): a graph path
+    # event's `{"path": [...]}`, a handoff's `{"sourceKey": ..., "targetKey": ...}`.
+    """
+    ALTER TABLE events ADD COLUMN data_json TEXT;
+    """,
 ]
 MARKED_RUNS_TABLE = "marked_runs"
 # The columns a writer names for each event row (never relying on the table's column count).
 EVENT_COLUMNS = ("ts, request_id, user_key, event_key, value, config_key, variation_key, agent, "
                  "model, provider, simulated")
+# Since schema 5; stores assembled by other tools may lack it (no reader of metrics needs it).
+EVENT_DATA_COLUMN = "data_json"
 REQUEST_COLUMNS = ("request_id, ts, user_key, context_json, routed_to_security, status, "
                     "simulated, trace_id, span_id")
 
@@ -88,6 +95,8 @@ class EventRow:
     model: str | None
     provider: str | None
     simulated: bool
+    # What the event's LaunchDarkly data carries beyond these columns (graph path, handoff).
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -76,10 +76,12 @@ def test_store_from_before_marking_is_read(tmp_path):
     path = make_store(tmp_path / "e.db", users=200)
     expected = _values(path)
     conn = sqlite3.connect(path)
-    # What a store of schema 2 holds: no marked runs, no tracker columns (schemas 3 and 4).
+    # What a store of schema 2 holds: no marked runs, no tracker columns, no event data
+    # (schemas 3, 4 and 5).
     conn.execute("DROP TABLE marked_runs")
     conn.execute("ALTER TABLE exposures DROP COLUMN tracker_token")
     conn.execute("ALTER TABLE exposures DROP COLUMN tracker_simulated")
+    conn.execute("ALTER TABLE events DROP COLUMN data_json")
     conn.execute("UPDATE schema_version SET version = 2")
     conn.commit()
     conn.close()

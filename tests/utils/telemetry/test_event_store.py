@@ -225,3 +225,49 @@ def test_the_documented_schema_is_the_schema(tmp_path: Path) -> None:
     for table, columns in actual.items():
         if table != "schema_version":
             assert documented[table] == columns, table
+
+
+def graph_batch(request_id: str) -> WriteBatch:
+    """A request's graph path and handoff rows (agent NULL, data beyond the columns)."""
+    path = ["supervisor-agent", "support-agent"]
+    return WriteBatch(request_id=request_id, user_key="u1", events=[
+        EventRow("$ld:ai:graph:path", 1.0, "support-assistant-graph", "detector-routed", None,
+                 None, None, True, {"path": path}),
+        EventRow("$ld:ai:graph:handoff_success", 1.0, "support-assistant-graph",
+                 "detector-routed", None, None, None, True,
+                 {"sourceKey": path[0], "targetKey": path[1]})])
+
+
+def test_event_data_is_stored_as_json_and_read_back(store: EventStore) -> None:
+    store.write_sync(graph_batch("g1"))
+    store.write_sync(_request_batch("g2", events=1))
+    rows = store.events_of("g1")
+    assert [r["data"] for r in rows] == [
+        {"path": ["supervisor-agent", "support-agent"]},
+        {"sourceKey": "supervisor-agent", "targetKey": "support-agent"}]
+    assert rows[0]["agent"] is None and rows[0]["variation_key"] == "detector-routed"
+    assert [r["data"] for r in store.events_of("g2")] == [None]  # an agent row has none
+
+
+def test_a_schema_4_store_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+    from utils.telemetry.store_schema import _MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for migration in _MIGRATIONS[:4]:
+        conn.executescript(migration)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (4)")
+    conn.execute("INSERT INTO events (ts, request_id, user_key, event_key, value) VALUES "
+                 "(1.0, 'old', 'u1', '$ld:ai:tokens:total', 5.0)")
+    conn.commit()
+    conn.close()
+    store = EventStore(path)
+    try:
+        store.write_sync(graph_batch("new"))
+        assert [(r["value"], r["data"]) for r in store.events_of("old")] == [(5.0, None)]
+        assert store.events_of("new")[0]["data"] == {"path": ["supervisor-agent",
+                                                              "support-agent"]}
+        assert store.summary()["schema_version"] == SCHEMA_VERSION == 5
+    finally:
+        store.close()

@@ -61,8 +61,29 @@ def _expected_keys(run) -> Counter:
     return keys
 
 
+def _assert_graph_rows(service, response) -> None:
+    """The request's graph rows (agent NULL): path, each handoff, duration, tokens, success,
+    on the graph config and the served graph variation."""
+    rows = [e for e in service.store.events_of(response.request_id) if e["agent"] is None]
+    path = [run.config_key for run in response.agents]
+    assert [e["event_key"] for e in rows] == [metrics.GRAPH_PATH] + \
+        [metrics.GRAPH_HANDOFF_SUCCESS] * (len(path) - 1) + \
+        [metrics.GRAPH_DURATION_TOTAL, metrics.GRAPH_TOKENS_TOTAL,
+         metrics.GRAPH_INVOCATION_SUCCESS]
+    assert {(e["config_key"], e["variation_key"], e["model"], e["simulated"]) for e in rows} \
+        == {("support-assistant-graph", "detector-routed", None, 1)}
+    assert rows[0]["data"] == {"path": path}
+    assert [e["data"] for e in rows[1:len(path)]] == [
+        {"sourceKey": a, "targetKey": b} for a, b in zip(path, path[1:], strict=False)]
+    values = {e["event_key"]: e["value"] for e in rows}
+    assert values[metrics.GRAPH_TOKENS_TOTAL] == response.totals.total_tokens
+    assert values[metrics.GRAPH_DURATION_TOTAL] == round(response.totals.duration_ms)
+
+
 def _assert_rows_match_runs(service, response) -> None:
     by_agent = _events_by_agent(service, response.request_id)
+    _assert_graph_rows(service, response)
+    by_agent.pop(None)
     assert set(by_agent) == {run.agent for run in response.agents}
     for run in response.agents:
         assert by_agent[run.agent] == _expected_keys(run), run.agent

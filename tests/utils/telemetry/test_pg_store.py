@@ -11,6 +11,7 @@ from tests.utils.telemetry.test_event_store import (
     TABLES,
     _feedback_batch,
     _request_batch,
+    graph_batch,
     write_from_threads,
 )
 from utils.telemetry.event_store import SCHEMA_VERSION
@@ -64,6 +65,13 @@ def test_request_batch_writes_every_row_and_reads_back(store: PgEventStore, pg_u
     again.request_status = "error"
     store.write_sync(again)
     assert store.get_request("r1").status == "error"  # type: ignore[union-attr]
+
+
+def test_event_data_is_stored_as_json_and_read_back(store: PgEventStore) -> None:
+    store.write_sync(graph_batch("g1"))
+    assert [r["data"] for r in store.events_of("g1")] == [
+        {"path": ["supervisor-agent", "support-agent"]},
+        {"sourceKey": "supervisor-agent", "targetKey": "support-agent"}]
 
 
 def test_feedback_is_counted_once_under_races_by_two_stores(pg_url: str) -> None:

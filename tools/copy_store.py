@@ -229,7 +229,13 @@ def _copy(src: Any, dst: Any, plan: dict[str, list[str]], dst_loc: StoreLocation
     if wrong:
         detail = "; ".join(f"{t}: source {e:,}, target {f:,}" for t, (e, f) in wrong.items())
         raise CopyError(f"row counts differ ({detail}): rolled back, {dst_loc} left empty")
-    dst.execute("COMMIT") if dialect(dst) == "sqlite" else dst.raw.commit()
+    if dialect(dst) == "sqlite":
+        dst.execute("COMMIT")
+    else:
+        dst.raw.commit()
+        for table in plan:  # the planner's statistics for the new rows, as after a bulk load
+            dst.execute(f"ANALYZE {table}")
+        dst.raw.commit()
     total = sum(copied.values())
     elapsed = time.perf_counter() - started
     say(f"done: {total:,} rows in {len(copied)} tables in {elapsed:.1f} s "

@@ -18,7 +18,7 @@ import numpy as np
 from utils.experiments.definitions import Experiment
 from utils.experiments.user_metrics import ArmData, _assign_users, unmarked
 from utils.telemetry.metrics import METRICS
-from utils.telemetry.store_url import dialect
+from utils.telemetry.store_url import dialect, insert_rows
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,29 @@ def split_from_sums(metric: str, sums: dict[tuple[int, str], float], users: tupl
     return MetricSplit(metric, METRICS[metric].statistic == "percentile", tuple(shares))
 
 
-def load_agent_splits(conn: Any, experiment: Experiment,
-                      data: ArmData) -> list[MetricSplit]:
-    """Split every summed metric of `experiment` over agents, for the users in `data`."""
+def load_agent_splits(conn: Any, experiment: Experiment, data: ArmData, *,
+                      assigned: str | None = None) -> list[MetricSplit]:
+    """Split every summed metric of `experiment` over agents, for the users in `data`.
+
+    `assigned` names the experiment's assignment table if the connection has it already
+    (`ArmData.assigned_table` of `load_all_arm_data`); otherwise it is made here."""
     keys = [k for k in experiment.metrics if METRICS[k].aggregate == "sum"]
     if not keys or not data.users:
         return []
     event_keys = sorted({METRICS[k].event_key for k in keys})
-    _assign_users(conn, "split_assigned", experiment)
+    table = assigned or "split_assigned"
+    if assigned is None:
+        _assign_users(conn, table, experiment)
     conn.execute("DROP TABLE IF EXISTS split_sample")
     conn.execute("CREATE TEMP TABLE split_sample (user_key TEXT PRIMARY KEY, arm INTEGER)"
                  + ("" if dialect(conn) == "postgresql" else " WITHOUT ROWID"))
     try:
-        conn.executemany("INSERT INTO split_sample VALUES (?, ?)",
-                         zip(data.users, data.arm.tolist(), strict=True))
+        insert_rows(conn, "split_sample", ("user_key", "arm"),
+                    zip(data.users, data.arm.tolist(), strict=True))
         rows = conn.execute(
             "SELECT s.arm, COALESCE(e.agent, '(no agent recorded)'), e.event_key, "
             "SUM(e.value), COUNT(*) - COUNT(e.value) FROM split_sample s "
-            "JOIN split_assigned a ON a.user_key = s.user_key "
+            f"JOIN {table} a ON a.user_key = s.user_key "
             "JOIN events e ON e.user_key = s.user_key "
             f"WHERE e.event_key IN ({', '.join('?' * len(event_keys))}) "
             "AND (e.ts >= a.first_ts OR e.request_id = a.first_request)"
@@ -87,7 +92,8 @@ def load_agent_splits(conn: Any, experiment: Experiment,
             event_keys).fetchall()
     finally:
         conn.execute("DROP TABLE IF EXISTS split_sample")
-        conn.execute("DROP TABLE IF EXISTS split_assigned")
+        if assigned is None:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
     users = (int(np.count_nonzero(data.arm == 0)), int(np.count_nonzero(data.arm == 1)))
     out = []
     for key in keys:

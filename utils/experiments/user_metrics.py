@@ -33,6 +33,9 @@ from utils.telemetry.store_url import (
 UNKNOWN = 1e300
 
 
+READER_WORK_MEM = "64MB"
+
+
 class EventStoreError(RuntimeError):
     """The event store exists but cannot be read as an event store (docs/CONTRACTS.md)."""
 
@@ -57,6 +60,9 @@ class ArmData:
     # (arm, model) -> runs with a NULL value, per metric key with unknown users.
     unknown_models: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
     failed_runs: np.ndarray | None = None  # agent runs that ended in an error, per user
+    # The connection's temp table of this experiment's assignment (`load_all_arm_data` keeps
+    # it for the connection's life, so the agent splits read it instead of assigning again).
+    assigned_table: str | None = None
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
@@ -89,6 +95,9 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
     if loc.is_postgres:
         try:
             conn = PgConnection(psycopg.connect(loc.url, autocommit=True, connect_timeout=10))
+            # The report's sorts and hash aggregates over every user, in memory (the server's
+            # default of 4 MB spills them to disk); this session only.
+            conn.execute(f"SET work_mem = '{READER_WORK_MEM}'")
         except psycopg.Error as exc:
             raise EventStoreError(f"{loc}: cannot connect to the event store: {exc}") from exc
     else:
@@ -110,8 +119,10 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
 
 def unmarked(conn: Any, column: str) -> str:
     """SQL that keeps only rows whose request `column` is not a marked (experiment) run; empty
-    for stores from before marking, which have no such runs."""
-    if MARKED_RUNS_TABLE not in table_names(conn):
+    for stores from before marking, or without marked runs (the filter would keep every row,
+    and on SQLite it costs a probe per event)."""
+    if MARKED_RUNS_TABLE not in table_names(conn) or conn.execute(
+            f"SELECT 1 FROM {MARKED_RUNS_TABLE} LIMIT 1").fetchone() is None:
         return ""
     return f" AND {column} NOT IN (SELECT request_id FROM {MARKED_RUNS_TABLE})"
 
@@ -185,7 +196,10 @@ def load_all_arm_data(
         values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
                   for d in definitions}
         out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
-                             np.asarray(first_ts, dtype=float), values, excluded)
+                             np.asarray(first_ts, dtype=float), values, excluded,
+                             assigned_table=table)
+        if not users:
+            continue  # nobody to aggregate for: no columns (and no join) in the main pass
         alias = f"a{i}"
         joins.append(f"LEFT JOIN {table} {alias} ON {alias}.user_key = e.user_key")
         any_assigned.append(f"{alias}.n_arms = 1")
@@ -237,8 +251,6 @@ def load_all_arm_data(
             out[e.key].failed_runs = _failed_runs(conn, f"assigned_{i}", out[e.key])
         if e.key in unknown:
             _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
-    for i in range(len(experiments)):
-        conn.execute(f"DROP TABLE IF EXISTS assigned_{i}")
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)

@@ -278,11 +278,9 @@ def build_report(
         try:
             t0 = time.perf_counter()
             simulated = store_is_simulated(conn)
-            sql_seconds += time.perf_counter() - t0
             data = load_all_arm_data(conn, experiments)
-            sql_seconds += sum(d.sql_seconds for d in data.values())
-            t0 = time.perf_counter()
-            splits = {e.key: load_agent_splits(conn, e, decision_sample(e, data[e.key])[0])
+            splits = {e.key: load_agent_splits(conn, e, decision_sample(e, data[e.key])[0],
+                                               assigned=data[e.key].assigned_table)
                       for e in experiments}
             sql_seconds += time.perf_counter() - t0
         except STORE_READ_ERRORS as err:

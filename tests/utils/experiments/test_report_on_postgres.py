@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.event_store import make_store
+from tests.fakes.event_store import comparable_report, make_store
 from tools.copy_store import copy_store
 from utils.experiments.user_metrics import EventStoreError, connect_event_store
 from utils.experiments.verdicts import build_report, report_to_dict
 from utils.telemetry.event_store import EventStore, RunMark, WriteBatch
-
-
-def _comparable(report) -> dict:
-    """The report without what names the store or times the run."""
-    data = report_to_dict(report)
-    for key in ("db_path", "generated_at", "timings"):
-        data.pop(key, None)
-    return json.loads(json.dumps(data, sort_keys=True))
 
 
 def test_a_store_copied_into_postgres_gives_the_identical_report(tmp_path: Path,
@@ -39,8 +30,8 @@ def test_a_store_copied_into_postgres_gives_the_identical_report(tmp_path: Path,
     on_sqlite = build_report(sqlite_path)
     on_postgres = build_report(pg_url)
     assert report_to_dict(on_postgres)["db_path"] == pg_url
-    expected = _comparable(on_sqlite)
-    assert _comparable(on_postgres) == expected
+    expected = comparable_report(on_sqlite)
+    assert comparable_report(on_postgres) == expected
     assert sum(sum(e["users"].values()) for e in expected["experiments"]) > 0
     assert any(e["metrics"] for e in expected["experiments"])
 

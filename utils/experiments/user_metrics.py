@@ -163,21 +163,40 @@ def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
         conn.execute(f"ANALYZE {table}")  # temp tables get no statistics by themselves
 
 
+def _combine_assignments(conn: Any, experiments: list[int]) -> None:
+    """Temp table `assigned_all`: per user, the first exposure and arm count of each listed
+    experiment (NULL where not assigned), so the main pass joins one table, not one each."""
+    pg = dialect(conn) == "postgresql"
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    conn.execute("DROP TABLE IF EXISTS assigned_all")
+    conn.execute("CREATE TEMP TABLE assigned_all (user_key TEXT PRIMARY KEY, " + ", ".join(
+        f"t{i} {real}, r{i} TEXT, n{i} INTEGER" for i in experiments) + ")"
+        + ("" if pg else " WITHOUT ROWID"))
+    users = " UNION ".join(f"SELECT user_key FROM assigned_{i}" for i in experiments)
+    conn.execute("INSERT INTO assigned_all SELECT u.user_key, " + ", ".join(
+        f"a{i}.first_ts, a{i}.first_request, a{i}.n_arms" for i in experiments)
+        + f" FROM ({users}) u " + " ".join(
+            f"LEFT JOIN assigned_{i} a{i} ON a{i}.user_key = u.user_key" for i in experiments))
+    if pg:
+        conn.execute("ANALYZE assigned_all")
+
+
 def load_all_arm_data(
     conn: Any, experiments: list[Experiment]
 ) -> dict[str, ArmData]:
     """Assign users to arms and aggregate every experiment's metrics in one SQL pass.
 
-    One scan of `events`, joined to each experiment's assignment table by user; each metric of
-    each experiment is a conditional aggregate over that user's events after (or in the request
-    of) its first exposure. Grouping is by user, so Python only sees one row per user.
+    One scan of `events`, joined by user to every experiment's assignment (`assigned_all`);
+    each metric of each experiment is a conditional aggregate over that user's events after
+    (or in the request of) its first exposure. Grouping is by user, so Python only sees one
+    row per user.
     """
     start = time.perf_counter()
     out: dict[str, ArmData] = {}
     select: list[str] = []
     params: list[Any] = []
     columns: list[tuple[str, MetricDefinition]] = []
-    joins, any_assigned = [], []
+    joined: list[int] = []  # experiments with users: their assignments join the main pass
     for i, e in enumerate(experiments):
         table = f"assigned_{i}"
         _assign_users(conn, table, e)
@@ -200,33 +219,32 @@ def load_all_arm_data(
                              assigned_table=table)
         if not users:
             continue  # nobody to aggregate for: no columns (and no join) in the main pass
-        alias = f"a{i}"
-        joins.append(f"LEFT JOIN {table} {alias} ON {alias}.user_key = e.user_key")
-        any_assigned.append(f"{alias}.n_arms = 1")
-        # Events of the first exposed request count even if tracked just before the exposure.
-        after = f"(e.ts >= {alias}.first_ts OR e.request_id = {alias}.first_request)"
+        joined.append(i)
         for d in definitions:
-            if d.aggregate == "any":
-                select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
-                params.append(d.event_key)
-                columns.append((e.key, d))
-                continue
             # A valueless event (an unpriced run's cost) adds UNKNOWN, so the user's sum shows
             # it without another column; `_resolve_unknown` then finds who and which model.
-            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN "
-                          f"COALESCE(e.value, {UNKNOWN!r}) END)")
+            select.append(f"MAX(CASE WHEN k = ? AND in{i} THEN 1 END)" if d.aggregate == "any"
+                          else f"SUM(CASE WHEN k = ? AND in{i} THEN COALESCE(v, {UNKNOWN!r}) END)")
             params.append(d.event_key)
             columns.append((e.key, d))
     unknown: set[str] = set()  # experiments with users whose sum is unknown
-    if select and any(d.users for d in out.values()):
+    if select:
+        _combine_assignments(conn, joined)
         event_keys = sorted({d.event_key for _, d in columns})
+        pg = dialect(conn) == "postgresql"
+        # Each event row once: joined to its user's assignments, with one flag per experiment
+        # for "after (or in the request of) the first exposure". The subquery is kept whole
+        # (OFFSET 0), so each flag is computed once per row, not once per metric column.
         sql = (
-            f"SELECT e.user_key, {', '.join(select)} FROM events e"
-            + ("" if dialect(conn) == "postgresql" else " NOT INDEXED")
-            + " " + " ".join(joins)
+            "SELECT u, " + ", ".join(select) + " FROM (SELECT e.user_key AS u, "
+            "e.event_key AS k, e.value AS v, "
+            + ", ".join(f"(e.ts >= a.t{i} OR e.request_id = a.r{i}) AS in{i}" for i in joined)
+            + " FROM events e" + ("" if pg else " NOT INDEXED")
+            + " JOIN assigned_all a ON a.user_key = e.user_key"
             + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
-            + f" AND ({' OR '.join(any_assigned)})" + unmarked(conn, "e.request_id")
-            + " GROUP BY e.user_key"
+            + f" AND ({' OR '.join(f'a.n{i} = 1' for i in joined)})"
+            + unmarked(conn, "e.request_id")
+            + (" OFFSET 0" if pg else " LIMIT -1 OFFSET 0") + ") x GROUP BY u"
         )
         rows = conn.execute(sql, params + event_keys).fetchall()
         if rows:

@@ -60,9 +60,6 @@ class ArmData:
     # (arm, model) -> runs with a NULL value, per metric key with unknown users.
     unknown_models: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
     failed_runs: np.ndarray | None = None  # agent runs that ended in an error, per user
-    # The connection's temp table of this experiment's assignment (`load_all_arm_data` keeps
-    # it for the connection's life, so the agent splits read it instead of assigning again).
-    assigned_table: str | None = None
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
@@ -189,7 +186,8 @@ def load_all_arm_data(
     One scan of `events`, joined by user to every experiment's assignment (`assigned_all`);
     each metric of each experiment is a conditional aggregate over that user's events after
     (or in the request of) its first exposure. Grouping is by user, so Python only sees one
-    row per user.
+    row per user. The assignment tables stay for the connection's life: the agent splits
+    (`agent_split.load_all_agent_splits`) read `assigned_all` instead of assigning again.
     """
     start = time.perf_counter()
     out: dict[str, ArmData] = {}
@@ -215,8 +213,7 @@ def load_all_arm_data(
         values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
                   for d in definitions}
         out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
-                             np.asarray(first_ts, dtype=float), values, excluded,
-                             assigned_table=table)
+                             np.asarray(first_ts, dtype=float), values, excluded)
         if not users:
             continue  # nobody to aggregate for: no columns (and no join) in the main pass
         joined.append(i)

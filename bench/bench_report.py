@@ -1,41 +1,41 @@
-"""A full experiment report over 1,000,000 events and 50,000 users in <= 3 s.
+"""A full experiment report over 1,000,000 events and 50,000 users in <= 3 s, per store.
 
-    python bench/bench_report.py [--users 50000] [--events 1000000] [--runs 3] [--no-index]
+    python bench/bench_report.py [--stores sqlite postgresql] [--users 50000]
+        [--events 1000000] [--runs 3] [--no-index] [--db PATH] [--pg-url URL]
 
-Builds a synthetic event store (not timed), then times `build_report` and prints the
-median and worst run with the split between SQL aggregation and statistics.
+Builds a synthetic SQLite event store with the app's own schema (store_schema's migrations;
+not timed), then times `build_report` on it and prints the median and worst run with the
+split between SQL aggregation and statistics. For PostgreSQL the same store is copied with
+tools/copy_store.py (COPY; its rows/s printed) into a fresh database on a throwaway local
+cluster (tools/local_postgres.py; or `--pg-url`, an empty database), and `build_report`
+reads it through the same reader as EVENTS_URL=postgresql://... does.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import io
+import os
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools.copy_store import copy_store  # noqa: E402
+from tools.local_postgres import MISSING, fresh_database, pg_bin_dir, throwaway_server  # noqa: E402
+from utils.experiments.user_metrics import connect_event_store  # noqa: E402
 from utils.experiments.verdicts import build_report  # noqa: E402
 from utils.telemetry import metrics as mk  # noqa: E402
-from utils.telemetry.store_schema import EVENT_COLUMNS  # noqa: E402
+from utils.telemetry.store_schema import EVENT_COLUMNS, connect  # noqa: E402
 
-SCHEMA = """
-CREATE TABLE exposures(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
-    config_key TEXT, variation_key TEXT, in_experiment INTEGER, context_json TEXT);
-CREATE TABLE events(id INTEGER PRIMARY KEY, ts REAL, request_id TEXT, user_key TEXT,
-    event_key TEXT, value REAL, config_key TEXT, variation_key TEXT, agent TEXT, model TEXT,
-    provider TEXT, simulated INTEGER);
-"""
-# The same indexes utils/telemetry/event_store.py creates.
-INDEXES = """
-CREATE INDEX exposures_by_config ON exposures (config_key, user_key, ts);
-CREATE INDEX events_by_key ON events (event_key, user_key);
-"""
+STORES = ("sqlite", "postgresql")
 # Per request: (event key, agent, config) rows; 10 rows, so events = 10 x requests.
 REQUEST_EVENTS = [
     (mk.DURATION_TOTAL, "supervisor", "supervisor-agent"),
@@ -52,7 +52,7 @@ REQUEST_EVENTS = [
 
 
 def build_store(path: Path, users: int, events: int, *, index: bool, seed: int = 0) -> None:
-    """A store where every user is in both experiments, arms drawn independently."""
+    """A store where every user is in all three experiments, arms drawn independently."""
     rng = np.random.default_rng(seed)
     requests = events // len(REQUEST_EVENTS)
     user_of = np.sort(rng.integers(0, users, requests))
@@ -63,15 +63,20 @@ def build_store(path: Path, users: int, events: int, *, index: bool, seed: int =
     ts = 1.7e9 + np.arange(requests) * 0.5
     sec_var = np.array(["basic-security", "strict-security"])
     sup_var = np.array(["other-paid", "claude-opus-treatment"])
+    # Drawn after the other arms, so the events and the first two experiments stay as they were.
+    graph_arm = np.random.default_rng([seed, 3]).integers(0, 2, users)
+    graph_var = np.array(["detector-routed", "always-security"])
     ukeys = np.array([f"user-{u:06d}" for u in range(users)])
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA)
+    conn = connect(path)  # the app's schema, migrated: tables and indexes as the app has them
+    conn.execute("BEGIN")
     ex = []
     for r in range(requests):
         u = user_of[r]
         rid = f"r{r}"
         ex.append((ts[r], rid, ukeys[u], "security-agent", sec_var[sec_arm[u]], 1, "{}"))
         ex.append((ts[r], rid, ukeys[u], "support-agent", sup_var[sup_arm[u]], 1, "{}"))
+        ex.append((ts[r], rid, ukeys[u], "support-assistant-graph", graph_var[graph_arm[u]], 1,
+                   "{}"))
     conn.executemany("INSERT INTO exposures(ts, request_id, user_key, config_key, variation_key,"
                      " in_experiment, context_json) VALUES (?,?,?,?,?,?,?)", ex)
     values = rng.gamma(2.0, 1.0, (requests, len(REQUEST_EVENTS)))
@@ -90,51 +95,138 @@ def build_store(path: Path, users: int, events: int, *, index: bool, seed: int =
                      sup_var[sup_arm[u]], "feedback", None, None, 0))
     conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                      rows)
-    if index:
-        conn.executescript(INDEXES)
-    conn.commit()
+    conn.execute("COMMIT")
+    if not index:
+        drop_indexes(conn)
     conn.close()
+
+
+def drop_indexes(conn: Any) -> None:
+    """Drop the schema's secondary indexes (--no-index), on either database."""
+    if hasattr(conn, "raw"):
+        names = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname NOT LIKE '%pkey'").fetchall()]
+    else:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]
+    for name in names:
+        conn.execute(f"DROP INDEX {name}")
+
+
+def server_cpu_probe(url: str) -> Any:
+    """A function giving the CPU seconds of the PostgreSQL server's finished backends, when the
+    server runs on this machine (the postmaster's reaped children), else None."""
+    conn = connect_event_store(url)
+    try:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    finally:
+        conn.close()
+    try:
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None  # not this machine's server
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def children_cpu() -> float:
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / tick  # cutime + cstime
+
+    return children_cpu
+
+
+def time_reports(location: str, runs: int, server_cpu: Any = None) -> dict[str, list[float]]:
+    """Wall, CPU, SQL and statistics seconds of `runs` reports (the last report's lines)."""
+    got: dict[str, list[float]] = {"wall": [], "cpu": [], "server": [], "sql": [], "stats": []}
+    for _ in range(runs):
+        s0 = server_cpu() if server_cpu else 0.0
+        t, c = time.perf_counter(), time.process_time()
+        report = build_report(location)
+        got["wall"].append(time.perf_counter() - t)
+        got["cpu"].append(time.process_time() - c)
+        if server_cpu:
+            time.sleep(0.3)  # the report's backend has exited; let the postmaster reap it
+            got["server"].append(server_cpu() - s0)
+        got["sql"].append(report.timings["sql_seconds"])
+        got["stats"].append(report.timings["stats_seconds"])
+    for r in report.experiments:
+        print(f"  {r.experiment.key}: users {r.users}, verdict {r.verdict.outcome}")
+    return got
+
+
+def print_times(store: str, got: dict[str, list[float]]) -> None:
+    med = statistics.median(got["wall"])
+    print(f"{store} report: median {med:.2f} s wall, worst {max(got['wall']):.2f} s over "
+          f"{len(got['wall'])} runs (target <= 3 s: {'met' if med <= 3 else 'MISSED'})")
+    # On a shared machine wall time includes waiting for a core; CPU time does not (and on
+    # PostgreSQL the SQL's CPU is the server's, not this process's).
+    print(f"  CPU time of this process, median {statistics.median(got['cpu']):.2f} s"
+          + (f"; of the database server's backend, median {statistics.median(got['server']):.2f}"
+             " s" if got["server"] else ""))
+    for part in ("sql", "stats"):
+        value = statistics.median(got[part])
+        print(f"  {part:<5} median {value:.2f} s ({value / med:.0%})")
+
+
+def store_counts(location: str) -> tuple[int, int]:
+    conn = connect_event_store(location)
+    try:
+        n_events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        n_users = conn.execute("SELECT COUNT(DISTINCT user_key) FROM exposures").fetchone()[0]
+    finally:
+        conn.close()
+    return n_events, n_users
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES),
+                   help="the databases to time the report on (default: both)")
     p.add_argument("--users", type=int, default=50_000)
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-index", action="store_true", help="store without secondary indexes")
     p.add_argument("--db", type=Path, help="reuse (or create) the synthetic store at this path")
+    p.add_argument("--pg-url", help="an empty PostgreSQL database to copy into (default: a "
+                                    "throwaway local cluster)")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         path = args.db or Path(tmp) / "bench.db"
         t0 = time.perf_counter()
         if not path.exists():
             build_store(path, args.users, args.events, index=not args.no_index)
-        conn = sqlite3.connect(path)
-        n_events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        n_users = conn.execute("SELECT COUNT(DISTINCT user_key) FROM exposures").fetchone()[0]
-        conn.close()
+        n_events, n_users = store_counts(str(path))
         print(f"store: {n_events:,} events, {n_users:,} users, "
               f"indexes={'no' if args.no_index else 'yes'} (built in "
               f"{time.perf_counter() - t0:.1f} s)")
-        totals, cpus, sqls, stats = [], [], [], []
-        for _ in range(args.runs):
-            t, c = time.perf_counter(), time.process_time()
-            report = build_report(path)
-            totals.append(time.perf_counter() - t)
-            cpus.append(time.process_time() - c)
-            sqls.append(report.timings["sql_seconds"])
-            stats.append(report.timings["stats_seconds"])
-        for r in report.experiments:
-            print(f"  {r.experiment.key}: users {r.users}, verdict {r.verdict.outcome}")
-        med = statistics.median(totals)
-        print(f"report: median {med:.2f} s wall, worst {max(totals):.2f} s over {args.runs} runs "
-              f"(target <= 3 s)")
-        # On a shared machine wall time includes waiting for a core; CPU time does not.
-        print(f"  CPU time median {statistics.median(cpus):.2f} s (one thread)")
-        print(f"  SQL   median {statistics.median(sqls):.2f} s "
-              f"({statistics.median(sqls) / med:.0%})")
-        print(f"  stats median {statistics.median(stats):.2f} s "
-              f"({statistics.median(stats) / med:.0%})")
+        if "sqlite" in args.stores:
+            got = time_reports(str(path), args.runs)
+            print_times("SQLite", got)
+        if "postgresql" in args.stores:
+            url = args.pg_url
+            if url is None:
+                bin_dir = pg_bin_dir()
+                if bin_dir is None:
+                    print(f"PostgreSQL skipped: {MISSING} (or pass --pg-url)")
+                    return 0
+                url = stack.enter_context(fresh_database(
+                    stack.enter_context(throwaway_server(bin_dir))))
+            progress = io.StringIO()
+            t0 = time.perf_counter()
+            copied = copy_store(str(path), url, out=progress)
+            took = time.perf_counter() - t0
+            rows = sum(copied.values())
+            print(f"copied into PostgreSQL with tools/copy_store.py: {rows:,} rows in "
+                  f"{took:.1f} s ({rows / took:,.0f} rows/s, incl. migrate, verify, ANALYZE)")
+            for line in progress.getvalue().splitlines():
+                if ": " in line and "rows in" in line:
+                    print(f"  {line.removeprefix('copy_store: ')}")
+            if args.no_index:
+                conn = connect_event_store(url)
+                drop_indexes(conn)
+                conn.close()
+            got = time_reports(url, args.runs, server_cpu_probe(url))
+            print_times("PostgreSQL", got)
     return 0
 
 

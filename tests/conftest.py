@@ -74,8 +74,8 @@ def client(flags_file: Path):
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real local PostgreSQL for the session (fails under CI without the binaries)."""
-    from tests.fakes.postgres import postgres_server as server
     from tests.fakes.postgres import require_postgres
+    from tools.local_postgres import throwaway_server as server
 
     with server(require_postgres()) as admin_url:
         yield admin_url
@@ -84,7 +84,7 @@ def postgres_server():
 @pytest.fixture
 def pg_url(postgres_server: str):
     """The URL of a fresh, empty database on the session's PostgreSQL."""
-    from tests.fakes.postgres import fresh_database
+    from tools.local_postgres import fresh_database
 
     with fresh_database(postgres_server) as url:
         yield url

@@ -15,8 +15,13 @@ import argparse
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MISSING = ("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
@@ -85,6 +90,42 @@ def stop(root: Path, *, bin_dir: Path, fast: bool = False) -> None:
     subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m",
                               "immediate" if fast else "fast", "-w", "stop"],
                    capture_output=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def throwaway_server(bin_dir: Path) -> Iterator[str]:
+    """A cluster in a temporary directory on a free port (tests, bench/); yields the admin
+    URL; stops and deletes it afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    try:
+        url = start(root, free_port(), bin_dir=bin_dir, throwaway=True)
+        try:
+            yield url
+        finally:
+            stop(root, bin_dir=bin_dir, fast=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new empty database on the server at `admin_url`; yields its URL; drops it after."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def main(argv: list[str] | None = None) -> int:

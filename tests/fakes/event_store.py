@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,3 +89,13 @@ def make_store(
                          ev)
     conn.close()
     return path
+
+
+def comparable_report(report: Any) -> dict:
+    """A report's JSON without what names the store or times the run (to compare stores)."""
+    from utils.experiments.verdicts import report_to_dict
+
+    data = report_to_dict(report)
+    for key in ("db_path", "generated_at", "timings"):
+        data.pop(key, None)
+    return json.loads(json.dumps(data, sort_keys=True))

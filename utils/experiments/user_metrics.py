@@ -33,6 +33,9 @@ from utils.telemetry.store_url import (
 UNKNOWN = 1e300
 
 
+READER_WORK_MEM = "64MB"
+
+
 class EventStoreError(RuntimeError):
     """The event store exists but cannot be read as an event store (docs/CONTRACTS.md)."""
 
@@ -89,6 +92,9 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
     if loc.is_postgres:
         try:
             conn = PgConnection(psycopg.connect(loc.url, autocommit=True, connect_timeout=10))
+            # The report's sorts and hash aggregates over every user, in memory (the server's
+            # default of 4 MB spills them to disk); this session only.
+            conn.execute(f"SET work_mem = '{READER_WORK_MEM}'")
         except psycopg.Error as exc:
             raise EventStoreError(f"{loc}: cannot connect to the event store: {exc}") from exc
     else:
@@ -110,8 +116,10 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
 
 def unmarked(conn: Any, column: str) -> str:
     """SQL that keeps only rows whose request `column` is not a marked (experiment) run; empty
-    for stores from before marking, which have no such runs."""
-    if MARKED_RUNS_TABLE not in table_names(conn):
+    for stores from before marking, or without marked runs (the filter would keep every row,
+    and on SQLite it costs a probe per event)."""
+    if MARKED_RUNS_TABLE not in table_names(conn) or conn.execute(
+            f"SELECT 1 FROM {MARKED_RUNS_TABLE} LIMIT 1").fetchone() is None:
         return ""
     return f" AND {column} NOT IN (SELECT request_id FROM {MARKED_RUNS_TABLE})"
 
@@ -152,21 +160,41 @@ def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
         conn.execute(f"ANALYZE {table}")  # temp tables get no statistics by themselves
 
 
+def _combine_assignments(conn: Any, experiments: list[int]) -> None:
+    """Temp table `assigned_all`: per user, the first exposure and arm count of each listed
+    experiment (NULL where not assigned), so the main pass joins one table, not one each."""
+    pg = dialect(conn) == "postgresql"
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    conn.execute("DROP TABLE IF EXISTS assigned_all")
+    conn.execute("CREATE TEMP TABLE assigned_all (user_key TEXT PRIMARY KEY, " + ", ".join(
+        f"t{i} {real}, r{i} TEXT, n{i} INTEGER" for i in experiments) + ")"
+        + ("" if pg else " WITHOUT ROWID"))
+    users = " UNION ".join(f"SELECT user_key FROM assigned_{i}" for i in experiments)
+    conn.execute("INSERT INTO assigned_all SELECT u.user_key, " + ", ".join(
+        f"a{i}.first_ts, a{i}.first_request, a{i}.n_arms" for i in experiments)
+        + f" FROM ({users}) u " + " ".join(
+            f"LEFT JOIN assigned_{i} a{i} ON a{i}.user_key = u.user_key" for i in experiments))
+    if pg:
+        conn.execute("ANALYZE assigned_all")
+
+
 def load_all_arm_data(
     conn: Any, experiments: list[Experiment]
 ) -> dict[str, ArmData]:
     """Assign users to arms and aggregate every experiment's metrics in one SQL pass.
 
-    One scan of `events`, joined to each experiment's assignment table by user; each metric of
-    each experiment is a conditional aggregate over that user's events after (or in the request
-    of) its first exposure. Grouping is by user, so Python only sees one row per user.
+    One scan of `events`, joined by user to every experiment's assignment (`assigned_all`);
+    each metric of each experiment is a conditional aggregate over that user's events after
+    (or in the request of) its first exposure. Grouping is by user, so Python only sees one
+    row per user. The assignment tables stay for the connection's life: the agent splits
+    (`agent_split.load_all_agent_splits`) read `assigned_all` instead of assigning again.
     """
     start = time.perf_counter()
     out: dict[str, ArmData] = {}
     select: list[str] = []
     params: list[Any] = []
     columns: list[tuple[str, MetricDefinition]] = []
-    joins, any_assigned = [], []
+    joined: list[int] = []  # experiments with users: their assignments join the main pass
     for i, e in enumerate(experiments):
         table = f"assigned_{i}"
         _assign_users(conn, table, e)
@@ -186,33 +214,34 @@ def load_all_arm_data(
                   for d in definitions}
         out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
                              np.asarray(first_ts, dtype=float), values, excluded)
-        alias = f"a{i}"
-        joins.append(f"LEFT JOIN {table} {alias} ON {alias}.user_key = e.user_key")
-        any_assigned.append(f"{alias}.n_arms = 1")
-        # Events of the first exposed request count even if tracked just before the exposure.
-        after = f"(e.ts >= {alias}.first_ts OR e.request_id = {alias}.first_request)"
+        if not users:
+            continue  # nobody to aggregate for: no columns (and no join) in the main pass
+        joined.append(i)
         for d in definitions:
-            if d.aggregate == "any":
-                select.append(f"MAX(CASE WHEN e.event_key = ? AND {after} THEN 1 END)")
-                params.append(d.event_key)
-                columns.append((e.key, d))
-                continue
             # A valueless event (an unpriced run's cost) adds UNKNOWN, so the user's sum shows
             # it without another column; `_resolve_unknown` then finds who and which model.
-            select.append(f"SUM(CASE WHEN e.event_key = ? AND {after} THEN "
-                          f"COALESCE(e.value, {UNKNOWN!r}) END)")
+            select.append(f"MAX(CASE WHEN k = ? AND in{i} THEN 1 END)" if d.aggregate == "any"
+                          else f"SUM(CASE WHEN k = ? AND in{i} THEN COALESCE(v, {UNKNOWN!r}) END)")
             params.append(d.event_key)
             columns.append((e.key, d))
     unknown: set[str] = set()  # experiments with users whose sum is unknown
-    if select and any(d.users for d in out.values()):
+    if select:
+        _combine_assignments(conn, joined)
         event_keys = sorted({d.event_key for _, d in columns})
+        pg = dialect(conn) == "postgresql"
+        # Each event row once: joined to its user's assignments, with one flag per experiment
+        # for "after (or in the request of) the first exposure". The subquery is kept whole
+        # (OFFSET 0), so each flag is computed once per row, not once per metric column.
         sql = (
-            f"SELECT e.user_key, {', '.join(select)} FROM events e"
-            + ("" if dialect(conn) == "postgresql" else " NOT INDEXED")
-            + " " + " ".join(joins)
+            "SELECT u, " + ", ".join(select) + " FROM (SELECT e.user_key AS u, "
+            "e.event_key AS k, e.value AS v, "
+            + ", ".join(f"(e.ts >= a.t{i} OR e.request_id = a.r{i}) AS in{i}" for i in joined)
+            + " FROM events e" + ("" if pg else " NOT INDEXED")
+            + " JOIN assigned_all a ON a.user_key = e.user_key"
             + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
-            + f" AND ({' OR '.join(any_assigned)})" + unmarked(conn, "e.request_id")
-            + " GROUP BY e.user_key"
+            + f" AND ({' OR '.join(f'a.n{i} = 1' for i in joined)})"
+            + unmarked(conn, "e.request_id")
+            + (" OFFSET 0" if pg else " LIMIT -1 OFFSET 0") + ") x GROUP BY u"
         )
         rows = conn.execute(sql, params + event_keys).fetchall()
         if rows:
@@ -237,8 +266,6 @@ def load_all_arm_data(
             out[e.key].failed_runs = _failed_runs(conn, f"assigned_{i}", out[e.key])
         if e.key in unknown:
             _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
-    for i in range(len(experiments)):
-        conn.execute(f"DROP TABLE IF EXISTS assigned_{i}")
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)

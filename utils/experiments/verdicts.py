@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from utils.experiments.agent_split import MetricSplit, load_agent_splits, split_to_dict
+from utils.experiments.agent_split import MetricSplit, load_all_agent_splits, split_to_dict
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     PRICING_HINT,
@@ -278,12 +278,9 @@ def build_report(
         try:
             t0 = time.perf_counter()
             simulated = store_is_simulated(conn)
-            sql_seconds += time.perf_counter() - t0
             data = load_all_arm_data(conn, experiments)
-            sql_seconds += sum(d.sql_seconds for d in data.values())
-            t0 = time.perf_counter()
-            splits = {e.key: load_agent_splits(conn, e, decision_sample(e, data[e.key])[0])
-                      for e in experiments}
+            splits = load_all_agent_splits(
+                conn, experiments, {e.key: decision_sample(e, data[e.key])[0] for e in experiments})
             sql_seconds += time.perf_counter() - t0
         except STORE_READ_ERRORS as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err

@@ -6,6 +6,7 @@ readers, and a test keeps the two equal). Each entry migrates schema version i t
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,23 @@ class RequestRecord:
     exposures: list[dict[str, Any]]
     trace_id: str | None = None
     span_id: str | None = None
+
+
+@functools.cache
+def schema_tables() -> dict[str, tuple[str, ...]]:
+    """Every table the migrations create (not `schema_version`), its columns in order.
+
+    Read from the migrations themselves, run on an in-memory database: tools that handle
+    whole stores (tools/copy_store.py) follow the schema without a list of their own."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        _migrate(conn)
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
+        return {t: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({t})"))
+                for t in names if t != "schema_version"}
+    finally:
+        conn.close()
 
 
 def connect(path: Path, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> sqlite3.Connection:

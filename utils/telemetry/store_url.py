@@ -116,6 +116,19 @@ class PgConnection:
         self.raw.close()
 
 
+def insert_rows(conn: Any, table: str, columns: tuple[str, ...], rows: Any) -> None:
+    """Insert many rows: COPY on PostgreSQL (one round trip, not one per row), else INSERTs."""
+    names = ", ".join(columns)
+    if dialect(conn) == "postgresql":
+        with conn.raw.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                     rows)
+
+
 def dialect(conn: Any) -> str:
     """"postgresql" for a `PgConnection`, else "sqlite"."""
     return getattr(conn, "dialect", "sqlite")

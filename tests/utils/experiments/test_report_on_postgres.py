@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.event_store import make_store
-from tests.fakes.postgres import copy_sqlite_to_postgres
+from tests.fakes.event_store import comparable_report, make_store
+from tools.copy_store import copy_store
 from utils.experiments.user_metrics import EventStoreError, connect_event_store
 from utils.experiments.verdicts import build_report, report_to_dict
 from utils.telemetry.event_store import EventStore, RunMark, WriteBatch
-from utils.telemetry.pg_store import open_event_store
-
-
-def _comparable(report) -> dict:
-    """The report without what names the store or times the run."""
-    data = report_to_dict(report)
-    for key in ("db_path", "generated_at", "timings"):
-        data.pop(key, None)
-    return json.loads(json.dumps(data, sort_keys=True))
 
 
 def test_a_store_copied_into_postgres_gives_the_identical_report(tmp_path: Path,
@@ -34,15 +24,14 @@ def test_a_store_copied_into_postgres_gives_the_identical_report(tmp_path: Path,
     store.write_sync(WriteBatch(request_id="offline-1", user_key="u-offline",
                                 mark=RunMark("premium-model-value", "treatment")))
     store.close()
-    open_event_store(pg_url).close()  # the schema, migrated
-    copied = copy_sqlite_to_postgres(sqlite_path, pg_url)
+    copied = copy_store(str(sqlite_path), pg_url)
     assert copied["events"] > 1000 and copied["marked_runs"] == 1
 
     on_sqlite = build_report(sqlite_path)
     on_postgres = build_report(pg_url)
     assert report_to_dict(on_postgres)["db_path"] == pg_url
-    expected = _comparable(on_sqlite)
-    assert _comparable(on_postgres) == expected
+    expected = comparable_report(on_sqlite)
+    assert comparable_report(on_postgres) == expected
     assert sum(sum(e["users"].values()) for e in expected["experiments"]) > 0
     assert any(e["metrics"] for e in expected["experiments"])
 

@@ -257,3 +257,4 @@ class HealthPublic(BaseModel):
     tools: dict[str, str]
     events_db: str
     warnings: list[str]
+    pid: int = Field(description="the worker process that answered (uvicorn --workers N)")

@@ -208,3 +208,51 @@ def test_a_store_file_deleted_while_serving_is_never_acknowledged_into(client: A
                                               "user_id": CHAT["user_id"], "kind": "positive"})
     assert feedback.status_code == 503
     assert not db.exists()  # nothing quietly created an empty store in its place
+
+
+def test_a_postgresql_restart_is_a_503_and_degraded_then_recovers_by_itself(
+        flags_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database server stops (`pg_ctl stop -m fast`) under a running app and comes back:
+    503 with the reason and /health degraded meanwhile, then 200 and ok with no app restart."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.fakes.postgres import postgres_cluster, require_postgres
+
+    with postgres_cluster(require_postgres()) as cluster:
+        monkeypatch.setenv("EVENTS_URL", cluster.url)
+        monkeypatch.setenv("STORE_LOCK_TIMEOUT_S", str(LOCK_TIMEOUT_S))
+        get_settings.cache_clear()
+        with TestClient(create_app()) as client:
+            before = client.post("/chat", json=CHAT)
+            assert before.status_code == 200, before.text
+            assert client.get("/health").json()["status"] == "ok"
+            cluster.stop()
+            # /health asks the database itself: degraded without any write failing first.
+            deadline = time.monotonic() + 5
+            while client.get("/health").json()["status"] == "ok":
+                assert time.monotonic() < deadline, "/health stayed ok with the database down"
+                time.sleep(0.2)
+            _assert_degraded(client, "refused")
+            response, elapsed = _timed_chat(client)
+            assert response.status_code == 503, response.text
+            assert "refused" in response.json()["detail"]["error"]
+            assert elapsed < LOCK_TIMEOUT_S + 5
+            assert client.post("/feedback", json={
+                "request_id": before.json()["request_id"], "user_id": CHAT["user_id"],
+                "kind": "positive"}).status_code == 503
+            cluster.start()
+            deadline = time.monotonic() + 10
+            while (after := client.post("/chat", json=CHAT)).status_code != 200:
+                assert after.status_code == 503, after.text
+                assert time.monotonic() < deadline, "no reconnection within 10 s"
+                time.sleep(0.2)
+            deadline = time.monotonic() + 3
+            while client.get("/health").json()["status"] != "ok":
+                assert time.monotonic() < deadline, client.get("/health").json()["reasons"]
+                time.sleep(0.2)
+        import psycopg
+
+        with psycopg.connect(cluster.url) as conn:
+            stored = {r[0] for r in conn.execute("SELECT request_id FROM requests")}
+    assert {before.json()["request_id"], after.json()["request_id"]} <= stored

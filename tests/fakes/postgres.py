@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,18 +37,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class LocalCluster:
+    """A running throwaway cluster that a test may stop (`pg_ctl stop -m fast`) and restart."""
+
+    root: Path
+    port: int
+    bin_dir: Path
+    url: str
+
+    def stop(self) -> None:
+        stop(self.root, bin_dir=self.bin_dir, fast=False)  # -m fast: what an admin restart does
+
+    def start(self) -> None:
+        start(self.root, self.port, bin_dir=self.bin_dir, throwaway=True)
+
+
 @contextmanager
-def postgres_server(bin_dir: Path) -> Iterator[str]:
-    """Start a cluster in a temporary directory; yields the admin URL; stops and deletes it."""
+def postgres_cluster(bin_dir: Path) -> Iterator[LocalCluster]:
+    """Start a cluster in a temporary directory; yields it; stops and deletes it."""
     root = Path(tempfile.mkdtemp(prefix="pgtest-"))
     try:
-        url = start(root, _free_port(), bin_dir=bin_dir, throwaway=True)
+        port = _free_port()
+        url = start(root, port, bin_dir=bin_dir, throwaway=True)
         try:
-            yield url
+            yield LocalCluster(root, port, bin_dir, url)
         finally:
             stop(root, bin_dir=bin_dir, fast=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server(bin_dir: Path) -> Iterator[str]:
+    """Start a cluster in a temporary directory; yields the admin URL; stops and deletes it."""
+    with postgres_cluster(bin_dir) as cluster:
+        yield cluster.url
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Event-store reliability (issue 5): exact rows under concurrency, nothing lost on kill -9.
 
     .venv/bin/python bench/bench_reliability.py [--requests 2000] [--concurrency 50]
-                                                [--kill-after 300]
+        [--kill-after 300] [--stores sqlite postgresql] [--outage-s 5]
 
 Phase 1 starts `uvicorn api.main:app` (fresh DATA_DIR, local flags, LLM_MODE=simulated,
 SIM_TIME_SCALE=0), sends N /chat requests at the given concurrency (httpx async), then
@@ -9,11 +9,17 @@ feedback on every second request (plus a repeat of some of them, which must come
 "duplicate"), and checks every table holds exactly the rows the responses imply: one
 `requests` row per request, one exposure per agent run, per run its duration/tokens/
 success/cost (+ttft, +one per tool call, +pii_exposed_entities for support) events, one
+exposure for the agent graph's variation, one
 `feedback` row and one feedback event per served config per first feedback, no duplicates.
 
 Phase 2 starts the server on a second store, keeps 50 requests in flight, sends SIGKILL
 once K requests have been acknowledged (200 received), restarts, and checks every
 acknowledged request has its `requests` row and all its events.
+
+Phases 1 and 2 are SQLite's. With `postgresql` in `--stores`, a local PostgreSQL (fsync on,
+tools/local_postgres) runs phase 3 (two workers, one SIGKILLed) and phase 4 (the database
+server restarted mid-traffic: 503 with the reason, /health degraded, reconnection by itself);
+see bench/reliability_pg.py.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_chat import chat_bodies, prepare_data_dir, start_server  # noqa: E402
+from tools.local_postgres import MISSING, pg_bin_dir  # noqa: E402
 from utils.telemetry import metrics  # noqa: E402
 
 RUN_EVENT_KEYS = 6  # duration, tokens total/input/output, success|error, cost
@@ -107,12 +114,18 @@ async def send_feedback(url: str, items: list[tuple[dict[str, Any], str]],
     return statuses
 
 
-def _rows(db: Path, sql: str, *params: Any) -> list[tuple]:
+def _rows(db: Path | str, sql: str, *params: Any) -> list[tuple]:
+    """Rows of a SQLite file (a Path) or a PostgreSQL database (a URL)."""
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()
 
 
-def check_store(db: Path, responses: list[dict[str, Any]],
+def check_store(db: Path | str, responses: list[dict[str, Any]],
                 feedback: dict[str, tuple[str, int]], *, allow_extra: bool = False) -> list[str]:
     """Compare the store with what the responses imply; a list of problems (empty = exact).
 
@@ -134,7 +147,8 @@ def check_store(db: Path, responses: list[dict[str, Any]],
     bad_exposures = bad_events = 0
     for response in responses:
         rid = response["request_id"]
-        if exposures[rid] != len(response["agents"]):
+        # One exposure per agent run, and one for the agent graph's variation.
+        if exposures[rid] != len(response["agents"]) + (response.get("graph") is not None):
             bad_exposures += 1
         expected = expected_events(response)
         if rid in feedback:
@@ -227,15 +241,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--kill-after", type=int, default=300)
+    parser.add_argument("--kill-after", type=int, default=300,
+                        help="acknowledged requests before the kill (and before the restart)")
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
+                        default=["sqlite", "postgresql"])
+    parser.add_argument("--outage-s", type=float, default=5.0,
+                        help="how long the PostgreSQL server stays down in phase 4")
     args = parser.parse_args()
+    results = []
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as tmp:
         data_dir = Path(tmp) / "data"
         print(f"flags from {prepare_data_dir(data_dir)}; store {data_dir / 'events.db'}")
-        ok_1 = phase_concurrency(data_dir, args.requests, args.concurrency)
-        ok_2 = phase_kill(data_dir, args.kill_after, args.concurrency)
-    print(f"reliability: {'PASS' if ok_1 and ok_2 else 'FAIL'}")
-    return 0
+        if "sqlite" in args.stores:
+            results.append(phase_concurrency(data_dir, args.requests, args.concurrency))
+            results.append(phase_kill(data_dir, args.kill_after, args.concurrency))
+        if "postgresql" in args.stores:
+            bin_dir = pg_bin_dir()
+            if bin_dir is None:
+                print(f"postgresql: skipped ({MISSING})")
+            else:
+                from bench.reliability_pg import run_postgres_phases
+
+                def check(url: str, acknowledged: list[dict[str, Any]]) -> list[str]:
+                    return check_store(url, acknowledged, {}, allow_extra=True)
+
+                results.append(run_postgres_phases(
+                    Path(tmp), data_dir, bin_dir, check, kill_after=args.kill_after,
+                    concurrency=args.concurrency, outage_s=args.outage_s))
+    print(f"reliability: {'PASS' if results and all(results) else 'FAIL'}")
+    return 0 if results and all(results) else 1
 
 
 if __name__ == "__main__":

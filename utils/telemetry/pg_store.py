@@ -87,6 +87,10 @@ class PgEventStore(EventStore):
 
     def _probe(self) -> str | None:
         """Why the database cannot take writes right now, or None when it can."""
+        if self._problem:  # known down: a direct attempt answers at once (the pool would wait)
+            reason = self._unreachable(None)
+            if reason:
+                return reason
         try:
             with self._pool.connection(timeout=min(self.lock_timeout_s, 2.0)) as conn:
                 row = conn.execute("SELECT current_setting('transaction_read_only')").fetchone()
@@ -98,20 +102,21 @@ class PgEventStore(EventStore):
             return f"event store {self.location} is read-only (a standby, or read-only mode)"
         return None
 
-    def _unreachable(self, exc: psycopg_pool.PoolTimeout) -> str:
-        """The pool only says it timed out: one direct connection attempt says why."""
+    def _unreachable(self, exc: psycopg_pool.PoolTimeout | None) -> str | None:
+        """The pool only says it timed out: one direct connection attempt says why (None:
+        it connects, and there is no `exc` either)."""
         try:
             psycopg.connect(self.url, connect_timeout=max(1, int(min(self.lock_timeout_s, 2))),
                             autocommit=True).close()
         except psycopg.Error as direct:
             return pg_fault(self.location, direct) or f"event store {self.location}: {direct}"
-        return pg_fault(self.location, exc) or str(exc)
+        return None if exc is None else pg_fault(self.location, exc) or str(exc)
 
     def _begin(self) -> Any:
         try:
             conn = self._pool.getconn(timeout=self.lock_timeout_s)
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreUnavailable(self._unreachable(exc)) from exc
+            raise StoreUnavailable(self._unreachable(exc) or str(exc)) from exc
         if not self._migrated:
             try:
                 migrate_postgres(conn)
@@ -146,7 +151,7 @@ class PgEventStore(EventStore):
                 cur = conn.cursor(row_factory=pg_row_factory)
                 return cur.execute(pg_sql(sql), tuple(params)).fetchall()
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreUnavailable(self._unreachable(exc)) from exc
+            raise StoreUnavailable(self._unreachable(exc) or str(exc)) from exc
         except psycopg.Error as exc:
             reason = pg_fault(self.location, exc)
             if reason is None:

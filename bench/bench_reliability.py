@@ -65,6 +65,12 @@ def expected_events(response: dict[str, Any]) -> Counter:
     return expected
 
 
+def exposures_of(response: dict[str, Any]) -> int:
+    """One exposure per agent run, and one for the agent graph's variation (feedback gives an
+    event per exposure)."""
+    return len(response["agents"]) + (response.get("graph") is not None)
+
+
 async def send_chats(url: str, bodies: list[dict[str, Any]], concurrency: int,
                      on_ack=None) -> tuple[list[dict[str, Any]], int]:
     """POST every body with at most `concurrency` in flight; (acknowledged responses, errors)."""
@@ -147,8 +153,7 @@ def check_store(db: Path | str, responses: list[dict[str, Any]],
     bad_exposures = bad_events = 0
     for response in responses:
         rid = response["request_id"]
-        # One exposure per agent run, and one for the agent graph's variation.
-        if exposures[rid] != len(response["agents"]) + (response.get("graph") is not None):
+        if exposures[rid] != exposures_of(response):
             bad_exposures += 1
         expected = expected_events(response)
         if rid in feedback:
@@ -184,7 +189,7 @@ def phase_concurrency(data_dir: Path, requests: int, concurrency: int) -> bool:
         feedback_s = time.perf_counter() - start
     finally:
         server.stop()
-    feedback = {r["request_id"]: (kind, len(r["agents"])) for r, kind in first}
+    feedback = {r["request_id"]: (kind, exposures_of(r)) for r, kind in first}
     problems = check_store(data_dir / "events.db", responses, feedback)
     totals = {t: _rows(data_dir / "events.db", f"SELECT COUNT(*) FROM {t}")[0][0]
               for t in ("requests", "exposures", "events", "feedback")}

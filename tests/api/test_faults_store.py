@@ -103,6 +103,33 @@ def test_a_store_write_under_a_held_lock_fails_within_the_lock_timeout(tmp_path:
     store.close()
 
 
+def test_a_batch_whose_caller_gave_up_while_the_lock_was_held_is_not_written(
+        tmp_path: Path) -> None:
+    """A 503 never leaves rows behind: a batch reaching the front of the queue after its
+    caller's deadline (the caller answered 503) is dropped, not committed late."""
+    from utils.telemetry.event_store import EventStore, StoreUnavailable, WriteBatch
+
+    store = EventStore(tmp_path / "events.db", lock_timeout_s=1.0)
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        first = store.submit(WriteBatch("waited", "u1", request_status="ok"))
+        time.sleep(0.1)  # the writer is now waiting for the lock with `first`
+        late = store.submit(WriteBatch("gave-up", "u1", request_status="ok"),
+                            deadline=time.monotonic() + 0.3)
+        time.sleep(0.5)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert first.result(5) == "recorded"  # its caller had no deadline: committed
+    with pytest.raises(StoreUnavailable, match="did not commit"):
+        late.result(5)
+    assert store.write_sync(WriteBatch("after", "u1", request_status="ok")) == "recorded"
+    assert store.problems() == []
+    store.close()
+    assert _requests_in_file(tmp_path / "events.db") == {"waited", "after"}
+
+
 def test_a_locked_store_fails_queued_requests_together_not_one_timeout_each(
         client: Any) -> None:
     import concurrent.futures

@@ -235,7 +235,7 @@ def phase_restart(admin: str, root: Path, port: int, bin_dir: Path, data_dir: Pa
     during = sum(outage.stopped_at < t < outage.started_at for t in tally.ack_times)
     print(f"phase 4: PostgreSQL restart (pg_ctl stop -m fast, {outage_s:g} s down) under "
           f"{concurrency} in flight, 2 workers: {len(tally.acknowledged)} acknowledged "
-          f"({during} while it was down), {tally.unavailable} answered 503 with the reason, "
+          f"({during} after `pg_ctl stop` was called: committed before it returned), {tally.unavailable} answered 503 with the reason, "
           f"{tally.unavailable_no_reason} 503 without, other errors {dict(tally.other) or 0}")
     print(f"  /health while down: {dict(outage.health)} (last ok {outage.last_ok_s:.2f} s "
           f"after the stop: the probe is cached {PROBE_INTERVAL_S:g} s); reasons: "

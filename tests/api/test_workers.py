@@ -55,7 +55,7 @@ def test_two_workers_write_exactly_the_acknowledged_rows(
     env.update(DATA_DIR=str(shared_data_dir), LOCAL_FLAGS_PATH=str(flags), LLM_MODE="simulated",
                SIM_TIME_SCALE="0", KB_DIR=str(ROOT / "kb"),
                TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="", **store_env)
-    api = start_api(env=env, workers=2)
+    api = start_api(env=env, workers=2, timeout=180)
     try:
         with httpx.Client(base_url=api.url, timeout=60) as client:
             def chat(i: int) -> tuple[str, str]:

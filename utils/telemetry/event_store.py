@@ -136,7 +136,8 @@ class EventStore:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), bound)
         except TimeoutError as exc:
-            self._problem = f"event store {self.location} did not commit within {bound:g} s (busy)"
+            self._problem = (f"event store {self.location} did not commit within {bound:g} s"
+                             " (busy or unreachable)")
             raise StoreUnavailable(self._problem) from exc
 
     def write_sync(self, batch: WriteBatch, timeout: float = 30.0) -> str:

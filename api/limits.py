@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import Request
@@ -77,7 +78,8 @@ class BodyLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """`nosniff` on every response; the UI's CSP and framing headers on / and /static."""
+    """`nosniff` and `X-Worker-Pid` (which `--workers N` process answered) on every response;
+    the UI's CSP and framing headers on / and /static."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -87,8 +89,8 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        extra = {**NOSNIFF, **(UI_SECURITY_HEADERS if path == "/" or
-                               path.startswith("/static/") else {})}
+        extra = {**NOSNIFF, "x-worker-pid": str(os.getpid()),
+                 **(UI_SECURITY_HEADERS if path == "/" or path.startswith("/static/") else {})}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

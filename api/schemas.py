@@ -257,3 +257,15 @@ class HealthPublic(BaseModel):
     tools: dict[str, str]
     events_db: str
     warnings: list[str]
+    pid: int = Field(description="the worker process that answered (uvicorn --workers N)")
+
+
+class OfflineRunRequest(BaseModel):
+    """POST /offline-experiments/{key}/runs: which variant to run, how many at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(default="baseline", min_length=1, max_length=64,
+                         description="`baseline` or the name of a variant")
+    concurrency: int | None = Field(default=None, ge=1, le=64, description="runs in flight "
+                                    "at once (default: the command line's)")

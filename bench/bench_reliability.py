@@ -1,7 +1,7 @@
 """Event-store reliability (issue 5): exact rows under concurrency, nothing lost on kill -9.
 
     .venv/bin/python bench/bench_reliability.py [--requests 2000] [--concurrency 50]
-                                                [--kill-after 300]
+        [--kill-after 300] [--stores sqlite postgresql] [--outage-s 5]
 
 Phase 1 starts `uvicorn api.main:app` (fresh DATA_DIR, local flags, LLM_MODE=simulated,
 SIM_TIME_SCALE=0), sends N /chat requests at the given concurrency (httpx async), then
@@ -15,6 +15,11 @@ feedback event per served config per first feedback, no duplicates.
 Phase 2 starts the server on a second store, keeps 50 requests in flight, sends SIGKILL
 once K requests have been acknowledged (200 received), restarts, and checks every
 acknowledged request has its `requests` row and all its events.
+
+Phases 1 and 2 are SQLite's. With `postgresql` in `--stores`, a local PostgreSQL (fsync on,
+tools/local_postgres) runs phase 3 (two workers, one SIGKILLed) and phase 4 (the database
+server restarted mid-traffic: 503 with the reason, /health degraded, reconnection by itself);
+see bench/reliability_pg.py.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_chat import chat_bodies, prepare_data_dir, start_server  # noqa: E402
+from tools.local_postgres import MISSING, pg_bin_dir  # noqa: E402
 from utils.telemetry import metrics  # noqa: E402
 
 RUN_EVENT_KEYS = 6  # duration, tokens total/input/output, success|error, cost
@@ -64,6 +70,12 @@ def expected_events(response: dict[str, Any]) -> Counter:
     if response["totals"]["total_tokens"] > 0:  # the SDK skips a zero total
         expected[metrics.GRAPH_TOKENS_TOTAL] += 1
     return expected
+
+
+def exposures_of(response: dict[str, Any]) -> int:
+    """One exposure per agent run, and one for the agent graph's variation (feedback gives an
+    event per exposure)."""
+    return len(response["agents"]) + (response.get("graph") is not None)
 
 
 async def send_chats(url: str, bodies: list[dict[str, Any]], concurrency: int,
@@ -115,12 +127,18 @@ async def send_feedback(url: str, items: list[tuple[dict[str, Any], str]],
     return statuses
 
 
-def _rows(db: Path, sql: str, *params: Any) -> list[tuple]:
+def _rows(db: Path | str, sql: str, *params: Any) -> list[tuple]:
+    """Rows of a SQLite file (a Path) or a PostgreSQL database (a URL)."""
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()
 
 
-def check_store(db: Path, responses: list[dict[str, Any]],
+def check_store(db: Path | str, responses: list[dict[str, Any]],
                 feedback: dict[str, tuple[str, int]], *, allow_extra: bool = False) -> list[str]:
     """Compare the store with what the responses imply; a list of problems (empty = exact).
 
@@ -142,7 +160,7 @@ def check_store(db: Path, responses: list[dict[str, Any]],
     bad_exposures = bad_events = 0
     for response in responses:
         rid = response["request_id"]
-        if exposures[rid] != len(response["agents"]) + 1:  # each agent's config + the graph
+        if exposures[rid] != exposures_of(response):
             bad_exposures += 1
         expected = expected_events(response)
         if rid in feedback:
@@ -178,8 +196,7 @@ def phase_concurrency(data_dir: Path, requests: int, concurrency: int) -> bool:
         feedback_s = time.perf_counter() - start
     finally:
         server.stop()
-    # one feedback event per config served: each agent's and the graph's
-    feedback = {r["request_id"]: (kind, len(r["agents"]) + 1) for r, kind in first}
+    feedback = {r["request_id"]: (kind, exposures_of(r)) for r, kind in first}
     problems = check_store(data_dir / "events.db", responses, feedback)
     totals = {t: _rows(data_dir / "events.db", f"SELECT COUNT(*) FROM {t}")[0][0]
               for t in ("requests", "exposures", "events", "feedback")}
@@ -236,15 +253,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--kill-after", type=int, default=300)
+    parser.add_argument("--kill-after", type=int, default=300,
+                        help="acknowledged requests before the kill (and before the restart)")
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
+                        default=["sqlite", "postgresql"])
+    parser.add_argument("--outage-s", type=float, default=5.0,
+                        help="how long the PostgreSQL server stays down in phase 4")
     args = parser.parse_args()
+    results = []
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as tmp:
         data_dir = Path(tmp) / "data"
         print(f"flags from {prepare_data_dir(data_dir)}; store {data_dir / 'events.db'}")
-        ok_1 = phase_concurrency(data_dir, args.requests, args.concurrency)
-        ok_2 = phase_kill(data_dir, args.kill_after, args.concurrency)
-    print(f"reliability: {'PASS' if ok_1 and ok_2 else 'FAIL'}")
-    return 0
+        if "sqlite" in args.stores:
+            results.append(phase_concurrency(data_dir, args.requests, args.concurrency))
+            results.append(phase_kill(data_dir, args.kill_after, args.concurrency))
+        if "postgresql" in args.stores:
+            bin_dir = pg_bin_dir()
+            if bin_dir is None:
+                print(f"postgresql: skipped ({MISSING})")
+            else:
+                from bench.reliability_pg import run_postgres_phases
+
+                def check(url: str, acknowledged: list[dict[str, Any]]) -> list[str]:
+                    return check_store(url, acknowledged, {}, allow_extra=True)
+
+                results.append(run_postgres_phases(
+                    Path(tmp), data_dir, bin_dir, check, kill_after=args.kill_after,
+                    concurrency=args.concurrency, outage_s=args.outage_s))
+    print(f"reliability: {'PASS' if results and all(results) else 'FAIL'}")
+    return 0 if results and all(results) else 1
 
 
 if __name__ == "__main__":

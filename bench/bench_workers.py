@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import sqlite3
 import statistics
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.flagfile import standard_flags, write_flags  # noqa: E402
-from tools.api_process import start_api  # noqa: E402
+from tools.api_process import free_port, start_api  # noqa: E402
 from tools.local_postgres import pg_bin_dir, start, stop  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -99,12 +98,6 @@ def _rows(events_url: str) -> tuple[int, int]:
         return tuple(conn.execute(sql).fetchone())  # type: ignore[return-value]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--chats", type=int, default=2000)
@@ -117,7 +110,7 @@ def main() -> int:
     os.chmod(tmp, 0o755)  # the PostgreSQL server user must reach its folder
     bin_dir = pg_bin_dir()
     pg_root = tmp / "pg"
-    admin = start(pg_root, _free_port(), bin_dir=bin_dir) if bin_dir else None
+    admin = start(pg_root, free_port(), bin_dir=bin_dir) if bin_dir else None
     flags = tmp / "flags.json"
     write_flags(flags, standard_flags())
     env = {k: v for k, v in os.environ.items()

@@ -46,14 +46,20 @@ class ApiProcess:
 
 
 def start_api(target: str = "api.main:app", *, env: dict[str, str], port: int | None = None,
-              timeout: float = 60.0, workers: int = 1) -> ApiProcess:
+              timeout: float = 60.0, workers: int = 1, log: Path | None = None) -> ApiProcess:
     """`uvicorn <target>` on 127.0.0.1 (`--workers N` when N > 1), returned once GET
-    /health answers 200."""
+    /health answers 200; its output goes to `log` if given (appended), else to ours."""
     port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"]
-        + (["--workers", str(workers)] if workers > 1 else []), cwd=ROOT, env=env)
+    output = open(log, "ab") if log is not None else None  # noqa: SIM115 (closed below)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port",
+             str(port), "--log-level", "warning", "--no-access-log"]
+            + (["--workers", str(workers)] if workers > 1 else []), cwd=ROOT, env=env,
+            stdout=output, stderr=subprocess.STDOUT if output else None)
+    finally:
+        if output is not None:
+            output.close()  # the child has its own copy
     server = ApiProcess(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,14 +15,16 @@ import argparse
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from tools.api_process import free_port
 
 MISSING = ("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
            "`postgresql` package or set PG_BIN to their directory")
@@ -92,25 +94,44 @@ def stop(root: Path, *, bin_dir: Path, fast: bool = False) -> None:
                    capture_output=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass
+class ThrowawayCluster:
+    """A running throwaway cluster that a test or bench may stop and start again."""
+
+    root: Path
+    port: int
+    bin_dir: Path
+    url: str
+
+    def stop(self) -> None:
+        """`pg_ctl stop -m fast`: what an administrator's restart does."""
+        stop(self.root, bin_dir=self.bin_dir, fast=False)
+
+    def start(self) -> None:
+        start(self.root, self.port, bin_dir=self.bin_dir, throwaway=True)
 
 
 @contextmanager
-def throwaway_server(bin_dir: Path) -> Iterator[str]:
-    """A cluster in a temporary directory on a free port (tests, bench/); yields the admin
-    URL; stops and deletes it afterwards."""
+def throwaway_cluster(bin_dir: Path) -> Iterator[ThrowawayCluster]:
+    """A cluster in a temporary directory on a free port (tests, bench/); stopped and deleted
+    afterwards."""
     root = Path(tempfile.mkdtemp(prefix="pgtest-"))
     try:
-        url = start(root, free_port(), bin_dir=bin_dir, throwaway=True)
+        port = free_port()
+        url = start(root, port, bin_dir=bin_dir, throwaway=True)
         try:
-            yield url
+            yield ThrowawayCluster(root, port, bin_dir, url)
         finally:
             stop(root, bin_dir=bin_dir, fast=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_server(bin_dir: Path) -> Iterator[str]:
+    """A throwaway cluster; yields its admin URL."""
+    with throwaway_cluster(bin_dir) as cluster:
+        yield cluster.url
 
 
 @contextmanager

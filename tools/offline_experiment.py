@@ -177,13 +177,15 @@ def _execute(store: StateStore, key: str, name: str, concurrency: int) -> int:
     service = build_service(settings)
     result, failure = None, None
     total = state["tasks"]["count"] * state["repeats"]
+    saver = store.progress_saver(key)  # progress in the state file, for every API worker
     try:
+        saver(0, total)
         with _progress(f"{key}/{name}") as bar:
             job = bar.add_task(name, total=total)
             result = asyncio.run(run_tasks(
                 service, state, name, concurrency=concurrency,
                 judges=lambda seed: make_judge("auto", seed=seed),
-                progress=lambda done, _total: bar.update(job, completed=done)))
+                progress=lambda done, n: (bar.update(job, completed=done), saver(done, n))))
         if name == BASELINE and result["errors"]:
             first = next(r["error"] for r in result["runs"] if r["error"])
             failure = f"{result['errors']} of {total} runs failed (first: {first})"

@@ -1,14 +1,20 @@
-"""Offline experiments over HTTP: the list and each one's `show --json` document."""
+"""Offline experiments over HTTP: the list, each one's `show --json` document, and starting a
+run (admin; api/offline_jobs.py: the run is claimed in the shared state file, so any worker
+answers the same)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import SettingsDep
+from api.deps import AdminDep, SettingsDep
+from api.offline_jobs import RunNotStarted, start_run
+from api.offline_runner import DEFAULT_CONCURRENCY
+from api.schemas import OfflineRunRequest
 from utils.experiments.offline_report import show_document, task_diff, task_runs
-from utils.experiments.offline_state import RuleBroken, StateStore, check_name
+from utils.experiments.offline_state import RuleBroken, StateStore, check_name, is_orphaned
 
 router = APIRouter(prefix="/offline-experiments", tags=["offline experiments"])
 
@@ -49,7 +55,11 @@ def _load(key: str, settings: Any) -> dict[str, Any]:
         raise HTTPException(404, f"no offline experiment {key!r}; known: "
                                  f"{', '.join(store.keys()) or 'none'}")
     try:
-        return store.load(key)
+        state = store.load(key)
+        if is_orphaned(state):  # its process died: say so now, not at the next edit
+            with store.editing(key) as state:
+                pass
+        return state
     except RuleBroken as exc:
         raise HTTPException(500, str(exc)) from exc
 
@@ -81,3 +91,20 @@ def offline_task_runs(key: str, name: str, task_id: str,
     except KeyError as exc:
         raise HTTPException(404, exc.args[0]) from None
     return {"key": key, "variant": name, "task_id": task_id, "runs": runs}
+
+
+@router.post("/{key}/runs", status_code=202, responses={
+    409: {"description": "the experiment's state forbids the run now (e.g. it is running)"},
+    403: {"description": "no or a wrong X-Admin-Token header, or ADMIN_TOKEN unset"}})
+async def start_offline_run(key: str, body: OfflineRunRequest, settings: SettingsDep,
+                            _: AdminDep) -> dict[str, Any]:
+    """Run the baseline or a variant in a process of its own; answered once it has claimed
+    the run. Poll GET /offline-experiments/{key} (any worker) for `running` and the results."""
+    _load(key, settings)  # 404 for an unknown key
+    try:
+        return await asyncio.to_thread(start_run, StateStore(settings.DATA_DIR), key,
+                                       body.variant, body.concurrency or DEFAULT_CONCURRENCY)
+    except RuleBroken as exc:
+        raise HTTPException(409, str(exc)) from None
+    except RunNotStarted as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None

@@ -103,6 +103,33 @@ def test_a_store_write_under_a_held_lock_fails_within_the_lock_timeout(tmp_path:
     store.close()
 
 
+def test_a_batch_whose_caller_gave_up_while_the_lock_was_held_is_not_written(
+        tmp_path: Path) -> None:
+    """A 503 never leaves rows behind: a batch reaching the front of the queue after its
+    caller's deadline (the caller answered 503) is dropped, not committed late."""
+    from utils.telemetry.event_store import EventStore, StoreUnavailable, WriteBatch
+
+    store = EventStore(tmp_path / "events.db", lock_timeout_s=1.0)
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        first = store.submit(WriteBatch("waited", "u1", request_status="ok"))
+        time.sleep(0.1)  # the writer is now waiting for the lock with `first`
+        late = store.submit(WriteBatch("gave-up", "u1", request_status="ok"),
+                            deadline=time.monotonic() + 0.3)
+        time.sleep(0.5)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert first.result(5) == "recorded"  # its caller had no deadline: committed
+    with pytest.raises(StoreUnavailable, match="did not commit"):
+        late.result(5)
+    assert store.write_sync(WriteBatch("after", "u1", request_status="ok")) == "recorded"
+    assert store.problems() == []
+    store.close()
+    assert _requests_in_file(tmp_path / "events.db") == {"waited", "after"}
+
+
 def test_a_locked_store_fails_queued_requests_together_not_one_timeout_each(
         client: Any) -> None:
     import concurrent.futures
@@ -208,3 +235,52 @@ def test_a_store_file_deleted_while_serving_is_never_acknowledged_into(client: A
                                               "user_id": CHAT["user_id"], "kind": "positive"})
     assert feedback.status_code == 503
     assert not db.exists()  # nothing quietly created an empty store in its place
+
+
+def test_a_postgresql_restart_is_a_503_and_degraded_then_recovers_by_itself(
+        flags_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database server stops (`pg_ctl stop -m fast`) under a running app and comes back:
+    503 with the reason and /health degraded meanwhile, then 200 and ok with no app restart."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.fakes.postgres import require_postgres
+    from tools.local_postgres import throwaway_cluster
+
+    with throwaway_cluster(require_postgres()) as cluster:
+        monkeypatch.setenv("EVENTS_URL", cluster.url)
+        monkeypatch.setenv("STORE_LOCK_TIMEOUT_S", str(LOCK_TIMEOUT_S))
+        get_settings.cache_clear()
+        with TestClient(create_app()) as client:
+            before = client.post("/chat", json=CHAT)
+            assert before.status_code == 200, before.text
+            assert client.get("/health").json()["status"] == "ok"
+            cluster.stop()
+            # /health asks the database itself: degraded without any write failing first.
+            deadline = time.monotonic() + 5
+            while client.get("/health").json()["status"] == "ok":
+                assert time.monotonic() < deadline, "/health stayed ok with the database down"
+                time.sleep(0.2)
+            _assert_degraded(client, "refused")
+            response, elapsed = _timed_chat(client)
+            assert response.status_code == 503, response.text
+            assert "refused" in response.json()["detail"]["error"]
+            assert elapsed < LOCK_TIMEOUT_S + 5
+            assert client.post("/feedback", json={
+                "request_id": before.json()["request_id"], "user_id": CHAT["user_id"],
+                "kind": "positive"}).status_code == 503
+            cluster.start()
+            deadline = time.monotonic() + 10
+            while (after := client.post("/chat", json=CHAT)).status_code != 200:
+                assert after.status_code == 503, after.text
+                assert time.monotonic() < deadline, "no reconnection within 10 s"
+                time.sleep(0.2)
+            deadline = time.monotonic() + 3
+            while client.get("/health").json()["status"] != "ok":
+                assert time.monotonic() < deadline, client.get("/health").json()["reasons"]
+                time.sleep(0.2)
+        import psycopg
+
+        with psycopg.connect(cluster.url) as conn:
+            stored = {r[0] for r in conn.execute("SELECT request_id FROM requests")}
+    assert {before.json()["request_id"], after.json()["request_id"]} <= stored

@@ -62,3 +62,29 @@ def test_task_runs_are_the_recorded_runs_of_that_task(client) -> None:
     assert missing.status_code == 404 and "no run of task 'nope'" in missing.json()["detail"]
     ghost = client.get("/offline-experiments/ui/variants/ghost/tasks/ppo/runs")
     assert ghost.status_code == 404 and "no variant 'ghost'" in ghost.json()["detail"]
+
+
+def test_starting_a_run_needs_the_admin_token_a_known_key_and_an_allowed_run(
+        capsys, world, monkeypatch) -> None:  # noqa: F811
+    """Refusals answer before any process starts (tests/api/test_workers.py starts real runs)."""
+    from api.main import create_app
+    from tests.tools.test_offline_promote import cli
+    from utils.settings import get_settings
+
+    assert cli(capsys, "create", "starts", "--steps", "support-agent", "--tasks",
+               str(world["tasks"]), "--context", FREE)[0] == 0
+    monkeypatch.setenv("ADMIN_TOKEN", "t0ken")
+    get_settings.cache_clear()
+    admin = {"X-Admin-Token": "t0ken"}
+    with TestClient(create_app()) as client:
+        def start(key: str, headers=admin, **body):
+            return client.post(f"/offline-experiments/{key}/runs", json=body, headers=headers)
+
+        assert start("starts", headers={}).status_code == 403
+        assert start("starts", headers={"X-Admin-Token": "wrong"}).status_code == 403
+        missing = start("nope", variant="baseline")
+        assert missing.status_code == 404 and "no offline experiment 'nope'" in missing.text
+        ghost = start("starts", variant="ghost")
+        assert ghost.status_code == 409 and "no variant 'ghost'" in ghost.json()["detail"]
+        assert start("starts", variant="baseline", concurrency=0).status_code == 422
+        assert start("starts", variant="baseline", extra=1).status_code == 422

@@ -111,6 +111,7 @@ def show_document(state: dict[str, Any]) -> dict[str, Any]:
         "variants": [variant_document(state, name, baseline_rate)
                      for name in state["variants"]],
         "created_at": state["created_at"], "updated_at": state["updated_at"],
+        "running": dict(state["running"]) if state.get("running") else None,
     }
 
 

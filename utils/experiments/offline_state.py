@@ -15,8 +15,9 @@ import fcntl
 import json
 import os
 import re
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,17 @@ def begin_run(state: dict[str, Any], name: str, pid: int) -> None:
                              "only after the baseline completed")
         transition(state, "running_variant")
     variant["status"] = "running"
-    state["running"] = {"variant": name, "pid": pid, "started_at": _now()}
+    state["running"] = {"variant": name, "pid": pid, "host": socket.gethostname(),
+                        "started_at": _now(), "done": 0, "total": None, "updated_at": _now()}
+
+
+def record_progress(state: dict[str, Any], pid: int, done: int, total: int) -> bool:
+    """Note `done` of `total` runs in the running entry if process `pid` owns it."""
+    running = state.get("running")
+    if not running or running.get("pid") != pid:
+        return False
+    running.update(done=done, total=total, updated_at=_now())
+    return True
 
 
 def finish_run(state: dict[str, Any], name: str, result: dict[str, Any] | None,
@@ -236,10 +247,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_orphaned(state: dict[str, Any]) -> bool:
+    """Whether the state says running but the process that runs it (on this host) is gone."""
+    running = state.get("running")
+    if not running or running.get("host", socket.gethostname()) != socket.gethostname():
+        return False  # another host's process cannot be checked from here
+    return not _pid_alive(int(running["pid"]))
+
+
 def recover_interrupted(state: dict[str, Any]) -> bool:
     """A run whose process is gone failed; True if the state changed."""
     running = state.get("running")
-    if not running or _pid_alive(int(running["pid"])):
+    if not running or not is_orphaned(state):
         return False
     finish_run(state, running["variant"], None,
                failure=f"interrupted: process {running['pid']} stopped before the run ended")
@@ -281,6 +300,21 @@ class StateStore:
         temporary = path.with_suffix(f".tmp{os.getpid()}")
         temporary.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(temporary, path)
+
+    def progress_saver(self, key: str, interval_s: float = 0.5) -> Callable[[int, int], None]:
+        """A progress callback writing `done`/`total` of this process's run into the state
+        (at most every `interval_s`, and at the last run), so every API worker sees it."""
+        last = [float("-inf")]
+
+        def save(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < interval_s:
+                return
+            last[0] = now
+            with self.editing(key) as state:
+                record_progress(state, os.getpid(), done, total)
+
+        return save
 
     @contextlib.contextmanager
     def editing(self, key: str, *, create: dict[str, Any] | None = None

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCHES_PER_COMMIT = 256
 _WAIT_BACKSTOP_S = 0.5  # a writer's own lock timeout answers first, with the better reason
+_LATE_MARGIN_S = 0.25  # a batch this close to its caller's deadline is not started
 
 
 class EventStore:
@@ -113,9 +114,13 @@ class EventStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def submit(self, batch: WriteBatch) -> Future:
-        """Queue a batch; the future resolves to "recorded" or "duplicate" once committed."""
+    def submit(self, batch: WriteBatch, deadline: float | None = None) -> Future:
+        """Queue a batch; the future resolves to "recorded" or "duplicate" once committed.
+
+        A batch still uncommitted near `deadline` (time.monotonic()), when its caller stops
+        waiting and answers 503, is not written: a 503 never leaves its rows behind."""
         future: Future = Future()
+        future.deadline = deadline  # type: ignore[attr-defined]
         if self._closed:
             future.set_exception(RuntimeError(f"event store {self.location} is closed"))
             return future
@@ -128,10 +133,12 @@ class EventStore:
         SQLite gives up on a lock after `lock_timeout_s`; this wait ends just after it, and a
         batch whose wait ran out before its commit started is dropped."""
         bound = self.lock_timeout_s + _WAIT_BACKSTOP_S
+        future = self.submit(batch, deadline=time.monotonic() + bound)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(self.submit(batch)), bound)
+            return await asyncio.wait_for(asyncio.wrap_future(future), bound)
         except TimeoutError as exc:
-            self._problem = f"event store {self.location} did not commit within {bound:g} s (busy)"
+            self._problem = (f"event store {self.location} did not commit within {bound:g} s"
+                             " (busy or unreachable)")
             raise StoreUnavailable(self._problem) from exc
 
     def write_sync(self, batch: WriteBatch, timeout: float = 30.0) -> str:
@@ -167,6 +174,19 @@ class EventStore:
         except Exception as exc:
             self._fail(pending, exc, time.monotonic() - started)
             return
+        # The wait for the lock (or a connection) may have outlasted some callers' patience.
+        cutoff = time.monotonic() + _LATE_MARGIN_S
+        late = [(b, f) for b, f in pending if (getattr(f, "deadline", None) or cutoff) < cutoff]
+        if late:
+            self._fail(late, StoreUnavailable(
+                f"event store {self.location} did not commit within "
+                f"{self.lock_timeout_s + _WAIT_BACKSTOP_S:g} s (busy or unreachable)"), None)
+            gave_up = {id(f) for _, f in late}
+            pending = [(b, f) for b, f in pending if id(f) not in gave_up]
+            if not pending:
+                self._rollback_tx(conn)
+                self._release(conn)
+                return
         try:
             outcomes = [self._apply(conn, batch) for batch, _ in pending]
             self._commit_tx(conn)

@@ -4,12 +4,16 @@ Same schema, migrations and writer as `EventStore`: one writer thread per proces
 group transactions and resolves each request's future only after COMMIT returns; readers share
 the pool. A lost database answers `StoreUnavailable` (503, /health degraded) with the reason;
 the pool drops broken connections and opens new ones, so the store recovers by itself.
+`problems()` (/health) probes the database at most once a second, so /health turns degraded
+while the database is down even if nothing is written, and ok again once it is back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from utils.telemetry.store_url import StoreLocation, parse_location, pg_row_fact
 log = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 5  # EVENTS_POOL_SIZE's default (utils/settings.py) for tools and tests
+PROBE_INTERVAL_S = 1.0  # /health asks the database itself at most this often per process
 
 
 def pg_fault(location: str, exc: BaseException) -> str | None:
@@ -60,6 +65,8 @@ class PgEventStore(EventStore):
             check=psycopg_pool.ConnectionPool.check_connection)
         self._pool.open(wait=False)
         self.location = str(StoreLocation("postgresql", url=url))
+        self._probe_lock = threading.Lock()
+        self._probed_at = float("-inf")
         super().__init__(None, lock_timeout_s=lock_timeout_s)
 
     def _start(self) -> None:
@@ -68,11 +75,48 @@ class PgEventStore(EventStore):
     def _check_identity(self, raise_error: bool = True) -> None:
         """No file to be deleted under us."""
 
+    def problems(self) -> list[str]:
+        """The last write's fault, or what a probe of the database finds (cached for
+        `PROBE_INTERVAL_S`); blocks up to the connect timeout while it is unreachable, so
+        callers on an event loop run it in a thread."""
+        with self._probe_lock:
+            if time.monotonic() - self._probed_at >= PROBE_INTERVAL_S:
+                self._problem = self._probe()
+                self._probed_at = time.monotonic()
+            return [self._problem] if self._problem else []
+
+    def _probe(self) -> str | None:
+        """Why the database cannot take writes right now, or None when it can."""
+        if self._problem:  # known down: a direct attempt answers at once (the pool would wait)
+            reason = self._unreachable(None)
+            if reason:
+                return reason
+        try:
+            with self._pool.connection(timeout=min(self.lock_timeout_s, 2.0)) as conn:
+                row = conn.execute("SELECT current_setting('transaction_read_only')").fetchone()
+        except psycopg_pool.PoolTimeout as exc:
+            return self._unreachable(exc)
+        except psycopg.Error as exc:
+            return pg_fault(self.location, exc) or f"event store {self.location}: {exc}"
+        if row and row[0] == "on":
+            return f"event store {self.location} is read-only (a standby, or read-only mode)"
+        return None
+
+    def _unreachable(self, exc: psycopg_pool.PoolTimeout | None) -> str | None:
+        """The pool only says it timed out: one direct connection attempt says why (None:
+        it connects, and there is no `exc` either)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, int(min(self.lock_timeout_s, 2))),
+                            autocommit=True).close()
+        except psycopg.Error as direct:
+            return pg_fault(self.location, direct) or f"event store {self.location}: {direct}"
+        return None if exc is None else pg_fault(self.location, exc) or str(exc)
+
     def _begin(self) -> Any:
         try:
             conn = self._pool.getconn(timeout=self.lock_timeout_s)
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreUnavailable(pg_fault(self.location, exc) or str(exc)) from exc
+            raise StoreUnavailable(self._unreachable(exc) or str(exc)) from exc
         if not self._migrated:
             try:
                 migrate_postgres(conn)
@@ -106,7 +150,9 @@ class PgEventStore(EventStore):
             with self._pool.connection(timeout=self.lock_timeout_s) as conn:
                 cur = conn.cursor(row_factory=pg_row_factory)
                 return cur.execute(pg_sql(sql), tuple(params)).fetchall()
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        except psycopg_pool.PoolTimeout as exc:
+            raise StoreUnavailable(self._unreachable(exc) or str(exc)) from exc
+        except psycopg.Error as exc:
             reason = pg_fault(self.location, exc)
             if reason is None:
                 raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -21,8 +23,10 @@ from utils.experiments.offline_state import (
     effective_overrides,
     effective_parameters,
     finish_run,
+    is_orphaned,
     lock,
     new_state,
+    record_progress,
     recover_interrupted,
     transition,
 )
@@ -168,6 +172,35 @@ def test_an_interrupted_run_is_recovered_when_its_process_is_gone():
     assert state["status"] == "idle" and "interrupted" in state["variants"]["v"]["failure"]
     begin_run(state, "v", pid=1)  # pid 1 is alive: a real run is never taken over
     assert not recover_interrupted(state) and state["status"] == "running_variant"
+
+
+def test_another_hosts_run_is_never_declared_interrupted_from_here():
+    state = with_baseline()
+    add_variant(state, "v", step="support-agent", param="max_tokens", value=10)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    begin_run(state, "v", pid=int(dead))
+    state["running"]["host"] = "another-host"  # its pid means nothing on this one
+    assert not is_orphaned(state) and not recover_interrupted(state)
+    state["running"]["host"] = socket.gethostname()
+    assert is_orphaned(state) and recover_interrupted(state)
+
+
+def test_progress_is_saved_for_the_running_process_only_and_throttled(tmp_path):
+    store = StateStore(tmp_path)
+    state = with_baseline()
+    add_variant(state, "v", step="support-agent", param="max_tokens", value=10)
+    begin_run(state, "v", pid=os.getpid())
+    with store.editing("exp-1", create=state):
+        pass
+    save = store.progress_saver("exp-1", interval_s=60)
+    save(0, 6)
+    save(3, 6)  # within the interval: not written
+    assert (store.load("exp-1")["running"]["done"], store.load("exp-1")["running"]["total"]) \
+        == (0, 6)
+    save(6, 6)  # the last one always is
+    assert store.load("exp-1")["running"]["done"] == 6
+    assert not record_progress(state, os.getpid() + 1, 1, 6)  # another process's run: no
 
 
 def test_store_round_trip_and_clear_errors(tmp_path):

@@ -13,10 +13,10 @@ import pytest
 from tests.api.test_graph_topology import graph_flag
 from tests.fakes.flagfile import standard_flags
 from tests.fakes.launchdarkly_sdk import FakeLaunchDarklySDK
+from tests.fakes.live_app import ADMIN_TOKEN, ld_mode_app
 from utils.flags.agent_graph import GRAPH_CONFIG
 from utils.telemetry import metrics
 
-ADMIN_TOKEN = "test-admin-token"
 CLEAN = "What is the Bellman optimality equation?"
 GRAPH_KEYS = {metrics.GRAPH_INVOCATION_SUCCESS, metrics.GRAPH_INVOCATION_FAILURE,
               metrics.GRAPH_PATH, metrics.GRAPH_HANDOFF_SUCCESS, metrics.GRAPH_DURATION_TOTAL,
@@ -31,22 +31,6 @@ def fake_ld() -> Iterator[FakeLaunchDarklySDK]:
         yield fake
 
 
-def _app(fake_ld: FakeLaunchDarklySDK, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-         **env: str):
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-    from utils.settings import get_settings
-
-    for name in ("LD_BASE_URI", "LD_STREAM_URI", "LD_EVENTS_URI"):
-        monkeypatch.setenv(name, fake_ld.uri)
-    monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
-    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return TestClient(create_app())
 
 
 def _chat_and_flush(client) -> dict[str, Any]:
@@ -69,7 +53,7 @@ def _canonical(key: str, value: float, data: dict[str, Any] | None) -> str:
 
 def test_the_store_gets_the_graph_events_launchdarkly_gets(
         fake_ld: FakeLaunchDarklySDK, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+    with ld_mode_app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
         chat = _chat_and_flush(client)
         sent = _graph_events(fake_ld.wait_for(lambda evs: any(
             e["key"] == metrics.GRAPH_INVOCATION_SUCCESS for e in _graph_events(evs))))
@@ -97,7 +81,7 @@ def test_the_store_gets_the_graph_events_launchdarkly_gets(
 
 def test_simulated_graph_events_stay_out_of_launchdarkly_by_default(
         fake_ld: FakeLaunchDarklySDK, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with _app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
+    with ld_mode_app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
         chat = _chat_and_flush(client)
         fake_ld.wait_for(lambda evs: False, timeout=1.0)  # give stray events time to land
         stored = client.app.state.service.store.events_of(chat["request_id"])

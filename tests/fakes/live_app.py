@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +56,25 @@ def error_events(client: Any, request_id: str) -> list[str]:
         "SELECT agent FROM events WHERE request_id = ? AND event_key = "
         "'$ld:ai:generation:error' ORDER BY id", (request_id,))
     return [row["agent"] for row in rows]
+
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def ld_mode_app(fake_ld: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                **env: str) -> Any:
+    """A TestClient of the app in LaunchDarkly mode, every SDK URI pointing at `fake_ld`
+    (anything with a `.uri`), its store in `tmp_path`, with `env` set on top."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    for name in ("LD_BASE_URI", "LD_STREAM_URI", "LD_EVENTS_URI"):
+        monkeypatch.setenv(name, fake_ld.uri)
+    monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
+    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return TestClient(create_app())

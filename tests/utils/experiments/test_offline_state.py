@@ -162,12 +162,16 @@ def test_failed_baseline_can_be_retried_and_runs_are_recorded():
     assert state["status"] == "running_baseline"
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip())
+
+
 def test_an_interrupted_run_is_recovered_when_its_process_is_gone():
     state = with_baseline()
     add_variant(state, "v", step="support-agent", param="max_tokens", value=10)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    begin_run(state, "v", pid=int(dead))
+    begin_run(state, "v", pid=_dead_pid())
     assert recover_interrupted(state)
     assert state["status"] == "idle" and "interrupted" in state["variants"]["v"]["failure"]
     begin_run(state, "v", pid=1)  # pid 1 is alive: a real run is never taken over
@@ -177,9 +181,7 @@ def test_an_interrupted_run_is_recovered_when_its_process_is_gone():
 def test_another_hosts_run_is_never_declared_interrupted_from_here():
     state = with_baseline()
     add_variant(state, "v", step="support-agent", param="max_tokens", value=10)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    begin_run(state, "v", pid=int(dead))
+    begin_run(state, "v", pid=_dead_pid())
     state["running"]["host"] = "another-host"  # its pid means nothing on this one
     assert not is_orphaned(state) and not recover_interrupted(state)
     state["running"]["host"] = socket.gethostname()

@@ -17,10 +17,10 @@ import pytest
 
 from tests.fakes.flagfile import standard_flags
 from tests.fakes.launchdarkly_sdk import FakeLaunchDarklySDK as FakeLaunchDarkly
+from tests.fakes.live_app import ADMIN_TOKEN, ld_mode_app
 from tests.fakes.openai_server import FakeOpenAI
 from utils.telemetry import metrics
 
-ADMIN_TOKEN = "test-admin-token"
 US_PAID = {"country": "US", "plan": "paid"}
 AI_RUN_KEYS = {metrics.DURATION_TOTAL, metrics.TOKENS_TOTAL, metrics.TOKENS_INPUT,
                metrics.TOKENS_OUTPUT, metrics.GENERATION_SUCCESS}
@@ -32,29 +32,12 @@ def fake_ld() -> Iterator[FakeLaunchDarkly]:
         yield fake
 
 
-def _app(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-         **env: str):
-    """The app in LaunchDarkly mode, every SDK URI pointing at the fake."""
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-    from utils.settings import get_settings
-
-    for name in ("LD_BASE_URI", "LD_STREAM_URI", "LD_EVENTS_URI"):
-        monkeypatch.setenv(name, fake_ld.uri)
-    monkeypatch.setenv("LD_SDK_KEY", "sdk-test-key")
-    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("EVENTS_DB", str(tmp_path / "events.db"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return TestClient(create_app())
 
 
 @pytest.fixture
 def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """LaunchDarkly mode, simulated providers, their runs allowed through (and marked)."""
-    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+    with ld_mode_app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
         yield client
 
 
@@ -62,7 +45,7 @@ def ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.Mon
 def live_ld_client(fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """LaunchDarkly mode with live OpenAI models (the OpenAI fake); Anthropic stays simulated
     and, by default, untracked."""
-    with FakeOpenAI() as openai, _app(fake_ld, tmp_path, monkeypatch, LLM_MODE="auto",
+    with FakeOpenAI() as openai, ld_mode_app(fake_ld, tmp_path, monkeypatch, LLM_MODE="auto",
                                       OPENAI_BASE_URL=openai.base_url) as client:
         yield client
 
@@ -161,7 +144,7 @@ def test_feedback_rebuilds_each_run_tracker_from_its_resumption_token(
 
 def test_simulated_runs_never_reach_launchdarkly_by_default(
         fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with _app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
+    with ld_mode_app(fake_ld, tmp_path, monkeypatch) as client:  # no provider key: all simulated
         chat = _chat(client)
         assert chat["simulated"] is True
         client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
@@ -176,7 +159,7 @@ def test_simulated_runs_never_reach_launchdarkly_by_default(
 
 def test_allowed_simulated_runs_are_marked(
         fake_ld: FakeLaunchDarkly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with _app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
+    with ld_mode_app(fake_ld, tmp_path, monkeypatch, LD_TRACK_SIMULATED="true") as client:
         chat = _chat(client)
         client.post("/feedback", json={"request_id": chat["request_id"], "user_id": "ld-user",
                                        "kind": "positive"})

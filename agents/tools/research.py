@@ -168,7 +168,10 @@ def research_tool(name: str, settings: Settings) -> BaseTool | None:
             if loaded is None or loaded.key != key:
                 tool, status = load_research_tool(name, settings)
                 if tool is None:
-                    log.warning("research tool %s left out: %s", name, status)
+                    # Not configured is the offline default (INFO); configured but not
+                    # starting is a problem to fix (WARNING).
+                    level = logging.INFO if not key[0].strip() else logging.WARNING
+                    log.log(level, "research tool %s left out: %s", name, status)
                 else:
                     log.info("research tool %s: %s", name, status)
                 loaded = _Loaded(key, tool, status)

@@ -164,12 +164,20 @@ def test_tool_status_lists_every_known_tool_and_why_research_is_missing() -> Non
 
 # --------------------------------------------------------------------------- MCP research tools
 
-def test_unset_or_missing_mcp_command_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_or_missing_mcp_command_is_left_out(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="agents.tools.research")
     assert build_tools(["arxiv_search", "search_v1"])[0].name == "search_v1"
     monkeypatch.setenv("MCP_SEMANTIC_SCHOLAR_COMMAND", "/nonexistent/s2-mcp --stdio")
     get_settings.cache_clear()
     assert build_tools(["semantic_scholar"]) == []
     assert "was not found" in tool_status()["semantic_scholar"]
+    # Not configured is the offline default, said quietly; configured but broken warns.
+    levels = {r.getMessage().split()[2]: r.levelname for r in caplog.records
+              if "left out" in r.getMessage()}
+    assert levels == {"arxiv_search": "INFO", "semantic_scholar": "WARNING"}, levels
 
 
 def test_mcp_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:

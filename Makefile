@@ -41,7 +41,7 @@ serve-pg: pg-start ## Run the API with WORKERS processes on the local PostgreSQL
 test: install ## Run the test suite (offline, no keys)
 	$(BIN)/python -m pytest
 
-demo: install ## Bootstrap, drive both experiments, print the verdicts (offline, ~2 minutes)
+demo: install ## Bootstrap, drive the experiments, print the verdicts (offline, ~80 s)
 	$(BIN)/python -m tools.demo $(DEMO_ARGS)
 
 lint: install

@@ -61,13 +61,18 @@ def _location(value: str, flag: str) -> StoreLocation:
         raise CopyError(f"{flag} {value!r}: {exc}", code=2) from exc
 
 
+def _pg_connect(loc: StoreLocation, flag: str) -> Any:
+    """A psycopg connection to `loc`; a failure names the flag it came from."""
+    try:
+        return psycopg.connect(loc.url, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise CopyError(f"{flag} {loc}: cannot connect: {exc}", code=2) from exc
+
+
 def _open_source(loc: StoreLocation) -> Any:
     """A read-only connection holding one snapshot (sqlite3 or `PgConnection`)."""
     if loc.is_postgres:
-        try:
-            raw = psycopg.connect(loc.url, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise CopyError(f"--from {loc}: cannot connect: {exc}", code=2) from exc
+        raw = _pg_connect(loc, "--from")
         raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         raw.read_only = True
         return PgConnection(raw)
@@ -83,10 +88,7 @@ def _open_source(loc: StoreLocation) -> Any:
 def _open_target(loc: StoreLocation) -> Any:
     """A connection to the target, migrated to the current schema, in a transaction."""
     if loc.is_postgres:
-        try:
-            raw = psycopg.connect(loc.url, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise CopyError(f"--to {loc}: cannot connect: {exc}", code=2) from exc
+        raw = _pg_connect(loc, "--to")
         migrate_postgres(raw)  # commits the schema on its own
         raw.execute("SET maintenance_work_mem = '256MB'")  # index builds after the load
         return PgConnection(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tools.traffic.judge import JudgeMode
 from tools.traffic.users import SEGMENT_CHOICES
@@ -102,7 +102,7 @@ def build_parser(mode: Mode) -> argparse.ArgumentParser:
                              "(llm when a key is set; default)")
     parser.add_argument("--no-progress", dest="show_progress", action="store_false",
                         help="hide the progress bar (query lines and summary still print)")
-    parser.add_argument("--lines", choices=("auto", "each", "periodic"), default="auto",
+    parser.add_argument("--lines", choices=get_args(LineMode), default="auto",
                         help="console lines: one per query (each), a progress line every "
                              "10%% of the run or 10 s plus every failure (periodic), or auto "
                              "(each on a terminal, periodic when piped; default). The log "

@@ -126,7 +126,7 @@ class Summary:
         failed = done - self.successes
         stats = self.latency_stats()
         median = f", median {stats['median']:.2f} s" if stats else ""
-        feedback = sum(n for k, n in self.feedback_posted.items() if k == "recorded")
+        feedback = self.feedback_posted.get("recorded", 0)
         return (f"progress {done:,}/{planned:,} ({done / max(planned, 1):.0%}): "
                 f"{self.successes:,} ok, {failed:,} failed, {feedback:,} feedback, "
                 f"{done / elapsed:.1f} queries/s{median}, {elapsed:.0f} s elapsed")

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from utils.experiments.definitions import Experiment
-from utils.experiments.user_metrics import ArmData, unmarked
+from utils.experiments.user_metrics import ArmData
 from utils.telemetry.metrics import METRICS
-from utils.telemetry.store_url import dialect, insert_rows
 
 
 @dataclass(frozen=True)
@@ -62,69 +61,30 @@ def split_from_sums(metric: str, sums: dict[tuple[int, str], float], users: tupl
     return MetricSplit(metric, METRICS[metric].statistic == "percentile", tuple(shares))
 
 
-def load_all_agent_splits(conn: Any, experiments: list[Experiment],
-                          samples: dict[str, ArmData]) -> dict[str, list[MetricSplit]]:
-    """Split every summed metric of each experiment over agents, for its users in `samples`.
-
-    One scan of `events` for all experiments: run on the connection of `load_all_arm_data`,
-    whose `assigned_all` table has each user's first exposure per experiment (column `t{i}`,
-    `r{i}` for experiments[i]); a combined sample table gives each user's arm per experiment."""
+def agent_splits(experiments: list[Experiment],
+                 samples: dict[str, ArmData]) -> dict[str, list[MetricSplit]]:
+    """Split every summed metric of each experiment over agents, for its users in `samples`
+    (the per-agent sums `load_all_arm_data` keeps for each user)."""
     out: dict[str, list[MetricSplit]] = {e.key: [] for e in experiments}
-    todo = [(i, e, [k for k in e.metrics if METRICS[k].aggregate == "sum"])
-            for i, e in enumerate(experiments) if samples[e.key].users]
-    todo = [(i, e, keys) for i, e, keys in todo if keys]
-    if not todo:
-        return out
-    arms: dict[str, list[int | None]] = {}
-    for j, (_, e, _) in enumerate(todo):
-        for user, arm in zip(samples[e.key].users, samples[e.key].arm.tolist(), strict=True):
-            arms.setdefault(user, [None] * len(todo))[j] = arm
-    pg = dialect(conn) == "postgresql"
-    conn.execute("DROP TABLE IF EXISTS split_sample")
-    conn.execute("CREATE TEMP TABLE split_sample (user_key TEXT PRIMARY KEY, "
-                 + ", ".join(f"s{j} INTEGER" for j in range(len(todo))) + ")"
-                 + ("" if pg else " WITHOUT ROWID"))
-    try:
-        insert_rows(conn, "split_sample", ("user_key", *(f"s{j}" for j in range(len(todo)))),
-                    ((user, *row) for user, row in arms.items()))
-        if pg:
-            conn.execute("ANALYZE split_sample")
-        event_keys = sorted({METRICS[k].event_key for _, _, keys in todo for k in keys})
-        columns = []
-        for j, (i, _, _) in enumerate(todo):
-            for arm in (0, 1):
-                # The user's events after (or in the request of) the first exposure.
-                cond = f"s.s{j} = {arm} AND (e.ts >= x.t{i} OR e.request_id = x.r{i})"
-                columns += [f"COUNT(CASE WHEN {cond} THEN 1 END)",
-                            f"SUM(CASE WHEN {cond} THEN e.value END)",
-                            f"COUNT(CASE WHEN {cond} THEN e.value END)"]
-        rows = conn.execute(
-            "SELECT COALESCE(e.agent, '(no agent recorded)'), e.event_key, "
-            + ", ".join(columns) + " FROM split_sample s "
-            "JOIN assigned_all x ON x.user_key = s.user_key "
-            "JOIN events e ON e.user_key = s.user_key "
-            f"WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
-            + unmarked(conn, "e.request_id") + " GROUP BY e.agent, e.event_key",
-            event_keys).fetchall()
-    finally:
-        conn.execute("DROP TABLE IF EXISTS split_sample")
-    for j, (_, e, keys) in enumerate(todo):
+    for e in experiments:
         data = samples[e.key]
+        if not data.users:
+            continue
         users = (int(np.count_nonzero(data.arm == 0)), int(np.count_nonzero(data.arm == 1)))
-        for key in keys:
+        for key in e.metrics:
+            shares = data.agent_sums.get(key, {})
+            valueless = data.agent_unknown.get(key, {})
             sums: dict[tuple[int, str], float] = {}
             unknown: dict[tuple[int, str], int] = {}
-            for row in rows:
-                agent, event_key = row[0], row[1]
-                if event_key != METRICS[key].event_key:
-                    continue
+            for agent, per_user in shares.items():
+                runs = valueless.get(agent, np.zeros(len(data.users)))
                 for arm in (0, 1):
-                    n, total, valued = row[2 + 6 * j + 3 * arm: 5 + 6 * j + 3 * arm]
-                    if not n:
+                    mine = data.arm == arm
+                    if np.isnan(per_user[mine]).all() and not runs[mine].any():
                         continue  # no event of this agent in this arm
-                    sums[(arm, agent)] = sums.get((arm, agent), 0.0) + float(total or 0.0)
-                    if n - valued:
-                        unknown[(arm, agent)] = unknown.get((arm, agent), 0) + int(n - valued)
+                    sums[(arm, agent)] = float(np.nansum(per_user[mine]))
+                    if runs[mine].any():
+                        unknown[(arm, agent)] = int(runs[mine].sum())
             if sums:
                 out[e.key].append(split_from_sums(key, sums, users, unknown))
     return out

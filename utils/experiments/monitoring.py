@@ -86,11 +86,7 @@ def first_arrivals(data: ArmData, caps: tuple[int, int]) -> ArmData:
     """The first `caps[a]` users of arm a by first exposure: the sample a look then saw."""
     order = np.argsort(data.first_ts, kind="stable")
     keep = np.sort(np.concatenate([order[data.arm[order] == a][:caps[a]] for a in (0, 1)]))
-    return ArmData(
-        [data.users[i] for i in keep], data.arm[keep], data.first_ts[keep],
-        {k: v[keep] for k, v in data.values.items()}, data.excluded_users, data.sql_seconds,
-        {k: v[keep] for k, v in data.unknown.items()}, data.unknown_models,
-        None if data.failed_runs is None else data.failed_runs[keep])
+    return data.take(keep)
 
 
 def decision_sample(experiment: Experiment, data: ArmData) -> tuple[ArmData, Look]:

@@ -19,11 +19,12 @@ import psycopg
 
 from utils.experiments.definitions import Experiment
 from utils.telemetry.event_store import MARKED_RUNS_TABLE
-from utils.telemetry.metrics import GENERATION_ERROR, METRICS, MetricDefinition
+from utils.telemetry.metrics import GENERATION_ERROR, METRICS
 from utils.telemetry.store_url import (
     PgConnection,
     StoreLocation,
     dialect,
+    insert_rows,
     parse_location,
     table_names,
 )
@@ -60,6 +61,22 @@ class ArmData:
     # (arm, model) -> runs with a NULL value, per metric key with unknown users.
     unknown_models: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
     failed_runs: np.ndarray | None = None  # agent runs that ended in an error, per user
+    # Summed metrics, per agent: metric key -> agent -> per-user sum of the agent's valued
+    # events (NaN = no event of the agent), and the agent's valueless runs per user.
+    agent_sums: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    agent_unknown: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def take(self, keep: np.ndarray) -> ArmData:
+        """The users at positions `keep` (sorted), with all their values."""
+        def sub(d: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+            return {k: {a: v[keep] for a, v in by.items()} for k, by in d.items()}
+
+        return ArmData(
+            [self.users[i] for i in keep], self.arm[keep], self.first_ts[keep],
+            {k: v[keep] for k, v in self.values.items()}, self.excluded_users, self.sql_seconds,
+            {k: v[keep] for k, v in self.unknown.items()}, self.unknown_models,
+            None if self.failed_runs is None else self.failed_runs[keep],
+            sub(self.agent_sums), sub(self.agent_unknown))
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
@@ -91,7 +108,8 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
     conn: Any
     if loc.is_postgres:
         try:
-            conn = PgConnection(psycopg.connect(loc.url, autocommit=True, connect_timeout=10))
+            conn = PgConnection(psycopg.connect(loc.url, autocommit=True, connect_timeout=10),
+                                binary=True)
             # The report's sorts and hash aggregates over every user, in memory (the server's
             # default of 4 MB spills them to disk); this session only.
             conn.execute(f"SET work_mem = '{READER_WORK_MEM}'")
@@ -130,197 +148,299 @@ def store_is_simulated(conn: Any) -> bool:
     return conn.execute(sql).fetchone() is not None
 
 
-def _assign_users(conn: Any, table: str, experiment: Experiment) -> None:
-    """Temp table of users with their first in-experiment exposure for this config.
-
-    The user's first in-experiment exposure (the earliest `ts`) decides its arm. Rows tied on
-    that `ts` are resolved by MIN, so the result is the same on both databases (request ids
-    compared bytewise); n_arms is the number of variations the user was exposed to."""
-    pg = dialect(conn) == "postgresql"
-    conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(
-        f"CREATE TEMP TABLE {table} (user_key TEXT PRIMARY KEY, arm TEXT, first_ts "
-        f"{'DOUBLE PRECISION' if pg else 'REAL'}, first_request TEXT, n_arms INTEGER)"
-        + ("" if pg else " WITHOUT ROWID")
-    )
-    byte_order = ' COLLATE "C"' if pg else ""  # SQLite compares text bytewise already
-    # Aggregate, then join back on the first ts (faster on SQLite than a window function).
-    # With n_arms = 1 every exposure has the same variation, so MIN(variation) is it.
-    conn.execute(
-        f"INSERT INTO {table} SELECT g.user_key, MIN(x.variation_key), g.first_ts, "
-        f"MIN(x.request_id{byte_order}), g.n_arms FROM (SELECT user_key, MIN(ts) AS first_ts, "
-        "COUNT(DISTINCT variation_key) AS n_arms FROM exposures "
-        "WHERE config_key = ? AND in_experiment = 1" + unmarked(conn, "request_id")
-        + " GROUP BY user_key) g JOIN exposures x ON x.config_key = ? AND x.in_experiment = 1"
-        " AND x.user_key = g.user_key AND x.ts = g.first_ts" + unmarked(conn, "x.request_id")
-        + " GROUP BY g.user_key, g.first_ts, g.n_arms",
-        (experiment.config, experiment.config),
-    )
-    if pg:
-        conn.execute(f"ANALYZE {table}")  # temp tables get no statistics by themselves
+# Rows per (user, agent): the user's earliest event, then one column per (event key, kind):
+# "sum" adds the values (a valueless event adds UNKNOWN), "count" counts the events.
+Column = tuple[str, str]
 
 
-def _combine_assignments(conn: Any, experiments: list[int]) -> None:
-    """Temp table `assigned_all`: per user, the first exposure and arm count of each listed
-    experiment (NULL where not assigned), so the main pass joins one table, not one each."""
+def _columns(experiments: list[Experiment]) -> list[Column]:
+    wanted = {(METRICS[k].event_key, "sum" if METRICS[k].aggregate == "sum" else "count")
+              for e in experiments for k in e.metrics}
+    return sorted(wanted | {(GENERATION_ERROR, "count")})
+
+
+def _aggregates(columns: list[Column], prefix: str = "") -> tuple[str, list[str]]:
+    sql = ", ".join(
+        f"SUM(CASE WHEN {prefix}event_key = ? THEN "
+        + (f"COALESCE({prefix}value, {UNKNOWN!r})" if kind == "sum" else "1") + " END)"
+        for _, kind in columns)
+    return sql, [key for key, _ in columns]
+
+
+def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, dict[str, tuple]]:
+    """Per config of `experiments`: user -> (first in-experiment exposure ts, lowest and
+    highest variation seen), from one pass over `exposures`. A user with one variation has
+    lowest == highest; the first exposure's ts decides whether later events count."""
+    configs = sorted({e.config for e in experiments})
+    cols, params = [], []
+    for c in configs:
+        cols += [f"MIN(CASE WHEN config_key = ? THEN {x} END)" for x in ("ts", "variation_key")]
+        cols.append("MAX(CASE WHEN config_key = ? THEN variation_key END)")
+        params += [c, c, c]
+    rows = conn.execute(
+        "SELECT user_key, " + ", ".join(cols) + " FROM exposures WHERE in_experiment = 1 "
+        f"AND config_key IN ({', '.join('?' * len(configs))})" + unmarked(conn, "request_id")
+        + " GROUP BY user_key", params + configs).fetchall()
+    out: dict[str, dict[str, tuple]] = {c: {} for c in configs}
+    # Users in code-point order (Python's sort: the same on both databases' collations).
+    for row in sorted(rows):
+        for j, c in enumerate(configs):
+            if row[1 + 3 * j] is not None:
+                out[c][row[0]] = row[1 + 3 * j: 4 + 3 * j]
+    return out
+
+
+def _flagged_rows(conn: Any, pairs: list[tuple[int, str, str, float]], select: str,
+                  params: list[Any], where: str, group_by: str) -> list[tuple]:
+    """`select` over the events of each (experiment index, user, config, first ts) in `pairs`
+    that count for it: after (or in the request of) the user's first exposure.
+
+    The pairs go into a temporary table with each first exposure's request (the lowest id
+    among those at the first ts, compared bytewise: the same on both databases); rows start
+    with the experiment index `d.j`."""
     pg = dialect(conn) == "postgresql"
     real = "DOUBLE PRECISION" if pg else "REAL"
-    conn.execute("DROP TABLE IF EXISTS assigned_all")
-    conn.execute("CREATE TEMP TABLE assigned_all (user_key TEXT PRIMARY KEY, " + ", ".join(
-        f"t{i} {real}, r{i} TEXT, n{i} INTEGER" for i in experiments) + ")"
-        + ("" if pg else " WITHOUT ROWID"))
-    users = " UNION ".join(f"SELECT user_key FROM assigned_{i}" for i in experiments)
-    conn.execute("INSERT INTO assigned_all SELECT u.user_key, " + ", ".join(
-        f"a{i}.first_ts, a{i}.first_request, a{i}.n_arms" for i in experiments)
-        + f" FROM ({users}) u " + " ".join(
-            f"LEFT JOIN assigned_{i} a{i} ON a{i}.user_key = u.user_key" for i in experiments))
-    if pg:
-        conn.execute("ANALYZE assigned_all")
+    conn.execute("DROP TABLE IF EXISTS report_users")
+    conn.execute(f"CREATE TEMP TABLE report_users (j INTEGER, user_key TEXT, c TEXT, t {real}, "
+                 "r TEXT, PRIMARY KEY (j, user_key))" + ("" if pg else " WITHOUT ROWID"))
+    try:
+        insert_rows(conn, "report_users", ("j", "user_key", "c", "t"), pairs)
+        byte_order = ' COLLATE "C"' if pg else ""
+        conn.execute(
+            f"UPDATE report_users SET r = (SELECT MIN(x.request_id{byte_order}) FROM exposures x "
+            "WHERE x.config_key = report_users.c AND x.in_experiment = 1 AND x.user_key = "
+            "report_users.user_key AND x.ts = report_users.t" + unmarked(conn, "x.request_id")
+            + ")")
+        if pg:
+            conn.execute("ANALYZE report_users")
+        return conn.execute(
+            f"SELECT d.j, {select} FROM report_users d JOIN events e ON e.user_key = d.user_key "
+            f"WHERE {where} AND (e.ts >= d.t OR e.request_id = d.r)"
+            + unmarked(conn, "e.request_id") + f" GROUP BY d.j, {group_by}", params).fetchall()
+    finally:
+        conn.execute("DROP TABLE IF EXISTS report_users")
 
 
 def load_all_arm_data(
     conn: Any, experiments: list[Experiment]
 ) -> dict[str, ArmData]:
-    """Assign users to arms and aggregate every experiment's metrics in one SQL pass.
+    """Assign users to arms and aggregate every experiment's metrics per user and agent.
 
-    One scan of `events`, joined by user to every experiment's assignment (`assigned_all`);
-    each metric of each experiment is a conditional aggregate over that user's events after
-    (or in the request of) its first exposure. Grouping is by user, so Python only sees one
-    row per user. The assignment tables stay for the connection's life: the agent splits
-    (`agent_split.load_all_agent_splits`) read `assigned_all` instead of assigning again.
+    Two passes over the store, shared by every experiment: one over `exposures` (each user's
+    first in-experiment exposure and variations per config), one over `events` grouped by user
+    and agent with no join, which PostgreSQL runs in parallel workers. A user's events count
+    for an experiment from its first exposure on, so the totals are exact for every user whose
+    earliest event is not before it; the others (a user who used the app before entering the
+    experiment) are read again, their events filtered by that exposure (`_flagged_rows`). Sums
+    with a valueless event (an unpriced run's cost) are resolved the same way
+    (`_resolve_unknown`).
     """
     start = time.perf_counter()
     out: dict[str, ArmData] = {}
-    select: list[str] = []
-    params: list[Any] = []
-    columns: list[tuple[str, MetricDefinition]] = []
-    joined: list[int] = []  # experiments with users: their assignments join the main pass
-    for i, e in enumerate(experiments):
-        table = f"assigned_{i}"
-        _assign_users(conn, table, e)
+    columns = _columns(experiments)
+    assigned = _assignments(conn, experiments)
+    for e in experiments:
         arms = {e.control: 0, e.treatment: 1}
         users, arm, first_ts, excluded = [], [], [], 0
-        # Users in code-point order (Python's sort: the same on both databases' collations).
-        for user_key, variation, ts, n_arms in sorted(conn.execute(
-                f"SELECT user_key, arm, first_ts, n_arms FROM {table}").fetchall()):
-            if n_arms != 1 or variation not in arms:
+        for user_key, (ts, low, high) in assigned[e.config].items():  # in user order
+            if low != high or low not in arms:
                 excluded += 1  # seen in both arms (or a variation that is not an arm)
                 continue
             users.append(user_key)
-            arm.append(arms[variation])
+            arm.append(arms[low])
             first_ts.append(ts)
         definitions = [METRICS[k] for k in e.metrics]
         values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
                   for d in definitions}
         out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
-                             np.asarray(first_ts, dtype=float), values, excluded)
-        if not users:
-            continue  # nobody to aggregate for: no columns (and no join) in the main pass
-        joined.append(i)
-        for d in definitions:
-            # A valueless event (an unpriced run's cost) adds UNKNOWN, so the user's sum shows
-            # it without another column; `_resolve_unknown` then finds who and which model.
-            select.append(f"MAX(CASE WHEN k = ? AND in{i} THEN 1 END)" if d.aggregate == "any"
-                          else f"SUM(CASE WHEN k = ? AND in{i} THEN COALESCE(v, {UNKNOWN!r}) END)")
-            params.append(d.event_key)
-            columns.append((e.key, d))
-    unknown: set[str] = set()  # experiments with users whose sum is unknown
-    if select:
-        _combine_assignments(conn, joined)
-        event_keys = sorted({d.event_key for _, d in columns})
-        pg = dialect(conn) == "postgresql"
-        # Each event row once: joined to its user's assignments, with one flag per experiment
-        # for "after (or in the request of) the first exposure". The subquery is kept whole
-        # (OFFSET 0), so each flag is computed once per row, not once per metric column.
-        sql = (
-            "SELECT u, " + ", ".join(select) + " FROM (SELECT e.user_key AS u, "
-            "e.event_key AS k, e.value AS v, "
-            + ", ".join(f"(e.ts >= a.t{i} OR e.request_id = a.r{i}) AS in{i}" for i in joined)
-            + " FROM events e" + ("" if pg else " NOT INDEXED")
-            + " JOIN assigned_all a ON a.user_key = e.user_key"
-            + f" WHERE e.event_key IN ({', '.join('?' * len(event_keys))})"
-            + f" AND ({' OR '.join(f'a.n{i} = 1' for i in joined)})"
-            + unmarked(conn, "e.request_id")
-            + (" OFFSET 0" if pg else " LIMIT -1 OFFSET 0") + ") x GROUP BY u"
-        )
-        rows = conn.execute(sql, params + event_keys).fetchall()
-        if rows:
-            row_users = [r[0] for r in rows]
-            # Column-wise: None (no matching event) becomes NaN and leaves the default alone.
-            table = np.array([r[1:] for r in rows], dtype=float)
-            for key, d in out.items():
-                where = {u: j for j, u in enumerate(d.users)}
-                pos = np.fromiter((where.get(u, -1) for u in row_users), dtype=np.int64,
-                                  count=len(row_users))
-                hit = pos >= 0
-                for c, (col_key, definition) in enumerate(columns):
-                    if col_key != key:
-                        continue
-                    col = table[hit, c]
-                    ok = ~np.isnan(col)
-                    if definition.aggregate == "sum" and np.any(col[ok] >= UNKNOWN / 2):
-                        unknown.add(key)
-                    d.values[definition.key][pos[hit][ok]] = col[ok]
-    for i, e in enumerate(experiments):
-        if out[e.key].users:
-            out[e.key].failed_runs = _failed_runs(conn, f"assigned_{i}", out[e.key])
-        if e.key in unknown:
-            _resolve_unknown(conn, f"assigned_{i}", e, out[e.key])
+                             np.asarray(first_ts, dtype=float), values, excluded,
+                             failed_runs=np.zeros(len(users)))
+    active = [(i, e) for i, e in enumerate(experiments) if out[e.key].users]
+    if active:
+        event_keys = sorted({key for key, _ in columns})
+        aggregates, params = _aggregates(columns)
+        rows = conn.execute(
+            f"SELECT user_key, agent, MIN(ts), {aggregates} FROM events "
+            f"WHERE event_key IN ({', '.join('?' * len(event_keys))})"
+            + unmarked(conn, "request_id") + " GROUP BY user_key, agent",
+            params + event_keys).fetchall()
+        # Users of any experiment, in one index space; other users' rows are dropped.
+        coder = _Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
+        table = coder.table(rows, len(columns))
+        earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
+        np.minimum.at(earliest, table.uid, table.first_ts)
+        dirty: dict[int, np.ndarray] = {}  # experiment -> positions of its users to read again
+        for i, e in active:
+            d = out[e.key]
+            late = np.flatnonzero(earliest[coder.uids(d.users)] < d.first_ts)
+            if late.size:
+                dirty[i] = late
+        exact = coder.table(_flagged_rows(
+            conn, [(i, out[experiments[i].key].users[j], experiments[i].config,
+                    float(out[experiments[i].key].first_ts[j]))
+                   for i, late in dirty.items() for j in late.tolist()],
+            f"e.user_key, e.agent, MIN(e.ts), {_aggregates(columns, 'e.')[0]}",
+            params + event_keys, f"e.event_key IN ({', '.join('?' * len(event_keys))})",
+            "e.user_key, e.agent") if dirty else [], len(columns), experiment_column=True)
+        unknown: list[int] = []
+        for i, e in active:
+            rows_i = table
+            if i in dirty:
+                again = np.zeros(len(coder.users), dtype=bool)
+                again[coder.uids([out[e.key].users[j] for j in dirty[i].tolist()])] = True
+                rows_i = table.take(~again[table.uid]).plus(exact.take(exact.experiment == i))
+            if _fill(out[e.key], e, rows_i, columns, coder):
+                unknown.append(i)
+        for i in unknown:
+            _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
     elapsed = time.perf_counter() - start
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
 
 
-def _failed_runs(conn: Any, table: str, data: ArmData) -> np.ndarray:
-    """Agent runs that ended in an error, per user, after the first exposure.
-
-    Error rows are rare, so this reads them through the event-key index instead of adding a
-    column to the main pass (a store without the index costs one more plain scan).
-    """
-    counts = np.zeros(len(data.users))
-    where = {u: j for j, u in enumerate(data.users)}
-    for user, n in conn.execute(
-            f"SELECT e.user_key, COUNT(*) FROM events e JOIN {table} a "
-            "ON a.user_key = e.user_key WHERE e.event_key = ? AND a.n_arms = 1 "
-            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) GROUP BY e.user_key",
-            (GENERATION_ERROR,)):
-        if user in where:
-            counts[where[user]] = n
-    return counts
+NO_AGENT = "(no agent recorded)"
 
 
-def _resolve_unknown(conn: Any, table: str, experiment: Experiment,
-                     data: ArmData) -> None:
-    """Which users' sums are unknown, per metric, and which models left them so (rare path).
+@dataclass
+class _RowTable:
+    """Rows of (user, agent, earliest event, one value per column) as arrays: user and agent
+    as codes of a `_Coder`; NaN = no event."""
 
-    Their value becomes NaN: an unpriced run makes a user's cost unknown, never the sum of
-    the priced rest.
-    """
-    arms = {experiment.control: 0, experiment.treatment: 1}
-    where = {u: j for j, u in enumerate(data.users)}
-    for key in experiment.metrics:
-        d = METRICS[key]
+    uid: np.ndarray
+    agent: np.ndarray
+    first_ts: np.ndarray
+    values: np.ndarray  # rows x columns
+    experiment: np.ndarray  # experiment index per row (rows read per experiment), else -1
+
+    def take(self, keep: np.ndarray) -> _RowTable:
+        return _RowTable(self.uid[keep], self.agent[keep], self.first_ts[keep],
+                         self.values[keep], self.experiment[keep])
+
+    def plus(self, other: _RowTable) -> _RowTable:
+        return _RowTable(*(np.concatenate([a, b]) for a, b in (
+            (self.uid, other.uid), (self.agent, other.agent), (self.first_ts, other.first_ts),
+            (self.values, other.values), (self.experiment, other.experiment))))
+
+
+class _Coder:
+    """Users and agents as small integers: users by their position in `users`, agents by the
+    order of their names (so sums add in the same order on both databases)."""
+
+    def __init__(self, users: list[str]) -> None:
+        self.users = users
+        self._uid = {u: j for j, u in enumerate(users)}
+        self.agents: list[str] = []
+
+    def uids(self, users: list[str]) -> np.ndarray:
+        return np.fromiter((self._uid[u] for u in users), dtype=np.int64, count=len(users))
+
+    def table(self, rows: list[tuple], width: int, experiment_column: bool = False) -> _RowTable:
+        skip = 1 if experiment_column else 0
+        uid = np.fromiter((self._uid.get(r[skip], -1) for r in rows), dtype=np.int64,
+                          count=len(rows))
+        if not self.agents:  # the first table names them; later ones read a subset of events
+            self.agents = sorted({r[skip + 1] or NO_AGENT for r in rows})
+        code = {a: k for k, a in enumerate(self.agents)}
+        for r in rows:  # an agent written since the first read: coded after the others
+            if (r[skip + 1] or NO_AGENT) not in code:
+                code[r[skip + 1] or NO_AGENT] = len(self.agents)
+                self.agents.append(r[skip + 1] or NO_AGENT)
+        agent = np.fromiter((code[r[skip + 1] or NO_AGENT] for r in rows), dtype=np.int64,
+                            count=len(rows))
+        table = _RowTable(
+            uid, agent, np.array([r[skip + 2] for r in rows], dtype=float),
+            np.array([r[skip + 3:] for r in rows], dtype=float).reshape(len(rows), width),
+            np.array([r[0] for r in rows], dtype=np.int64) if experiment_column
+            else np.full(len(rows), -1))
+        return table.take(uid >= 0)
+
+
+def _fill(data: ArmData, experiment: Experiment, rows: _RowTable, columns: list[Column],
+          coder: _Coder) -> bool:
+    """Per-user values (and per-agent sums) of `experiment` from its counted rows; True when a
+    summed metric has users with a valueless event (to be resolved)."""
+    position = np.full(len(coder.users), -1)
+    position[coder.uids(data.users)] = np.arange(len(data.users))
+    hit = position[rows.uid] >= 0
+    # Per user, agents in name order: sums add in the same order whatever order the database
+    # returned the rows in, so both databases give the same last digits.
+    order = np.lexsort((rows.agent[hit], position[rows.uid[hit]]))
+    pos = position[rows.uid[hit]][order]
+    agent_of, values = rows.agent[hit][order], rows.values[hit][order]
+    agents = coder.agents
+    n = len(data.users)
+
+    def per_user(col: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Per-user sum of `col` where present (and in `mask`); NaN for users with none."""
+        present = ~np.isnan(col) if mask is None else mask & ~np.isnan(col)
+        out = np.full(n, np.nan)
+        seen = np.bincount(pos[present], minlength=n) > 0
+        out[seen] = np.bincount(pos[present], weights=col[present], minlength=n)[seen]
+        return out
+
+    unknown = False
+    for d in (METRICS[k] for k in experiment.metrics):
+        col = values[:, columns.index((d.event_key, "sum" if d.aggregate == "sum" else "count"))]
+        total = per_user(col)
+        seen = ~np.isnan(total)
+        data.values[d.key][seen] = 1.0 if d.aggregate == "any" else total[seen]
         if d.aggregate != "sum":
             continue
-        rows = conn.execute(
-            f"SELECT e.user_key, a.arm, COALESCE(e.model, '(no model recorded)'), COUNT(*) "
-            f"FROM events e JOIN {table} a ON a.user_key = e.user_key "
-            "WHERE e.event_key = ? AND e.value IS NULL AND a.n_arms = 1 "
-            "AND (e.ts >= a.first_ts OR e.request_id = a.first_request) "
-            "GROUP BY e.user_key, a.arm, e.model", (d.event_key,)).fetchall()
-        hits = [(where[u], arms[arm], model, n) for u, arm, model, n in rows
-                if u in where and arm in arms]
-        if not hits:
-            continue
+        unknown |= bool(np.any(total[seen] >= UNKNOWN / 2))
+        shares = {name: per_user(col, agent_of == a) for a, name in enumerate(agents)}
+        data.agent_sums[d.key] = {a: v for a, v in shares.items() if not np.isnan(v).all()}
+    errors = per_user(values[:, columns.index((GENERATION_ERROR, "count"))])
+    data.failed_runs = np.nan_to_num(errors)
+    return unknown
+
+
+def _resolve_unknown(conn: Any, i: int, experiment: Experiment, data: ArmData) -> None:
+    """Which users' sums are unknown, per metric, and which models and agents left them so
+    (rare path): their value becomes NaN, since an unpriced run makes a user's cost unknown,
+    never the sum of the priced rest; each agent's share keeps the priced part and counts the
+    valueless runs."""
+    keys = [METRICS[k] for k in experiment.metrics if METRICS[k].aggregate == "sum"]
+    suspects = set()
+    for d in keys:
+        for shares in [data.agent_sums.get(d.key, {})]:
+            for sums in shares.values():
+                suspects.update(np.flatnonzero(sums >= UNKNOWN / 2).tolist())
+    if not suspects:
+        return
+    event_keys = sorted({d.event_key for d in keys})
+    pairs = [(i, data.users[j], experiment.config, float(data.first_ts[j]))
+             for j in sorted(suspects)]
+    rows = _flagged_rows(
+        conn, pairs, "e.user_key, e.event_key, e.agent, COALESCE(e.model, '(no model "
+        "recorded)'), COUNT(*) - COUNT(e.value), SUM(e.value)", event_keys,
+        f"e.event_key IN ({', '.join('?' * len(event_keys))})",
+        "e.user_key, e.event_key, e.agent, e.model")
+    where = {u: j for j, u in enumerate(data.users)}
+    for d in keys:
+        shares = data.agent_sums.get(d.key, {})
         flags = np.zeros(len(data.users), dtype=bool)
-        flags[[j for j, *_ in hits]] = True
-        data.unknown[key] = flags
-        data.values[key][flags] = np.nan
         models: dict[tuple[int, str], int] = {}
-        for _, arm, model, n in hits:
-            models[(arm, model)] = models.get((arm, model), 0) + n
-        data.unknown_models[key] = models
+        valued: dict[tuple[str, int], float] = {}
+        for _, user, event_key, agent, model, nulls, total in rows:
+            if event_key != d.event_key:
+                continue
+            j = where[user]
+            cell = (agent or NO_AGENT, j)
+            valued[cell] = valued.get(cell, 0.0) + float(total or 0.0)
+            if nulls:
+                flags[j] = True
+                arm = int(data.arm[j])
+                models[(arm, model)] = models.get((arm, model), 0) + int(nulls)
+                data.agent_unknown.setdefault(d.key, {}).setdefault(
+                    agent or NO_AGENT, np.zeros(len(data.users)))[j] += nulls
+        for (agent, j), total in valued.items():
+            if agent in shares and shares[agent][j] >= UNKNOWN / 2:
+                shares[agent][j] = total
+        if flags.any():
+            data.unknown[d.key] = flags
+            data.values[d.key][flags] = np.nan
+            data.unknown_models[d.key] = models
 
 
 def empty_arm_data(experiment: Experiment) -> ArmData:

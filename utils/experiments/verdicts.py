@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from utils.experiments.agent_split import MetricSplit, load_all_agent_splits, split_to_dict
+from utils.experiments.agent_split import MetricSplit, agent_splits, split_to_dict
 from utils.experiments.decision_rules import (
     MIN_USERS_PER_ARM,
     PRICING_HINT,
@@ -279,8 +279,8 @@ def build_report(
             t0 = time.perf_counter()
             simulated = store_is_simulated(conn)
             data = load_all_arm_data(conn, experiments)
-            splits = load_all_agent_splits(
-                conn, experiments, {e.key: decision_sample(e, data[e.key])[0] for e in experiments})
+            splits = agent_splits(
+                experiments, {e.key: decision_sample(e, data[e.key])[0] for e in experiments})
             sql_seconds += time.perf_counter() - t0
         except STORE_READ_ERRORS as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err

@@ -102,11 +102,12 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, binary: bool = False) -> None:
         self.raw = conn
+        self.binary = binary  # results in binary format: no text parsing of numbers
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.raw.execute(pg_sql(sql), tuple(params))
+        return self.raw.execute(pg_sql(sql), tuple(params), binary=self.binary)
 
     def executemany(self, sql: str, rows: Any) -> None:
         with self.raw.cursor() as cursor:

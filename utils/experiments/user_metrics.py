@@ -333,25 +333,24 @@ class _Coder:
         self.agents: list[str] = []
 
     def uids(self, users: list[str]) -> np.ndarray:
-        return np.fromiter((self._uid[u] for u in users), dtype=np.int64, count=len(users))
+        return np.array(list(map(self._uid.__getitem__, users)), dtype=np.int64)
 
     def table(self, rows: list[tuple], width: int, experiment_column: bool = False) -> _RowTable:
         skip = 1 if experiment_column else 0
-        uid = np.fromiter((self._uid.get(r[skip], -1) for r in rows), dtype=np.int64,
-                          count=len(rows))
+        columns = list(zip(*rows, strict=True)) or [()] * (skip + 3 + width)
+        users, agents = columns[skip], [a or NO_AGENT for a in columns[skip + 1]]
+        uid = np.array(list(map(lambda u: self._uid.get(u, -1), users)), dtype=np.int64)
         if not self.agents:  # the first table names them; later ones read a subset of events
-            self.agents = sorted({r[skip + 1] or NO_AGENT for r in rows})
+            self.agents = sorted(set(agents))
         code = {a: k for k, a in enumerate(self.agents)}
-        for r in rows:  # an agent written since the first read: coded after the others
-            if (r[skip + 1] or NO_AGENT) not in code:
-                code[r[skip + 1] or NO_AGENT] = len(self.agents)
-                self.agents.append(r[skip + 1] or NO_AGENT)
-        agent = np.fromiter((code[r[skip + 1] or NO_AGENT] for r in rows), dtype=np.int64,
-                            count=len(rows))
+        for name in set(agents) - set(code):  # an agent written since the first read
+            code[name] = len(self.agents)
+            self.agents.append(name)
         table = _RowTable(
-            uid, agent, np.array([r[skip + 2] for r in rows], dtype=float),
-            np.array([r[skip + 3:] for r in rows], dtype=float).reshape(len(rows), width),
-            np.array([r[0] for r in rows], dtype=np.int64) if experiment_column
+            uid, np.array(list(map(code.__getitem__, agents)), dtype=np.int64),
+            np.array(columns[skip + 2], dtype=float),
+            np.array(columns[skip + 3:], dtype=float).reshape(width, len(rows)).T,
+            np.array(columns[0], dtype=np.int64) if experiment_column
             else np.full(len(rows), -1))
         return table.take(uid >= 0)
 
@@ -363,33 +362,43 @@ def _fill(data: ArmData, experiment: Experiment, rows: _RowTable, columns: list[
     position = np.full(len(coder.users), -1)
     position[coder.uids(data.users)] = np.arange(len(data.users))
     hit = position[rows.uid] >= 0
-    # Per user, agents in name order: sums add in the same order whatever order the database
-    # returned the rows in, so both databases give the same last digits.
-    order = np.lexsort((rows.agent[hit], position[rows.uid[hit]]))
-    pos = position[rows.uid[hit]][order]
-    agent_of, values = rows.agent[hit][order], rows.values[hit][order]
+    pos, agent_of, values = position[rows.uid[hit]], rows.agent[hit], rows.values[hit]
     agents = coder.agents
-    n = len(data.users)
+    n, width = len(data.users), len(agents)
+    # One value per (user, agent) row; a user's total adds its agents in name order, so both
+    # databases give the same last digits whatever order they return the rows in.
+    cell = pos * width + agent_of
 
-    def per_user(col: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Per-user sum of `col` where present (and in `mask`); NaN for users with none."""
-        present = ~np.isnan(col) if mask is None else mask & ~np.isnan(col)
+    def per_user_agent(col: np.ndarray) -> np.ndarray:
+        """Sum of `col` per user (rows) and agent (columns) where present; NaN where none."""
+        present = ~np.isnan(col)
+        out = np.full(n * width, np.nan)
+        seen = np.bincount(cell[present], minlength=n * width) > 0
+        out[seen] = np.bincount(cell[present], weights=col[present], minlength=n * width)[seen]
+        return out.reshape(n, width)
+
+    def per_user(col: np.ndarray) -> np.ndarray:
+        by_agent = per_user_agent(col)
         out = np.full(n, np.nan)
-        seen = np.bincount(pos[present], minlength=n) > 0
-        out[seen] = np.bincount(pos[present], weights=col[present], minlength=n)[seen]
+        seen = ~np.isnan(by_agent).all(axis=1)
+        out[seen] = np.nansum(by_agent[seen], axis=1)  # agents in name order
         return out
 
     unknown = False
     for d in (METRICS[k] for k in experiment.metrics):
         col = values[:, columns.index((d.event_key, "sum" if d.aggregate == "sum" else "count"))]
-        total = per_user(col)
-        seen = ~np.isnan(total)
-        data.values[d.key][seen] = 1.0 if d.aggregate == "any" else total[seen]
+        by_agent = per_user_agent(col)
+        seen = ~np.isnan(by_agent).all(axis=1)
+        if d.aggregate == "any":
+            data.values[d.key][seen] = 1.0
+            continue
+        total = np.nansum(by_agent[seen], axis=1)
+        data.values[d.key][seen] = total
         if d.aggregate != "sum":
             continue
-        unknown |= bool(np.any(total[seen] >= UNKNOWN / 2))
-        shares = {name: per_user(col, agent_of == a) for a, name in enumerate(agents)}
-        data.agent_sums[d.key] = {a: v for a, v in shares.items() if not np.isnan(v).all()}
+        unknown |= bool(np.any(total >= UNKNOWN / 2))
+        data.agent_sums[d.key] = {name: by_agent[:, a] for a, name in enumerate(agents)
+                                  if not np.isnan(by_agent[:, a]).all()}
     errors = per_user(values[:, columns.index((GENERATION_ERROR, "count"))])
     data.failed_runs = np.nan_to_num(errors)
     return unknown

@@ -30,13 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools.copy_store import copy_store  # noqa: E402
 from tools.local_postgres import MISSING, fresh_database, pg_bin_dir, throwaway_server  # noqa: E402
-from utils.experiments.user_metrics import connect_event_store  # noqa: E402
+from utils.experiments.user_metrics import connect_event_store, load_all_arm_data  # noqa: E402
 from utils.experiments.verdicts import build_report  # noqa: E402
 from utils.telemetry import metrics as mk  # noqa: E402
 from utils.telemetry.store_schema import EVENT_COLUMNS, connect  # noqa: E402
 
 STORES = ("sqlite", "postgresql")
-# Per request: (event key, agent, config) rows; 10 rows, so events = 10 x requests.
+ROUTED = 0.73  # share of requests the security agent runs on (the demo's traffic: 1,462/2,000)
+# Per request: (event key, agent, config) rows; the security rows only on routed requests.
 REQUEST_EVENTS = [
     (mk.DURATION_TOTAL, "supervisor", "supervisor-agent"),
     (mk.DURATION_TOTAL, "security", "security-agent"),
@@ -49,21 +50,28 @@ REQUEST_EVENTS = [
     (mk.GENERATION_SUCCESS, "support", "support-agent"),
     (mk.TOKENS_INPUT, "support", "support-agent"),
 ]
+SECURITY_ROWS = sum(cfg == "security-agent" for _, _, cfg in REQUEST_EVENTS)
 
 
 def build_store(path: Path, users: int, events: int, *, index: bool, seed: int = 0) -> None:
-    """A store where every user is in all three experiments, arms drawn independently."""
+    """A store where every user is in all three experiments, arms drawn independently.
+
+    Users' requests are spread over time, and like the demo's traffic only ROUTED of the
+    requests reach the security agent: a user whose first request did not is exposed to
+    Security Level later than to the others, and the report reads that user's events again
+    (the events before that exposure do not count for it)."""
     rng = np.random.default_rng(seed)
-    requests = events // len(REQUEST_EVENTS)
-    user_of = np.sort(rng.integers(0, users, requests))
+    rows_per_request = len(REQUEST_EVENTS) - (1 - ROUTED) * SECURITY_ROWS
+    requests = int(events / rows_per_request)
+    user_of = rng.integers(0, users, requests)
     user_of[:users] = np.arange(users)  # every user has at least one request
-    user_of.sort()
+    rng.shuffle(user_of)
+    routed = rng.random(requests) < ROUTED
     sec_arm = rng.integers(0, 2, users)
     sup_arm = rng.integers(0, 2, users)
     ts = 1.7e9 + np.arange(requests) * 0.5
     sec_var = np.array(["basic-security", "strict-security"])
     sup_var = np.array(["other-paid", "claude-opus-treatment"])
-    # Drawn after the other arms, so the events and the first two experiments stay as they were.
     graph_arm = np.random.default_rng([seed, 3]).integers(0, 2, users)
     graph_var = np.array(["detector-routed", "always-security"])
     ukeys = np.array([f"user-{u:06d}" for u in range(users)])
@@ -73,7 +81,8 @@ def build_store(path: Path, users: int, events: int, *, index: bool, seed: int =
     for r in range(requests):
         u = user_of[r]
         rid = f"r{r}"
-        ex.append((ts[r], rid, ukeys[u], "security-agent", sec_var[sec_arm[u]], 1, "{}"))
+        if routed[r]:
+            ex.append((ts[r], rid, ukeys[u], "security-agent", sec_var[sec_arm[u]], 1, "{}"))
         ex.append((ts[r], rid, ukeys[u], "support-agent", sup_var[sup_arm[u]], 1, "{}"))
         ex.append((ts[r], rid, ukeys[u], "support-assistant-graph", graph_var[graph_arm[u]], 1,
                    "{}"))
@@ -84,6 +93,8 @@ def build_store(path: Path, users: int, events: int, *, index: bool, seed: int =
     for r in range(requests):
         u = user_of[r]
         for j, (key, agent, cfg) in enumerate(REQUEST_EVENTS):
+            if cfg == "security-agent" and not routed[r]:
+                continue
             var = sec_var[sec_arm[u]] if cfg == "security-agent" else sup_var[sup_arm[u]]
             rows.append((ts[r] + 0.1, f"r{r}", ukeys[u], key, float(values[r, j]), cfg, var,
                          agent, "m", "p", 1))
@@ -151,6 +162,13 @@ def time_reports(location: str, runs: int, server_cpu: Any = None) -> dict[str, 
         got["stats"].append(report.timings["stats_seconds"])
     for r in report.experiments:
         print(f"  {r.experiment.key}: users {r.users}, verdict {r.verdict.outcome}")
+    conn = connect_event_store(location)
+    try:
+        data = load_all_arm_data(conn, [r.experiment for r in report.experiments])
+    finally:
+        conn.close()
+    print("  users read again (events from before their first exposure): " + ", ".join(
+        f"{key} {d.reread_users:,} of {len(d.users):,}" for key, d in data.items()))
     return got
 
 

@@ -2,8 +2,9 @@
 
 Reads only the documented columns (docs/CONTRACTS.md) of `exposures` and `events`, so any store
 with those tables works, SQLite or PostgreSQL: the SQL is the two databases' common dialect
-(no bare columns), with SQLite's planner hints only on SQLite. Per-user values are aggregated in SQL (one pass per experiment); the maths is
-in `utils.stats.bayesian` and the verdicts in `utils.experiments.verdicts`.
+(no bare columns). Per-user, per-agent values are aggregated in SQL in two passes shared by
+every experiment (`load_all_arm_data`); the maths is in `utils.stats.bayesian` and the
+verdicts in `utils.experiments.verdicts`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ArmData:
     # events (NaN = no event of the agent), and the agent's valueless runs per user.
     agent_sums: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     agent_unknown: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    reread_users: int = 0  # users with events from before their first exposure (read again)
 
     def take(self, keep: np.ndarray) -> ArmData:
         """The users at positions `keep` (sorted), with all their values."""
@@ -76,7 +78,7 @@ class ArmData:
             {k: v[keep] for k, v in self.values.items()}, self.excluded_users, self.sql_seconds,
             {k: v[keep] for k, v in self.unknown.items()}, self.unknown_models,
             None if self.failed_runs is None else self.failed_runs[keep],
-            sub(self.agent_sums), sub(self.agent_unknown))
+            sub(self.agent_sums), sub(self.agent_unknown), self.reread_users)
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
@@ -202,7 +204,7 @@ def _flagged_rows(conn: Any, pairs: list[tuple[int, str, str, float]], select: s
     real = "DOUBLE PRECISION" if pg else "REAL"
     conn.execute("DROP TABLE IF EXISTS report_users")
     conn.execute(f"CREATE TEMP TABLE report_users (j INTEGER, user_key TEXT, c TEXT, t {real}, "
-                 "r TEXT, PRIMARY KEY (j, user_key))" + ("" if pg else " WITHOUT ROWID"))
+                 "r TEXT, PRIMARY KEY (user_key, j))" + ("" if pg else " WITHOUT ROWID"))
     try:
         insert_rows(conn, "report_users", ("j", "user_key", "c", "t"), pairs)
         byte_order = ' COLLATE "C"' if pg else ""
@@ -275,6 +277,7 @@ def load_all_arm_data(
             late = np.flatnonzero(earliest[coder.uids(d.users)] < d.first_ts)
             if late.size:
                 dirty[i] = late
+                d.reread_users = int(late.size)
         exact = coder.table(_flagged_rows(
             conn, [(i, out[experiments[i].key].users[j], experiments[i].config,
                     float(out[experiments[i].key].first_ts[j]))

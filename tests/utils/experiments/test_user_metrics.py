@@ -101,3 +101,106 @@ def test_a_file_without_the_tables_is_named_in_the_error(tmp_path: Path) -> None
 
     with pytest.raises(EventStoreError, match="no table events, exposures"):
         connect_event_store(path)
+
+
+def _reference(exposures: list[tuple], events: list[tuple], experiment) -> dict:
+    """What the documented rules give, computed row by row: the arm from the first
+    in-experiment exposure, events counted from it on (or in its request)."""
+    arms = {experiment.control: 0, experiment.treatment: 1}
+    seen: dict[str, list[tuple]] = {}
+    for ts, request, user, config, variation, in_experiment, _ in exposures:
+        if config == experiment.config and in_experiment:
+            seen.setdefault(user, []).append((ts, request, variation))
+    out = {}
+    for user, rows in sorted(seen.items()):
+        variations = {v for _, _, v in rows}
+        if len(variations) != 1 or next(iter(variations)) not in arms:
+            continue
+        first = min(ts for ts, _, _ in rows)
+        request = min(r for ts, r, _ in rows if ts == first)
+        counted = [e for e in events if e[2] == user and (e[0] >= first or e[1] == request)]
+        values, agents = {}, {}
+        for key in experiment.metrics:
+            d = mk.METRICS[key]
+            mine = [e for e in counted if e[3] == d.event_key]
+            if d.aggregate == "any":
+                values[key] = 1.0 if mine else 0.0
+                continue
+            if not mine:
+                values[key] = math.nan if d.statistic == "percentile" else 0.0
+            elif any(e[4] is None for e in mine):
+                values[key] = math.nan
+            else:
+                values[key] = sum(e[4] for e in mine)
+            for e in mine:
+                cell = agents.setdefault((key, e[7] or "(no agent recorded)"), [0.0, 0])
+                cell[0] += e[4] or 0.0
+                cell[1] += e[4] is None
+        errors = sum(e[3] == mk.GENERATION_ERROR for e in counted)
+        out[user] = (arms[next(iter(variations))], first, values, agents, errors)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, seed: int) -> None:
+    """Users who used the app before their first exposure, events of the first request
+    recorded before it, valueless runs, errors, several agents and two experiments on
+    different configs: every per-user value, agent share and count is what the rules give."""
+    import random
+
+    rng = random.Random(seed)
+    experiments = [find_experiment(load_experiments(), k)
+                   for k in ("security-level", "premium-model-value")]
+    keys = [mk.COST_PER_REQUEST, mk.DURATION_TOTAL, mk.TOKENS_TOTAL, mk.FEEDBACK_POSITIVE,
+            mk.FEEDBACK_NEGATIVE, mk.PII_EXPOSED_ENTITIES, mk.GENERATION_ERROR]
+    exposures, events = [], []
+    for u in range(60):
+        user = f"user-{u:02d}"
+        for r in range(rng.randint(1, 6)):
+            ts = float(rng.randint(0, 50))
+            request = f"{user}-r{r}"
+            for e in experiments:
+                if rng.random() < 0.6:  # not every request reaches every agent
+                    variation = rng.choice([e.control, e.treatment] if rng.random() < 0.9
+                                           else [e.control, e.treatment, "other"])
+                    variation = variation if rng.random() < 0.95 else e.treatment
+                    exposures.append((ts + rng.choice([0.0, 0.5]), request, user, e.config,
+                                      variation, int(rng.random() < 0.9), "{}"))
+            for _ in range(rng.randint(0, 6)):
+                key = rng.choice(keys)
+                value = None if rng.random() < 0.05 else round(rng.uniform(0, 3), 3)
+                events.append((ts + rng.choice([-0.2, 0.0, 0.3]), request, user, key, value,
+                               CONFIG, CONTROL, rng.choice(["support", "security", None]),
+                               "m", "p", 0))
+    path = tmp_path / "events.db"
+    conn = connect(path)
+    with conn:
+        conn.executemany(f"INSERT INTO exposures ({EXPOSURE_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                         exposures)
+        conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         events)
+    conn.close()
+    reader = connect_event_store(path)
+    try:
+        got = load_all_arm_data(reader, experiments)
+    finally:
+        reader.close()
+    reread = 0
+    for e in experiments:
+        want, data = _reference(exposures, events, e), got[e.key]
+        assert data.users == list(want)
+        reread += data.reread_users
+        for j, user in enumerate(data.users):
+            arm, first, values, agents, errors = want[user]
+            assert (int(data.arm[j]), float(data.first_ts[j])) == (arm, first), user
+            assert data.failed_runs[j] == errors, user
+            for key, v in values.items():
+                assert data.values[key][j] == pytest.approx(v, nan_ok=True), (user, key)
+            for (key, agent), (total, nulls) in agents.items():
+                assert data.agent_sums[key][agent][j] == pytest.approx(total), (user, key, agent)
+                runs = data.agent_unknown.get(key, {}).get(agent)
+                assert (0 if runs is None else runs[j]) == nulls, (user, key, agent)
+            for key, by_agent in data.agent_sums.items():
+                for agent, sums in by_agent.items():
+                    assert math.isnan(sums[j]) == ((key, agent) not in agents), (user, agent)
+    assert reread > 0  # the exact path ran

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from utils.telemetry.store_url import (
 # Added to a user's sum for each event without a value: no real sum comes near it, and
 # float addition keeps it (or reaches inf) whatever else is summed.
 UNKNOWN = 1e300
+# A per-agent sum without events (instead of NULL): never a real sum.
+NO_EVENT = -1e300
 
 
 READER_WORK_MEM = "64MB"
@@ -162,17 +165,29 @@ def _columns(experiments: list[Experiment]) -> list[Column]:
 
 
 def _aggregates(columns: list[Column], prefix: str = "") -> tuple[str, list[str]]:
+    """Never NULL, so rows convert to float arrays in one step (NULLs take numpy's slow path):
+    a sum without events is NO_EVENT, a count 0."""
     sql = ", ".join(
-        f"SUM(CASE WHEN {prefix}event_key = ? THEN "
-        + (f"COALESCE({prefix}value, {UNKNOWN!r})" if kind == "sum" else "1") + " END)"
-        for _, kind in columns)
+        f"COALESCE(SUM(CASE WHEN {prefix}event_key = ? THEN COALESCE({prefix}value, "
+        f"{UNKNOWN!r}) END), {NO_EVENT!r})" if kind == "sum"
+        else f"COUNT(CASE WHEN {prefix}event_key = ? THEN 1 END)" for _, kind in columns)
     return sql, [key for key, _ in columns]
 
 
-def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, dict[str, tuple]]:
-    """Per config of `experiments`: user -> (first in-experiment exposure ts, lowest and
-    highest variation seen), from one pass over `exposures`. A user with one variation has
-    lowest == highest; the first exposure's ts decides whether later events count."""
+@dataclass
+class _Assignment:
+    """Users exposed to one config in an experiment (in code-point order), with their first
+    in-experiment exposure's ts and the lowest and highest variation they saw."""
+
+    users: np.ndarray  # object array of user keys
+    first_ts: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, _Assignment]:
+    """Per config of `experiments`, from one pass over `exposures`. A user with one variation
+    has lowest == highest; the first exposure's ts decides whether later events count."""
     configs = sorted({e.config for e in experiments})
     cols, params = [], []
     for c in configs:
@@ -183,12 +198,13 @@ def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, dict[str
         "SELECT user_key, " + ", ".join(cols) + " FROM exposures WHERE in_experiment = 1 "
         f"AND config_key IN ({', '.join('?' * len(configs))})" + unmarked(conn, "request_id")
         + " GROUP BY user_key", params + configs).fetchall()
-    out: dict[str, dict[str, tuple]] = {c: {} for c in configs}
     # Users in code-point order (Python's sort: the same on both databases' collations).
-    for row in sorted(rows):
-        for j, c in enumerate(configs):
-            if row[1 + 3 * j] is not None:
-                out[c][row[0]] = row[1 + 3 * j: 4 + 3 * j]
+    table = np.array(sorted(rows), dtype=object).reshape(len(rows), 1 + 3 * len(configs))
+    out = {}
+    for j, c in enumerate(configs):
+        mine = table[table[:, 1 + 3 * j] != None]  # noqa: E711 (elementwise)
+        out[c] = _Assignment(mine[:, 0], mine[:, 1 + 3 * j].astype(float), mine[:, 2 + 3 * j],
+                             mine[:, 3 + 3 * j])
     return out
 
 
@@ -242,20 +258,16 @@ def load_all_arm_data(
     columns = _columns(experiments)
     assigned = _assignments(conn, experiments)
     for e in experiments:
-        arms = {e.control: 0, e.treatment: 1}
-        users, arm, first_ts, excluded = [], [], [], 0
-        for user_key, (ts, low, high) in assigned[e.config].items():  # in user order
-            if low != high or low not in arms:
-                excluded += 1  # seen in both arms (or a variation that is not an arm)
-                continue
-            users.append(user_key)
-            arm.append(arms[low])
-            first_ts.append(ts)
+        a = assigned[e.config]
+        # One variation, and one of the arms; the others were seen in both arms (or in a
+        # variation that is not an arm) and are left out.
+        ok = (a.low == a.high) & ((a.low == e.control) | (a.low == e.treatment))
+        users = a.users[ok].tolist()
         definitions = [METRICS[k] for k in e.metrics]
         values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
                   for d in definitions}
-        out[e.key] = ArmData(users, np.asarray(arm, dtype=np.int8),
-                             np.asarray(first_ts, dtype=float), values, excluded,
+        out[e.key] = ArmData(users, (a.low[ok] == e.treatment).astype(np.int8), a.first_ts[ok],
+                             values, int(np.count_nonzero(~ok)),
                              failed_runs=np.zeros(len(users)))
     active = [(i, e) for i, e in enumerate(experiments) if out[e.key].users]
     if active:
@@ -268,7 +280,7 @@ def load_all_arm_data(
             params + event_keys).fetchall()
         # Users of any experiment, in one index space; other users' rows are dropped.
         coder = _Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
-        table = coder.table(rows, len(columns))
+        table = coder.table(rows, columns)
         earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
         np.minimum.at(earliest, table.uid, table.first_ts)
         dirty: dict[int, np.ndarray] = {}  # experiment -> positions of its users to read again
@@ -284,7 +296,7 @@ def load_all_arm_data(
                    for i, late in dirty.items() for j in late.tolist()],
             f"e.user_key, e.agent, MIN(e.ts), {_aggregates(columns, 'e.')[0]}",
             params + event_keys, f"e.event_key IN ({', '.join('?' * len(event_keys))})",
-            "e.user_key, e.agent") if dirty else [], len(columns), experiment_column=True)
+            "e.user_key, e.agent") if dirty else [], columns, experiment_column=True)
         unknown: list[int] = []
         for i, e in active:
             rows_i = table
@@ -338,23 +350,26 @@ class _Coder:
     def uids(self, users: list[str]) -> np.ndarray:
         return np.array(list(map(self._uid.__getitem__, users)), dtype=np.int64)
 
-    def table(self, rows: list[tuple], width: int, experiment_column: bool = False) -> _RowTable:
+    def table(self, rows: list[tuple], columns: list[Column],
+              experiment_column: bool = False) -> _RowTable:
         skip = 1 if experiment_column else 0
-        columns = list(zip(*rows, strict=True)) or [()] * (skip + 3 + width)
-        users, agents = columns[skip], [a or NO_AGENT for a in columns[skip + 1]]
-        uid = np.array(list(map(lambda u: self._uid.get(u, -1), users)), dtype=np.int64)
+        cells = np.array(rows, dtype=object).reshape(len(rows), skip + 3 + len(columns))
+        uid = np.fromiter(map(self._uid.get, cells[:, skip], repeat(-1)), dtype=np.int64,
+                          count=len(rows))
+        agents = [a or NO_AGENT for a in cells[:, skip + 1]]
         if not self.agents:  # the first table names them; later ones read a subset of events
             self.agents = sorted(set(agents))
         code = {a: k for k, a in enumerate(self.agents)}
         for name in set(agents) - set(code):  # an agent written since the first read
             code[name] = len(self.agents)
             self.agents.append(name)
+        values = cells[:, skip + 3:].astype(float)
+        counts = np.array([kind == "count" for _, kind in columns])
+        values[(values <= NO_EVENT / 2) | (counts & (values == 0))] = np.nan  # no event
         table = _RowTable(
-            uid, np.array(list(map(code.__getitem__, agents)), dtype=np.int64),
-            np.array(columns[skip + 2], dtype=float),
-            np.array(columns[skip + 3:], dtype=float).reshape(width, len(rows)).T,
-            np.array(columns[0], dtype=np.int64) if experiment_column
-            else np.full(len(rows), -1))
+            uid, np.fromiter(map(code.__getitem__, agents), dtype=np.int64, count=len(rows)),
+            cells[:, skip + 2].astype(float), values,
+            cells[:, 0].astype(np.int64) if experiment_column else np.full(len(rows), -1))
         return table.take(uid >= 0)
 
 

@@ -141,12 +141,17 @@ def _reference(exposures: list[tuple], events: list[tuple], experiment) -> dict:
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("database", "seed"), [("sqlite", s) for s in range(6)]
+                         + [("postgresql", s) for s in range(3)])
+def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, request, database: str,
+                                                  seed: int) -> None:
     """Users who used the app before their first exposure, events of the first request
     recorded before it, valueless runs, errors, several agents and two experiments on
-    different configs: every per-user value, agent share and count is what the rules give."""
+    different configs: every per-user value, agent share and count is what the rules give,
+    on either database."""
     import random
+
+    from tools.copy_store import copy_store
 
     rng = random.Random(seed)
     experiments = [find_experiment(load_experiments(), k)
@@ -158,18 +163,18 @@ def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, seed: int) -> 
         user = f"user-{u:02d}"
         for r in range(rng.randint(1, 6)):
             ts = float(rng.randint(0, 50))
-            request = f"{user}-r{r}"
+            run = f"{user}-r{r}"
             for e in experiments:
                 if rng.random() < 0.6:  # not every request reaches every agent
                     variation = rng.choice([e.control, e.treatment] if rng.random() < 0.9
                                            else [e.control, e.treatment, "other"])
                     variation = variation if rng.random() < 0.95 else e.treatment
-                    exposures.append((ts + rng.choice([0.0, 0.5]), request, user, e.config,
+                    exposures.append((ts + rng.choice([0.0, 0.5]), run, user, e.config,
                                       variation, int(rng.random() < 0.9), "{}"))
             for _ in range(rng.randint(0, 6)):
                 key = rng.choice(keys)
                 value = None if rng.random() < 0.05 else round(rng.uniform(0, 3), 3)
-                events.append((ts + rng.choice([-0.2, 0.0, 0.3]), request, user, key, value,
+                events.append((ts + rng.choice([-0.2, 0.0, 0.3]), run, user, key, value,
                                CONFIG, CONTROL, rng.choice(["support", "security", None]),
                                "m", "p", 0))
     path = tmp_path / "events.db"
@@ -180,7 +185,11 @@ def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, seed: int) -> 
         conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                          events)
     conn.close()
-    reader = connect_event_store(path)
+    location = str(path)
+    if database == "postgresql":
+        location = request.getfixturevalue("pg_url")
+        copy_store(str(path), location)
+    reader = connect_event_store(location)
     try:
         got = load_all_arm_data(reader, experiments)
     finally:

@@ -412,8 +412,6 @@ def _fill(data: ArmData, experiment: Experiment, rows: _RowTable, columns: list[
             continue
         total = np.nansum(by_agent[seen], axis=1)
         data.values[d.key][seen] = total
-        if d.aggregate != "sum":
-            continue
         unknown |= bool(np.any(total >= UNKNOWN / 2))
         data.agent_sums[d.key] = {name: by_agent[:, a] for a, name in enumerate(agents)
                                   if not np.isnan(by_agent[:, a]).all()}
@@ -430,9 +428,8 @@ def _resolve_unknown(conn: Any, i: int, experiment: Experiment, data: ArmData) -
     keys = [METRICS[k] for k in experiment.metrics if METRICS[k].aggregate == "sum"]
     suspects = set()
     for d in keys:
-        for shares in [data.agent_sums.get(d.key, {})]:
-            for sums in shares.values():
-                suspects.update(np.flatnonzero(sums >= UNKNOWN / 2).tolist())
+        for sums in data.agent_sums.get(d.key, {}).values():
+            suspects.update(np.flatnonzero(sums >= UNKNOWN / 2).tolist())
     if not suspects:
         return
     event_keys = sorted({d.event_key for d in keys})

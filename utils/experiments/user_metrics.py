@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,16 @@ import numpy as np
 import psycopg
 
 from utils.experiments.definitions import Experiment
+from utils.experiments.event_rows import (
+    NO_AGENT,
+    UNKNOWN,
+    Coder,
+    aggregates,
+    columns_of,
+    fill,
+)
 from utils.telemetry.event_store import MARKED_RUNS_TABLE
-from utils.telemetry.metrics import GENERATION_ERROR, METRICS
+from utils.telemetry.metrics import METRICS
 from utils.telemetry.store_url import (
     PgConnection,
     StoreLocation,
@@ -30,13 +37,6 @@ from utils.telemetry.store_url import (
     parse_location,
     table_names,
 )
-
-# Added to a user's sum for each event without a value: no real sum comes near it, and
-# float addition keeps it (or reaches inf) whatever else is summed.
-UNKNOWN = 1e300
-# A per-agent sum without events (instead of NULL): never a real sum.
-NO_EVENT = -1e300
-
 
 READER_WORK_MEM = "64MB"
 
@@ -153,27 +153,6 @@ def store_is_simulated(conn: Any) -> bool:
     return conn.execute(sql).fetchone() is not None
 
 
-# Rows per (user, agent): the user's earliest event, then one column per (event key, kind):
-# "sum" adds the values (a valueless event adds UNKNOWN), "count" counts the events.
-Column = tuple[str, str]
-
-
-def _columns(experiments: list[Experiment]) -> list[Column]:
-    wanted = {(METRICS[k].event_key, "sum" if METRICS[k].aggregate == "sum" else "count")
-              for e in experiments for k in e.metrics}
-    return sorted(wanted | {(GENERATION_ERROR, "count")})
-
-
-def _aggregates(columns: list[Column], prefix: str = "") -> tuple[str, list[str]]:
-    """Never NULL, so rows convert to float arrays in one step (NULLs take numpy's slow path):
-    a sum without events is NO_EVENT, a count 0."""
-    sql = ", ".join(
-        f"COALESCE(SUM(CASE WHEN {prefix}event_key = ? THEN COALESCE({prefix}value, "
-        f"{UNKNOWN!r}) END), {NO_EVENT!r})" if kind == "sum"
-        else f"COUNT(CASE WHEN {prefix}event_key = ? THEN 1 END)" for _, kind in columns)
-    return sql, [key for key, _ in columns]
-
-
 @dataclass
 class _Assignment:
     """Users exposed to one config in an experiment (in code-point order), with their first
@@ -255,7 +234,7 @@ def load_all_arm_data(
     """
     start = time.perf_counter()
     out: dict[str, ArmData] = {}
-    columns = _columns(experiments)
+    columns = columns_of(experiments)
     assigned = _assignments(conn, experiments)
     for e in experiments:
         a = assigned[e.config]
@@ -272,14 +251,14 @@ def load_all_arm_data(
     active = [(i, e) for i, e in enumerate(experiments) if out[e.key].users]
     if active:
         event_keys = sorted({key for key, _ in columns})
-        aggregates, params = _aggregates(columns)
+        select, params = aggregates(columns)
         rows = conn.execute(
-            f"SELECT user_key, agent, MIN(ts), {aggregates} FROM events "
+            f"SELECT user_key, agent, MIN(ts), {select} FROM events "
             f"WHERE event_key IN ({', '.join('?' * len(event_keys))})"
             + unmarked(conn, "request_id") + " GROUP BY user_key, agent",
             params + event_keys).fetchall()
         # Users of any experiment, in one index space; other users' rows are dropped.
-        coder = _Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
+        coder = Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
         table = coder.table(rows, columns)
         earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
         np.minimum.at(earliest, table.uid, table.first_ts)
@@ -294,7 +273,7 @@ def load_all_arm_data(
             conn, [(i, out[experiments[i].key].users[j], experiments[i].config,
                     float(out[experiments[i].key].first_ts[j]))
                    for i, late in dirty.items() for j in late.tolist()],
-            f"e.user_key, e.agent, MIN(e.ts), {_aggregates(columns, 'e.')[0]}",
+            f"e.user_key, e.agent, MIN(e.ts), {aggregates(columns, 'e.')[0]}",
             params + event_keys, f"e.event_key IN ({', '.join('?' * len(event_keys))})",
             "e.user_key, e.agent") if dirty else [], columns, experiment_column=True)
         unknown: list[int] = []
@@ -304,7 +283,7 @@ def load_all_arm_data(
                 again = np.zeros(len(coder.users), dtype=bool)
                 again[coder.uids([out[e.key].users[j] for j in dirty[i].tolist()])] = True
                 rows_i = table.take(~again[table.uid]).plus(exact.take(exact.experiment == i))
-            if _fill(out[e.key], e, rows_i, columns, coder):
+            if fill(out[e.key], e, rows_i, columns, coder):
                 unknown.append(i)
         for i in unknown:
             _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
@@ -312,112 +291,6 @@ def load_all_arm_data(
     for d in out.values():
         d.sql_seconds = elapsed / max(len(out), 1)
     return out
-
-
-NO_AGENT = "(no agent recorded)"
-
-
-@dataclass
-class _RowTable:
-    """Rows of (user, agent, earliest event, one value per column) as arrays: user and agent
-    as codes of a `_Coder`; NaN = no event."""
-
-    uid: np.ndarray
-    agent: np.ndarray
-    first_ts: np.ndarray
-    values: np.ndarray  # rows x columns
-    experiment: np.ndarray  # experiment index per row (rows read per experiment), else -1
-
-    def take(self, keep: np.ndarray) -> _RowTable:
-        return _RowTable(self.uid[keep], self.agent[keep], self.first_ts[keep],
-                         self.values[keep], self.experiment[keep])
-
-    def plus(self, other: _RowTable) -> _RowTable:
-        return _RowTable(*(np.concatenate([a, b]) for a, b in (
-            (self.uid, other.uid), (self.agent, other.agent), (self.first_ts, other.first_ts),
-            (self.values, other.values), (self.experiment, other.experiment))))
-
-
-class _Coder:
-    """Users and agents as small integers: users by their position in `users`, agents by the
-    order of their names (so sums add in the same order on both databases)."""
-
-    def __init__(self, users: list[str]) -> None:
-        self.users = users
-        self._uid = {u: j for j, u in enumerate(users)}
-        self.agents: list[str] = []
-
-    def uids(self, users: list[str]) -> np.ndarray:
-        return np.array(list(map(self._uid.__getitem__, users)), dtype=np.int64)
-
-    def table(self, rows: list[tuple], columns: list[Column],
-              experiment_column: bool = False) -> _RowTable:
-        skip = 1 if experiment_column else 0
-        cells = np.array(rows, dtype=object).reshape(len(rows), skip + 3 + len(columns))
-        uid = np.fromiter(map(self._uid.get, cells[:, skip], repeat(-1)), dtype=np.int64,
-                          count=len(rows))
-        agents = [a or NO_AGENT for a in cells[:, skip + 1]]
-        if not self.agents:  # the first table names them; later ones read a subset of events
-            self.agents = sorted(set(agents))
-        code = {a: k for k, a in enumerate(self.agents)}
-        for name in set(agents) - set(code):  # an agent written since the first read
-            code[name] = len(self.agents)
-            self.agents.append(name)
-        values = cells[:, skip + 3:].astype(float)
-        counts = np.array([kind == "count" for _, kind in columns])
-        values[(values <= NO_EVENT / 2) | (counts & (values == 0))] = np.nan  # no event
-        table = _RowTable(
-            uid, np.fromiter(map(code.__getitem__, agents), dtype=np.int64, count=len(rows)),
-            cells[:, skip + 2].astype(float), values,
-            cells[:, 0].astype(np.int64) if experiment_column else np.full(len(rows), -1))
-        return table.take(uid >= 0)
-
-
-def _fill(data: ArmData, experiment: Experiment, rows: _RowTable, columns: list[Column],
-          coder: _Coder) -> bool:
-    """Per-user values (and per-agent sums) of `experiment` from its counted rows; True when a
-    summed metric has users with a valueless event (to be resolved)."""
-    position = np.full(len(coder.users), -1)
-    position[coder.uids(data.users)] = np.arange(len(data.users))
-    hit = position[rows.uid] >= 0
-    pos, agent_of, values = position[rows.uid[hit]], rows.agent[hit], rows.values[hit]
-    agents = coder.agents
-    n, width = len(data.users), len(agents)
-    # One value per (user, agent) row; a user's total adds its agents in name order, so both
-    # databases give the same last digits whatever order they return the rows in.
-    cell = pos * width + agent_of
-
-    def per_user_agent(col: np.ndarray) -> np.ndarray:
-        """Sum of `col` per user (rows) and agent (columns) where present; NaN where none."""
-        present = ~np.isnan(col)
-        out = np.full(n * width, np.nan)
-        seen = np.bincount(cell[present], minlength=n * width) > 0
-        out[seen] = np.bincount(cell[present], weights=col[present], minlength=n * width)[seen]
-        return out.reshape(n, width)
-
-    def per_user(col: np.ndarray) -> np.ndarray:
-        by_agent = per_user_agent(col)
-        out = np.full(n, np.nan)
-        seen = ~np.isnan(by_agent).all(axis=1)
-        out[seen] = np.nansum(by_agent[seen], axis=1)  # agents in name order
-        return out
-
-    unknown = False
-    for d in (METRICS[k] for k in experiment.metrics):
-        col = values[:, columns.index((d.event_key, "sum" if d.aggregate == "sum" else "count"))]
-        by_agent = per_user_agent(col)
-        seen = ~np.isnan(by_agent).all(axis=1)
-        if d.aggregate == "any":
-            data.values[d.key][seen] = 1.0
-            continue
-        total = np.nansum(by_agent[seen], axis=1)
-        data.values[d.key][seen] = total
-        unknown |= bool(np.any(total >= UNKNOWN / 2))
-        data.agent_sums[d.key] = {name: by_agent[:, a] for a, name in enumerate(agents)
-                                  if not np.isnan(by_agent[:, a]).all()}
-    errors = per_user(values[:, columns.index((GENERATION_ERROR, "count"))])
-    data.failed_runs = np.nan_to_num(errors)
-    return unknown
 
 
 def _resolve_unknown(conn: Any, i: int, experiment: Experiment, data: ArmData) -> None:

@@ -63,7 +63,7 @@ class RowTable:
 
     def take(self, keep: np.ndarray) -> RowTable:
         return RowTable(self.uid[keep], self.agent[keep], self.first_ts[keep],
-                         self.values[keep], self.experiment[keep])
+                        self.values[keep], self.experiment[keep])
 
     def plus(self, other: RowTable) -> RowTable:
         return RowTable(*(np.concatenate([a, b]) for a, b in (
@@ -107,11 +107,11 @@ class Coder:
 
 
 def fill(data: ArmData, experiment: Experiment, rows: RowTable, columns: list[Column],
-          coder: Coder) -> bool:
-    """Per-user values (and per-agent sums) of `experiment` from its counted rows; True when a
-    summed metric has users with a valueless event (to be resolved)."""
+         coder: Coder, uids: np.ndarray) -> bool:
+    """Per-user values (and per-agent sums) of `experiment` from its counted rows (`uids`: its
+    users' codes); True when a summed metric has users with a valueless event (to resolve)."""
     position = np.full(len(coder.users), -1)
-    position[coder.uids(data.users)] = np.arange(len(data.users))
+    position[uids] = np.arange(len(data.users))
     hit = position[rows.uid] >= 0
     pos, agent_of, values = position[rows.uid[hit]], rows.agent[hit], rows.values[hit]
     agents = coder.agents
@@ -128,13 +128,6 @@ def fill(data: ArmData, experiment: Experiment, rows: RowTable, columns: list[Co
         out[seen] = np.bincount(cell[present], weights=col[present], minlength=n * width)[seen]
         return out.reshape(n, width)
 
-    def per_user(col: np.ndarray) -> np.ndarray:
-        by_agent = per_user_agent(col)
-        out = np.full(n, np.nan)
-        seen = ~np.isnan(by_agent).all(axis=1)
-        out[seen] = np.nansum(by_agent[seen], axis=1)  # agents in name order
-        return out
-
     unknown = False
     for d in (METRICS[k] for k in experiment.metrics):
         col = values[:, columns.index((d.event_key, "sum" if d.aggregate == "sum" else "count"))]
@@ -148,6 +141,6 @@ def fill(data: ArmData, experiment: Experiment, rows: RowTable, columns: list[Co
         unknown |= bool(np.any(total >= UNKNOWN / 2))
         data.agent_sums[d.key] = {name: by_agent[:, a] for a, name in enumerate(agents)
                                   if not np.isnan(by_agent[:, a]).all()}
-    errors = per_user(values[:, columns.index((GENERATION_ERROR, "count"))])
-    data.failed_runs = np.nan_to_num(errors)
+    errors = per_user_agent(values[:, columns.index((GENERATION_ERROR, "count"))])
+    data.failed_runs = np.nansum(errors, axis=1)  # 0 for users without errors
     return unknown

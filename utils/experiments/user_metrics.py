@@ -10,8 +10,7 @@ verdicts in `utils.experiments.verdicts`.
 from __future__ import annotations
 
 import sqlite3
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,6 @@ class ArmData:
     first_ts: np.ndarray
     values: dict[str, np.ndarray]  # metric key -> per-user value (NaN = left out)
     excluded_users: int = 0  # seen in both arms, or in a variation that is not an arm
-    sql_seconds: float = 0.0
     # Users of a summed metric with an event whose value is NULL (an unpriced model's cost):
     # their total is unknown, never the sum of the rest. metric key -> bool per user.
     unknown: dict[str, np.ndarray] = field(default_factory=dict)
@@ -76,12 +74,12 @@ class ArmData:
         def sub(d: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
             return {k: {a: v[keep] for a, v in by.items()} for k, by in d.items()}
 
-        return ArmData(
-            [self.users[i] for i in keep], self.arm[keep], self.first_ts[keep],
-            {k: v[keep] for k, v in self.values.items()}, self.excluded_users, self.sql_seconds,
-            {k: v[keep] for k, v in self.unknown.items()}, self.unknown_models,
-            None if self.failed_runs is None else self.failed_runs[keep],
-            sub(self.agent_sums), sub(self.agent_unknown), self.reread_users)
+        return replace(
+            self, users=[self.users[i] for i in keep], arm=self.arm[keep],
+            first_ts=self.first_ts[keep], values={k: v[keep] for k, v in self.values.items()},
+            unknown={k: v[keep] for k, v in self.unknown.items()},
+            failed_runs=None if self.failed_runs is None else self.failed_runs[keep],
+            agent_sums=sub(self.agent_sums), agent_unknown=sub(self.agent_unknown))
 
     def arm_values(self, metric: str, arm: int) -> np.ndarray:
         v = self.values[metric][self.arm == arm]
@@ -232,7 +230,6 @@ def load_all_arm_data(
     with a valueless event (an unpriced run's cost) are resolved the same way
     (`_resolve_unknown`).
     """
-    start = time.perf_counter()
     out: dict[str, ArmData] = {}
     columns = columns_of(experiments)
     assigned = _assignments(conn, experiments)
@@ -262,10 +259,11 @@ def load_all_arm_data(
         table = coder.table(rows, columns)
         earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
         np.minimum.at(earliest, table.uid, table.first_ts)
+        uids = {i: coder.uids(out[e.key].users) for i, e in active}
         dirty: dict[int, np.ndarray] = {}  # experiment -> positions of its users to read again
         for i, e in active:
             d = out[e.key]
-            late = np.flatnonzero(earliest[coder.uids(d.users)] < d.first_ts)
+            late = np.flatnonzero(earliest[uids[i]] < d.first_ts)
             if late.size:
                 dirty[i] = late
                 d.reread_users = int(late.size)
@@ -281,15 +279,12 @@ def load_all_arm_data(
             rows_i = table
             if i in dirty:
                 again = np.zeros(len(coder.users), dtype=bool)
-                again[coder.uids([out[e.key].users[j] for j in dirty[i].tolist()])] = True
+                again[uids[i][dirty[i]]] = True
                 rows_i = table.take(~again[table.uid]).plus(exact.take(exact.experiment == i))
-            if fill(out[e.key], e, rows_i, columns, coder):
+            if fill(out[e.key], e, rows_i, columns, coder, uids[i]):
                 unknown.append(i)
         for i in unknown:
             _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
-    elapsed = time.perf_counter() - start
-    for d in out.values():
-        d.sql_seconds = elapsed / max(len(out), 1)
     return out
 
 

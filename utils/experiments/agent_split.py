@@ -61,32 +61,29 @@ def split_from_sums(metric: str, sums: dict[tuple[int, str], float], users: tupl
     return MetricSplit(metric, METRICS[metric].statistic == "percentile", tuple(shares))
 
 
-def agent_splits(experiments: list[Experiment],
-                 samples: dict[str, ArmData]) -> dict[str, list[MetricSplit]]:
-    """Split every summed metric of each experiment over agents, for its users in `samples`
-    (the per-agent sums `load_all_arm_data` keeps for each user)."""
-    out: dict[str, list[MetricSplit]] = {e.key: [] for e in experiments}
-    for e in experiments:
-        data = samples[e.key]
-        if not data.users:
-            continue
-        users = (int(np.count_nonzero(data.arm == 0)), int(np.count_nonzero(data.arm == 1)))
-        for key in e.metrics:
-            shares = data.agent_sums.get(key, {})
-            valueless = data.agent_unknown.get(key, {})
-            sums: dict[tuple[int, str], float] = {}
-            unknown: dict[tuple[int, str], int] = {}
-            for agent, per_user in shares.items():
-                runs = valueless.get(agent, np.zeros(len(data.users)))
-                for arm in (0, 1):
-                    mine = data.arm == arm
-                    if np.isnan(per_user[mine]).all() and not runs[mine].any():
-                        continue  # no event of this agent in this arm
-                    sums[(arm, agent)] = float(np.nansum(per_user[mine]))
-                    if runs[mine].any():
-                        unknown[(arm, agent)] = int(runs[mine].sum())
-            if sums:
-                out[e.key].append(split_from_sums(key, sums, users, unknown))
+def agent_splits(experiment: Experiment, data: ArmData) -> list[MetricSplit]:
+    """Split every summed metric of `experiment` over agents, for the users in `data` (the
+    per-agent sums `load_all_arm_data` keeps for each user)."""
+    out: list[MetricSplit] = []
+    if not data.users:
+        return out
+    users = (int(np.count_nonzero(data.arm == 0)), int(np.count_nonzero(data.arm == 1)))
+    for key in experiment.metrics:
+        shares = data.agent_sums.get(key, {})
+        valueless = data.agent_unknown.get(key, {})
+        sums: dict[tuple[int, str], float] = {}
+        unknown: dict[tuple[int, str], int] = {}
+        for agent, per_user in shares.items():
+            runs = valueless.get(agent, np.zeros(len(data.users)))
+            for arm in (0, 1):
+                mine = data.arm == arm
+                if np.isnan(per_user[mine]).all() and not runs[mine].any():
+                    continue  # no event of this agent in this arm
+                sums[(arm, agent)] = float(np.nansum(per_user[mine]))
+                if runs[mine].any():
+                    unknown[(arm, agent)] = int(runs[mine].sum())
+        if sums:
+            out.append(split_from_sums(key, sums, users, unknown))
     return out
 
 

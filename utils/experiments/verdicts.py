@@ -226,7 +226,8 @@ def analyze_experiment(experiment: Experiment, data: ArmData) -> ExperimentResul
                    experiment.treatment: data.failed_runs_of(1)}
     return ExperimentResult(experiment, users, data.excluded_users, srm_p,
                             list(results.values()), criteria, verdict, needed,
-                            _timeline(data, experiment), failed_runs, look)
+                            _timeline(data, experiment), failed_runs, look,
+                            agent_splits(experiment, data))
 
 
 def analyze_interaction(
@@ -268,7 +269,6 @@ def build_report(
     notes: list[str] = []
     simulated = False
     data: dict[str, ArmData] = {}
-    splits: dict[str, list[MetricSplit]] = {}
     sql_seconds = 0.0
     if not store_exists(db_path):
         notes.append(f"no event store at {db_path} yet: run some traffic first")
@@ -279,8 +279,6 @@ def build_report(
             t0 = time.perf_counter()
             simulated = store_is_simulated(conn)
             data = load_all_arm_data(conn, experiments)
-            splits = agent_splits(
-                experiments, {e.key: decision_sample(e, data[e.key])[0] for e in experiments})
             sql_seconds += time.perf_counter() - t0
         except STORE_READ_ERRORS as err:
             raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
@@ -289,7 +287,6 @@ def build_report(
     t0 = time.perf_counter()
     results = [analyze_experiment(e, data[e.key]) for e in experiments]
     for r in results:
-        r.agent_splits = splits.get(r.experiment.key, [])
         r.headline = headline(r)
     interaction = None
     for a, b in combinations(experiments, 2):

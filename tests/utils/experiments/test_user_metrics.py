@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.event_store import EVENT_COLUMNS, EXPOSURE_COLUMNS
+from tools.copy_store import copy_store
 from utils.experiments.definitions import find_experiment, load_experiments
 from utils.experiments.user_metrics import connect_event_store, load_all_arm_data
 from utils.telemetry import metrics as mk
@@ -149,9 +151,6 @@ def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, request, datab
     recorded before it, valueless runs, errors, several agents and two experiments on
     different configs: every per-user value, agent share and count is what the rules give,
     on either database."""
-    import random
-
-    from tools.copy_store import copy_store
 
     rng = random.Random(seed)
     experiments = [find_experiment(load_experiments(), k)

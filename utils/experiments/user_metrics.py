@@ -10,6 +10,7 @@ verdicts in `utils.experiments.verdicts`.
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from utils.experiments.event_rows import (
     NO_AGENT,
     UNKNOWN,
     Coder,
+    Column,
     aggregates,
     columns_of,
     fill,
@@ -119,7 +121,10 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
         except psycopg.Error as exc:
             raise EventStoreError(f"{loc}: cannot connect to the event store: {exc}") from exc
     else:
-        conn = sqlite3.connect(f"file:{loc.path}?mode=ro", uri=True, timeout=10.0)
+        # check_same_thread=False: the report hands a connection to its events-pass thread
+        # (one thread uses it at a time).
+        conn = sqlite3.connect(f"file:{loc.path}?mode=ro", uri=True, timeout=10.0,
+                               check_same_thread=False)
         # Reads through mmap and an in-memory sorter: the one-pass GROUP BY is the hot spot.
         conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -217,22 +222,33 @@ def _flagged_rows(conn: Any, pairs: list[tuple[int, str, str, float]], select: s
 
 
 def load_all_arm_data(
-    conn: Any, experiments: list[Experiment]
+    conn: Any, experiments: list[Experiment], events_conn: Any = None
 ) -> dict[str, ArmData]:
     """Assign users to arms and aggregate every experiment's metrics per user and agent.
 
     Two passes over the store, shared by every experiment: one over `exposures` (each user's
     first in-experiment exposure and variations per config), one over `events` grouped by user
-    and agent with no join, which PostgreSQL runs in parallel workers. A user's events count
-    for an experiment from its first exposure on, so the totals are exact for every user whose
-    earliest event is not before it; the others (a user who used the app before entering the
-    experiment) are read again, their events filtered by that exposure (`_flagged_rows`). Sums
-    with a valueless event (an unpriced run's cost) are resolved the same way
-    (`_resolve_unknown`).
+    and agent with no join, which PostgreSQL runs in parallel workers. The passes are
+    independent: given `events_conn`, a second connection to the same store, the events pass
+    runs on it while `conn` runs the exposures pass (both databases work while a query runs
+    without holding Python's lock, so the two overlap on two cores).
+
+    A user's events count for an experiment from its first exposure on, so the totals are
+    exact for every user whose earliest event is not before it; the others (a user who used
+    the app before entering the experiment) are read again, their events filtered by that
+    exposure (`_flagged_rows`). Sums with a valueless event (an unpriced run's cost) are
+    resolved the same way (`_resolve_unknown`).
     """
-    out: dict[str, ArmData] = {}
     columns = columns_of(experiments)
-    assigned = _assignments(conn, experiments)
+    if events_conn is None:
+        assigned = _assignments(conn, experiments)
+        rows = _events_pass(conn, columns)
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            events_pass = pool.submit(_events_pass, events_conn, columns)
+            assigned = _assignments(conn, experiments)
+            rows = events_pass.result()
+    out: dict[str, ArmData] = {}
     for e in experiments:
         a = assigned[e.config]
         # One variation, and one of the arms; the others were seen in both arms (or in a
@@ -249,11 +265,6 @@ def load_all_arm_data(
     if active:
         event_keys = sorted({key for key, _ in columns})
         select, params = aggregates(columns)
-        rows = conn.execute(
-            f"SELECT user_key, agent, MIN(ts), {select} FROM events "
-            f"WHERE event_key IN ({', '.join('?' * len(event_keys))})"
-            + unmarked(conn, "request_id") + " GROUP BY user_key, agent",
-            params + event_keys).fetchall()
         # Users of any experiment, in one index space; other users' rows are dropped.
         coder = Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
         table = coder.table(rows, columns)
@@ -286,6 +297,17 @@ def load_all_arm_data(
         for i in unknown:
             _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
     return out
+
+
+def _events_pass(conn: Any, columns: list[Column]) -> list[tuple]:
+    """Per (user, agent): the earliest event and one aggregate per column (`aggregates`)."""
+    event_keys = sorted({key for key, _ in columns})
+    select, params = aggregates(columns)
+    return conn.execute(
+        f"SELECT user_key, agent, MIN(ts), {select} FROM events "
+        f"WHERE event_key IN ({', '.join('?' * len(event_keys))})"
+        + unmarked(conn, "request_id") + " GROUP BY user_key, agent",
+        params + event_keys).fetchall()
 
 
 def _resolve_unknown(conn: Any, i: int, experiment: Experiment, data: ArmData) -> None:

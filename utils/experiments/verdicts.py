@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -274,16 +275,17 @@ def build_report(
         notes.append(f"no event store at {db_path} yet: run some traffic first")
         data = {e.key: empty_arm_data(e) for e in experiments}
     else:
-        conn = connect_event_store(db_path)
-        try:
-            t0 = time.perf_counter()
-            simulated = store_is_simulated(conn)
-            data = load_all_arm_data(conn, experiments)
-            sql_seconds += time.perf_counter() - t0
-        except STORE_READ_ERRORS as err:
-            raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
-        finally:
-            conn.close()
+        with ExitStack() as opened:
+            # Two connections: the events pass overlaps the exposures pass (load_all_arm_data).
+            conn = opened.enter_context(closing(connect_event_store(db_path)))
+            events_conn = opened.enter_context(closing(connect_event_store(db_path)))
+            try:
+                t0 = time.perf_counter()
+                simulated = store_is_simulated(conn)
+                data = load_all_arm_data(conn, experiments, events_conn)
+                sql_seconds += time.perf_counter() - t0
+            except STORE_READ_ERRORS as err:
+                raise EventStoreError(f"{db_path}: cannot read the event store: {err}") from err
     t0 = time.perf_counter()
     results = [analyze_experiment(e, data[e.key]) for e in experiments]
     for r in results:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -188,11 +189,17 @@ def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, request, datab
     if database == "postgresql":
         location = request.getfixturevalue("pg_url")
         copy_store(str(path), location)
-    reader = connect_event_store(location)
-    try:
-        got = load_all_arm_data(reader, experiments)
-    finally:
-        reader.close()
+    # On one connection, and with the events pass on a second one at the same time (as
+    # build_report reads): the same values either way.
+    with closing(connect_event_store(location)) as reader:
+        got_one = load_all_arm_data(reader, experiments)
+        with closing(connect_event_store(location)) as second:
+            got_two = load_all_arm_data(reader, experiments, second)
+    for got in (got_one, got_two):
+        _check_against_rules(got, exposures, events, experiments)
+
+
+def _check_against_rules(got: dict, exposures: list, events: list, experiments: list) -> None:
     reread = 0
     for e in experiments:
         want, data = _reference(exposures, events, e), got[e.key]

@@ -240,14 +240,11 @@ def load_all_arm_data(
     resolved the same way (`_resolve_unknown`).
     """
     columns = columns_of(experiments)
-    if events_conn is None:
+    with ThreadPoolExecutor(1) as pool:
+        # On one connection the events pass waits for the exposures pass (and is skipped when
+        # no experiment has users); on two it starts now.
+        early = None if events_conn is None else pool.submit(_events_pass, events_conn, columns)
         assigned = _assignments(conn, experiments)
-        rows = _events_pass(conn, columns)
-    else:
-        with ThreadPoolExecutor(1) as pool:
-            events_pass = pool.submit(_events_pass, events_conn, columns)
-            assigned = _assignments(conn, experiments)
-            rows = events_pass.result()
     out: dict[str, ArmData] = {}
     for e in experiments:
         a = assigned[e.config]
@@ -265,6 +262,7 @@ def load_all_arm_data(
     if active:
         event_keys = sorted({key for key, _ in columns})
         select, params = aggregates(columns)
+        rows = early.result() if early else _events_pass(conn, columns)
         # Users of any experiment, in one index space; other users' rows are dropped.
         coder = Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
         table = coder.table(rows, columns)

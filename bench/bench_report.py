@@ -235,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             took = time.perf_counter() - t0
             rows = sum(copied.values())
             print(f"copied into PostgreSQL with tools/copy_store.py: {rows:,} rows in "
-                  f"{took:.1f} s ({rows / took:,.0f} rows/s, incl. migrate, verify, ANALYZE)")
+                  f"{took:.1f} s ({rows / took:,.0f} rows/s, incl. migrate, verify, VACUUM ANALYZE)")
             for line in progress.getvalue().splitlines():
-                if ": " in line and "rows in" in line:
+                if ": " in line and ("rows in" in line or "VACUUM" in line):
                     print(f"  {line.removeprefix('copy_store: ')}")
             if args.no_index:
                 conn = connect_event_store(url)

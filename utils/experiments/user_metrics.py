@@ -118,6 +118,12 @@ def connect_event_store(location: StoreLocation | str | Path) -> Any:
             # The report's sorts and hash aggregates over every user, in memory (the server's
             # default of 4 MB spills them to disk); this session only.
             conn.execute(f"SET work_mem = '{READER_WORK_MEM}'")
+            # No parallel workers: the report already runs its two passes at once, on two
+            # connections, and a worker's partial GROUP BY holds nearly every (user, agent)
+            # group (a user's events are spread over the whole table), so the final merge
+            # redoes most of it: in parallel the events pass takes about twice the CPU for a
+            # tenth less time alone, and the whole report is slower (bench/bench_report.py).
+            conn.execute("SET max_parallel_workers_per_gather = 0")
         except psycopg.Error as exc:
             raise EventStoreError(f"{loc}: cannot connect to the event store: {exc}") from exc
     else:
@@ -165,6 +171,7 @@ class _Assignment:
     first_ts: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    first_any: np.ndarray  # the user's first in-experiment exposure to any of the configs
 
 
 def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, _Assignment]:
@@ -182,11 +189,13 @@ def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, _Assignm
         + " GROUP BY user_key", params + configs).fetchall()
     # Users in code-point order (Python's sort: the same on both databases' collations).
     table = np.array(sorted(rows), dtype=object).reshape(len(rows), 1 + 3 * len(configs))
+    first = table[:, 1::3].astype(float)  # users x configs; NaN = not exposed to it
+    first_any = np.nanmin(first, axis=1) if len(rows) else np.zeros(0)
     out = {}
     for j, c in enumerate(configs):
-        mine = table[table[:, 1 + 3 * j] != None]  # noqa: E711 (elementwise)
-        out[c] = _Assignment(mine[:, 0], mine[:, 1 + 3 * j].astype(float), mine[:, 2 + 3 * j],
-                             mine[:, 3 + 3 * j])
+        mine = ~np.isnan(first[:, j])
+        out[c] = _Assignment(table[mine, 0], first[mine, j], table[mine, 2 + 3 * j],
+                             table[mine, 3 + 3 * j], first_any[mine])
     return out
 
 
@@ -228,16 +237,20 @@ def load_all_arm_data(
 
     Two passes over the store, shared by every experiment: one over `exposures` (each user's
     first in-experiment exposure and variations per config), one over `events` grouped by user
-    and agent with no join, which PostgreSQL runs in parallel workers. The passes are
-    independent: given `events_conn`, a second connection to the same store, the events pass
-    runs on it while `conn` runs the exposures pass (both databases work while a query runs
-    without holding Python's lock, so the two overlap on two cores).
+    and agent with no join.
 
     A user's events count for an experiment from its first exposure on, so the totals are
     exact for every user whose earliest event is not before it; the others (a user who used
     the app before entering the experiment) are read again, their events filtered by that
     exposure (`_flagged_rows`). Sums with a valueless event (an unpriced run's cost) are
     resolved the same way (`_resolve_unknown`).
+
+    Given `events_conn`, a second connection to the same store, the events pass runs on it
+    while `conn` runs the exposures pass and then reads again, ahead of time, the users the
+    exposures alone point to (exposed to another config first: their earliest event is
+    probably before); the users the events pass finds and the guess missed are read after.
+    Both databases work while a query runs without holding Python's lock, so the reads
+    overlap on two cores; the values are the same either way.
     """
     columns = columns_of(experiments)
     with ThreadPoolExecutor(1) as pool:
@@ -245,56 +258,75 @@ def load_all_arm_data(
         # no experiment has users); on two it starts now.
         early = None if events_conn is None else pool.submit(_events_pass, events_conn, columns)
         assigned = _assignments(conn, experiments)
-    out: dict[str, ArmData] = {}
-    for e in experiments:
-        a = assigned[e.config]
-        # One variation, and one of the arms; the others were seen in both arms (or in a
-        # variation that is not an arm) and are left out.
-        ok = (a.low == a.high) & ((a.low == e.control) | (a.low == e.treatment))
-        users = a.users[ok].tolist()
-        definitions = [METRICS[k] for k in e.metrics]
-        values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
-                  for d in definitions}
-        out[e.key] = ArmData(users, (a.low[ok] == e.treatment).astype(np.int8), a.first_ts[ok],
-                             values, int(np.count_nonzero(~ok)),
-                             failed_runs=np.zeros(len(users)))
-    active = [(i, e) for i, e in enumerate(experiments) if out[e.key].users]
-    if active:
-        event_keys = sorted({key for key, _ in columns})
-        select, params = aggregates(columns)
-        rows = early.result() if early else _events_pass(conn, columns)
+        out: dict[str, ArmData] = {}
+        guessed: dict[int, np.ndarray] = {}  # experiment -> positions of users read ahead
+        for i, e in enumerate(experiments):
+            a = assigned[e.config]
+            # One variation, and one of the arms; the others were seen in both arms (or in a
+            # variation that is not an arm) and are left out.
+            ok = (a.low == a.high) & ((a.low == e.control) | (a.low == e.treatment))
+            users = a.users[ok].tolist()
+            definitions = [METRICS[k] for k in e.metrics]
+            values = {d.key: np.full(len(users), np.nan if d.statistic == "percentile" else 0.0)
+                      for d in definitions}
+            out[e.key] = ArmData(users, (a.low[ok] == e.treatment).astype(np.int8),
+                                 a.first_ts[ok], values, int(np.count_nonzero(~ok)),
+                                 failed_runs=np.zeros(len(users)))
+            if early is not None:
+                guessed[i] = np.flatnonzero(a.first_any[ok] < a.first_ts[ok])
+        active = [(i, e) for i, e in enumerate(experiments) if out[e.key].users]
+        if not active:
+            return out
         # Users of any experiment, in one index space; other users' rows are dropped.
         coder = Coder(sorted(set().union(*(out[e.key].users for _, e in active))))
-        table = coder.table(rows, columns)
-        earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
-        np.minimum.at(earliest, table.uid, table.first_ts)
-        uids = {i: coder.uids(out[e.key].users) for i, e in active}
-        dirty: dict[int, np.ndarray] = {}  # experiment -> positions of its users to read again
-        for i, e in active:
-            d = out[e.key]
-            late = np.flatnonzero(earliest[uids[i]] < d.first_ts)
-            if late.size:
-                dirty[i] = late
-                d.reread_users = int(late.size)
-        exact = coder.table(_flagged_rows(
-            conn, [(i, out[experiments[i].key].users[j], experiments[i].config,
-                    float(out[experiments[i].key].first_ts[j]))
-                   for i, late in dirty.items() for j in late.tolist()],
-            f"e.user_key, e.agent, MIN(e.ts), {aggregates(columns, 'e.')[0]}",
-            params + event_keys, f"e.event_key IN ({', '.join('?' * len(event_keys))})",
-            "e.user_key, e.agent") if dirty else [], columns, experiment_column=True)
-        unknown: list[int] = []
-        for i, e in active:
-            rows_i = table
-            if i in dirty:
-                again = np.zeros(len(coder.users), dtype=bool)
-                again[uids[i][dirty[i]]] = True
-                rows_i = table.take(~again[table.uid]).plus(exact.take(exact.experiment == i))
-            if fill(out[e.key], e, rows_i, columns, coder, uids[i]):
-                unknown.append(i)
-        for i in unknown:
-            _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
+        if early is not None:  # tabulated in the pool thread, while the read-ahead runs
+            tabled = pool.submit(lambda: coder.table(early.result(), columns))
+        ahead = _reread(conn, experiments, out, guessed, columns)
+        table = tabled.result() if early else coder.table(_events_pass(conn, columns), columns)
+    earliest = np.full(len(coder.users), np.inf)  # each user's earliest counted event
+    np.minimum.at(earliest, table.uid, table.first_ts)
+    uids = {i: coder.uids(out[e.key].users) for i, e in active}
+    dirty: dict[int, np.ndarray] = {}  # experiment -> positions of its users to read again
+    for i, e in active:
+        late = np.flatnonzero(earliest[uids[i]] < out[e.key].first_ts)
+        if late.size:
+            dirty[i] = late
+            out[e.key].reread_users = int(late.size)
+    missed = {i: np.setdiff1d(late, guessed.get(i, []), assume_unique=True)
+              for i, late in dirty.items()}
+    exact = coder.table(ahead + _reread(conn, experiments, out, missed, columns), columns,
+                        experiment_column=True)
+    unknown: list[int] = []
+    for i, e in active:
+        rows_i = table
+        if i in dirty:
+            again = np.zeros(len(coder.users), dtype=bool)
+            again[uids[i][dirty[i]]] = True
+            # Read-ahead rows of users who turned out exact are the same totals: left out.
+            rows_i = table.take(~again[table.uid]).plus(
+                exact.take((exact.experiment == i) & again[exact.uid]))
+        if fill(out[e.key], e, rows_i, columns, coder, uids[i]):
+            unknown.append(i)
+    for i in unknown:
+        _resolve_unknown(conn, i, experiments[i], out[experiments[i].key])
     return out
+
+
+def _reread(conn: Any, experiments: list[Experiment], out: dict[str, ArmData],
+            positions: dict[int, np.ndarray], columns: list[Column]) -> list[tuple]:
+    """The events pass's rows again for the users at `positions` of each experiment, counting
+    only the events from their first exposure on; rows start with the experiment index."""
+    pairs = [(i, out[experiments[i].key].users[j], experiments[i].config,
+              float(out[experiments[i].key].first_ts[j]))
+             for i, at in positions.items() for j in at.tolist()]
+    if not pairs:
+        return []
+    event_keys = sorted({key for key, _ in columns})
+    select, params = aggregates(columns, "e.")
+    return _flagged_rows(conn, pairs, f"e.user_key, e.agent, MIN(e.ts), {select}",
+                         params + event_keys,
+                         f"e.event_key IN ({', '.join('?' * len(event_keys))})",
+                         "e.user_key, e.agent")
 
 
 def _events_pass(conn: Any, columns: list[Column]) -> list[tuple]:

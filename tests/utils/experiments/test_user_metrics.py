@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.event_store import EVENT_COLUMNS, EXPOSURE_COLUMNS
 from tools.copy_store import copy_store
+from utils.experiments import user_metrics
 from utils.experiments.definitions import find_experiment, load_experiments
 from utils.experiments.user_metrics import connect_event_store, load_all_arm_data
 from utils.telemetry import metrics as mk
@@ -147,7 +148,7 @@ def _reference(exposures: list[tuple], events: list[tuple], experiment) -> dict:
 @pytest.mark.parametrize(("database", "seed"), [("sqlite", s) for s in range(6)]
                          + [("postgresql", s) for s in range(3)])
 def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, request, database: str,
-                                                  seed: int) -> None:
+                                                  seed: int, monkeypatch) -> None:
     """Users who used the app before their first exposure, events of the first request
     recorded before it, valueless runs, errors, several agents and two experiments on
     different configs: every per-user value, agent share and count is what the rules give,
@@ -191,10 +192,23 @@ def test_random_stores_match_the_rules_row_by_row(tmp_path: Path, request, datab
         copy_store(str(path), location)
     # On one connection, and with the events pass on a second one at the same time (as
     # build_report reads): the same values either way.
+    reread = user_metrics._reread
+    read: list[int] = []  # users per call of _reread: ahead of time, then the ones missed
+
+    def counting(conn, experiments, out, positions, columns):
+        read.append(sum(len(at) for at in positions.values()))
+        return reread(conn, experiments, out, positions, columns)
+
+    monkeypatch.setattr(user_metrics, "_reread", counting)
     with closing(connect_event_store(location)) as reader:
         got_one = load_all_arm_data(reader, experiments)
+        assert read == [0, read[1]] and read[1] > 0  # nothing ahead on one connection
+        read.clear()
         with closing(connect_event_store(location)) as second:
             got_two = load_all_arm_data(reader, experiments, second)
+    # Users exposed to another config first were read ahead; users whose events of the
+    # first request were recorded before its exposure were not, and were read after.
+    assert read[0] > 0 and read[1] > 0, read
     for got in (got_one, got_two):
         _check_against_rules(got, exposures, events, experiments)
 

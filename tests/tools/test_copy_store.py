@@ -160,6 +160,29 @@ def test_a_failure_mid_copy_leaves_postgres_empty(tmp_path: Path, pg_url: str,
     assert not any(_counts(pg_url).values())
 
 
+def test_a_failed_vacuum_after_the_commit_is_a_warning(tmp_path: Path, pg_url: str, capsys,
+                                                      monkeypatch) -> None:
+    """The rows are committed before VACUUM runs: its failure (a database that went away,
+    a statement timeout) must not read as a failed copy."""
+    from utils.telemetry import store_url
+
+    source = make_store(tmp_path / "a.db", users=30)
+    execute = store_url.PgConnection.execute
+
+    def failing_vacuum(self, sql, params=()):
+        if sql.startswith("VACUUM"):
+            raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(store_url.PgConnection, "execute", failing_vacuum)
+    assert tool.main(["--from", str(source), "--to", pg_url]) == 0
+    err = capsys.readouterr().err
+    assert "warning: VACUUM (ANALYZE) requests failed (canceling statement" in err
+    assert "the copy is committed" in err and "done: " in err
+    monkeypatch.undo()
+    assert _counts(pg_url) == _counts(source)
+
+
 def _version_1_store(path: Path) -> Path:
     """A store as the first schema wrote it: no trace or tracker columns, no marked_runs."""
     with sqlite3.connect(path) as conn:

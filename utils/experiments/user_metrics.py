@@ -248,9 +248,10 @@ def load_all_arm_data(
     Given `events_conn`, a second connection to the same store, the events pass runs on it
     while `conn` runs the exposures pass and then reads again, ahead of time, the users the
     exposures alone point to (exposed to another config first: their earliest event is
-    probably before); the users the events pass finds and the guess missed are read after.
-    Both databases work while a query runs without holding Python's lock, so the reads
-    overlap on two cores; the values are the same either way.
+    probably before), while the pool thread turns the events pass's rows into arrays; the
+    users the events pass finds and the guess missed are read after. Both databases work
+    while a query runs without holding Python's lock, so the reads overlap on two cores; the
+    values are the same either way.
     """
     columns = columns_of(experiments)
     with ThreadPoolExecutor(1) as pool:

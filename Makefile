@@ -21,9 +21,12 @@ serve: install ## Run the API and web UI on PORT (default 8000)
 	$(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(PORT)
 
 # Production-style: several workers, each with its own SDK client, store writer and pool.
+# Idle connections are kept longer than a load balancer's idle timeout (README: several workers).
 WORKERS ?= 2
+KEEP_ALIVE_S ?= 75
 serve-prod: install ## Run the API with WORKERS processes (default 2) on PORT
-	$(BIN)/uvicorn api.main:app --host 0.0.0.0 --port $(PORT) --workers $(WORKERS) --no-access-log
+	$(BIN)/uvicorn api.main:app --host 0.0.0.0 --port $(PORT) --workers $(WORKERS) --no-access-log \
+		--timeout-keep-alive $(KEEP_ALIVE_S)
 
 # A local PostgreSQL event store (Debian's server binaries; cluster in data/postgres).
 PG_PORT ?= 5433
@@ -36,7 +39,7 @@ pg-stop: install ## Stop the local PostgreSQL
 
 serve-pg: pg-start ## Run the API with WORKERS processes on the local PostgreSQL
 	EVENTS_URL=$(PG_URL) $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(PORT) \
-		--workers $(WORKERS) --no-access-log
+		--workers $(WORKERS) --no-access-log --timeout-keep-alive $(KEEP_ALIVE_S)
 
 test: install ## Run the test suite (offline, no keys)
 	$(BIN)/python -m pytest

@@ -45,6 +45,15 @@ class ApiProcess:
                 self.process.wait()
 
 
+# Seconds uvicorn keeps an idle connection open: longer than a load balancer's idle timeout
+# (60 s on common ones) and than any client's, so the client, not the server, closes an idle
+# connection. At uvicorn's default of 5 s (httpx's default too) the server sometimes closes one
+# just as a client sends on it, and that request fails with a dropped connection. The
+# Makefile's KEEP_ALIVE_S and the README's production command use the same value (a test
+# checks).
+KEEP_ALIVE_S = 75
+
+
 def start_api(target: str = "api.main:app", *, env: dict[str, str], port: int | None = None,
               timeout: float = 60.0, workers: int = 1, log: Path | None = None) -> ApiProcess:
     """`uvicorn <target>` on 127.0.0.1 (`--workers N` when N > 1), returned once GET
@@ -54,7 +63,8 @@ def start_api(target: str = "api.main:app", *, env: dict[str, str], port: int | 
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port",
-             str(port), "--log-level", "warning", "--no-access-log"]
+             str(port), "--log-level", "warning", "--no-access-log",
+             "--timeout-keep-alive", str(KEEP_ALIVE_S)]
             + (["--workers", str(workers)] if workers > 1 else []), cwd=ROOT, env=env,
             stdout=output, stderr=subprocess.STDOUT if output else None)
     finally:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fakes.flagfile import standard_flags, write_flags
-from tools.api_process import ApiProcess, start_api
+from tools.api_process import KEEP_ALIVE_S, ApiProcess, start_api
 
 MARIA = ("Hi, I'm Maria Gonzalez from Acme GmbH in Munich, card 4111 1111 1111 1111, mail "
          "maria.g@acme.de — how does Q-learning work?")
@@ -186,6 +186,30 @@ def test_a_lone_surrogate_is_a_422_and_the_connection_lives_on(
     again = conn.getresponse()
     assert again.status == 200 and json.loads(again.read())["status"] in ("ok", "degraded")
     conn.close()
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(
+        server: tuple[ApiProcess, Path]) -> None:
+    """The server keeps an idle connection longer than httpx's 5 s (uvicorn's own default):
+    the client closes it first, so the server never drops one just as a request is sent."""
+    api, _ = server
+    conn = _connection(api.url)
+    conn.request("GET", "/health")
+    first = conn.getresponse()
+    assert first.status == 200 and first.read()
+    time.sleep(6.0)  # idle past uvicorn's default keep-alive of 5 s
+    conn.request("GET", "/health")  # the same connection: still open on the server's side
+    again = conn.getresponse()
+    assert again.status == 200 and again.read()
+    conn.close()
+
+
+def test_the_production_commands_keep_idle_connections_as_long() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"KEEP_ALIVE_S ?= {KEEP_ALIVE_S}\n" in makefile
+    assert makefile.count("--timeout-keep-alive $(KEEP_ALIVE_S)") == 2  # serve-prod, serve-pg
+    readme = (ROOT / "README.md").read_text()
+    assert f"--workers 4 --no-access-log --timeout-keep-alive {KEEP_ALIVE_S}\n" in readme
 
 
 @pytest.mark.parametrize("chunked", [False, True])

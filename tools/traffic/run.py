@@ -109,8 +109,11 @@ async def arun_traffic(options: TrafficOptions, *, judge: Judge | None = None,
     summary = Summary(options.mode, options.queries, options.segment, "-", seed)
     if options.queries == 0:
         return summary
+    # Idle connections are dropped after 2 s, before the server's keep-alive ends (uvicorn's
+    # default is 5 s, httpx's too): at equal timeouts the server now and then closes one just
+    # as a query is sent on it, and that query fails.
     limits = httpx.Limits(max_connections=options.concurrency + 5,
-                          max_keepalive_connections=options.concurrency + 5)
+                          max_keepalive_connections=options.concurrency + 5, keepalive_expiry=2.0)
     client = httpx.AsyncClient(base_url=options.api_url.rstrip("/"), limits=limits,
                                transport=transport, timeout=options.timeout)
     logger, log_path = open_run_log(options.log_dir, options.mode)

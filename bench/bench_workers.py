@@ -39,6 +39,7 @@ from tools.api_process import free_port, start_api  # noqa: E402
 from tools.local_postgres import pg_bin_dir, start, stop  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
+WARM_UP = 20  # chats before the timed run (their rows are in the store too)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -153,7 +154,7 @@ def main() -> int:
                     url = admin.rsplit("/", 1)[0] + f"/{name}"
                 api = start_api(env={**env, "EVENTS_URL": url}, workers=n)
                 try:
-                    warm = asyncio.run(_drive(api.url, 20, 5))  # every worker a little
+                    warm = asyncio.run(_drive(api.url, WARM_UP, 5))  # every worker a little
                     cpu0, t0 = _cpu_seconds(api.pid), time.perf_counter()
                     got = asyncio.run(_drive(api.url, args.chats, args.concurrency))
                     wall, cpu = time.perf_counter() - t0, _cpu_seconds(api.pid) - cpu0
@@ -162,7 +163,7 @@ def main() -> int:
                 # Every acknowledged write is stored; an unacknowledged one may or may not be.
                 requests, feedback = _rows(url)
                 acked = (len(warm.chats) + len(got.chats), warm.feedback + got.feedback)
-                tried = (20 + args.chats, acked[0])
+                tried = (WARM_UP + args.chats, acked[0])
                 ok = acked[0] <= requests <= tried[0] and acked[1] <= feedback <= tried[1]
                 rows = (f"{'exact' if (requests, feedback) == acked else 'ok' if ok else 'LOST'}"
                         f" (requests {requests:,}, feedback {feedback:,}; acknowledged "

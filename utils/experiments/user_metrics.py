@@ -199,10 +199,16 @@ def _assignments(conn: Any, experiments: list[Experiment]) -> dict[str, _Assignm
     return out
 
 
+def _keys_in(column: str, keys: list[str]) -> str:
+    """`column IN (?, ...)` with one placeholder per key."""
+    return f"{column} IN ({', '.join('?' * len(keys))})"
+
+
 def _flagged_rows(conn: Any, pairs: list[tuple[int, str, str, float]], select: str,
-                  params: list[Any], where: str, group_by: str) -> list[tuple]:
-    """`select` over the events of each (experiment index, user, config, first ts) in `pairs`
-    that count for it: after (or in the request of) the user's first exposure.
+                  params: list[Any], event_keys: list[str], group_by: str) -> list[tuple]:
+    """`select` (with its `params`) over the events with one of `event_keys` of each
+    (experiment index, user, config, first ts) in `pairs` that count for it: after (or in the
+    request of) the user's first exposure.
 
     The pairs go into a temporary table with each first exposure's request (the lowest id
     among those at the first ts, compared bytewise: the same on both databases); rows start
@@ -224,8 +230,9 @@ def _flagged_rows(conn: Any, pairs: list[tuple[int, str, str, float]], select: s
             conn.execute("ANALYZE report_users")
         return conn.execute(
             f"SELECT d.j, {select} FROM report_users d JOIN events e ON e.user_key = d.user_key "
-            f"WHERE {where} AND (e.ts >= d.t OR e.request_id = d.r)"
-            + unmarked(conn, "e.request_id") + f" GROUP BY d.j, {group_by}", params).fetchall()
+            f"WHERE {_keys_in('e.event_key', event_keys)} AND (e.ts >= d.t OR e.request_id = d.r)"
+            + unmarked(conn, "e.request_id") + f" GROUP BY d.j, {group_by}",
+            params + event_keys).fetchall()
     finally:
         conn.execute("DROP TABLE IF EXISTS report_users")
 
@@ -322,12 +329,9 @@ def _reread(conn: Any, experiments: list[Experiment], out: dict[str, ArmData],
              for i, at in positions.items() for j in at.tolist()]
     if not pairs:
         return []
-    event_keys = sorted({key for key, _ in columns})
     select, params = aggregates(columns, "e.")
-    return _flagged_rows(conn, pairs, f"e.user_key, e.agent, MIN(e.ts), {select}",
-                         params + event_keys,
-                         f"e.event_key IN ({', '.join('?' * len(event_keys))})",
-                         "e.user_key, e.agent")
+    return _flagged_rows(conn, pairs, f"e.user_key, e.agent, MIN(e.ts), {select}", params,
+                         sorted({key for key, _ in columns}), "e.user_key, e.agent")
 
 
 def _events_pass(conn: Any, columns: list[Column]) -> list[tuple]:
@@ -336,8 +340,8 @@ def _events_pass(conn: Any, columns: list[Column]) -> list[tuple]:
     select, params = aggregates(columns)
     return conn.execute(
         f"SELECT user_key, agent, MIN(ts), {select} FROM events "
-        f"WHERE event_key IN ({', '.join('?' * len(event_keys))})"
-        + unmarked(conn, "request_id") + " GROUP BY user_key, agent",
+        f"WHERE {_keys_in('event_key', event_keys)}" + unmarked(conn, "request_id")
+        + " GROUP BY user_key, agent",
         params + event_keys).fetchall()
 
 
@@ -353,14 +357,12 @@ def _resolve_unknown(conn: Any, i: int, experiment: Experiment, data: ArmData) -
             suspects.update(np.flatnonzero(sums >= UNKNOWN / 2).tolist())
     if not suspects:
         return
-    event_keys = sorted({d.event_key for d in keys})
     pairs = [(i, data.users[j], experiment.config, float(data.first_ts[j]))
              for j in sorted(suspects)]
     rows = _flagged_rows(
         conn, pairs, "e.user_key, e.event_key, e.agent, COALESCE(e.model, '(no model "
-        "recorded)'), COUNT(*) - COUNT(e.value), SUM(e.value)", event_keys,
-        f"e.event_key IN ({', '.join('?' * len(event_keys))})",
-        "e.user_key, e.event_key, e.agent, e.model")
+        "recorded)'), COUNT(*) - COUNT(e.value), SUM(e.value)", [],
+        sorted({d.event_key for d in keys}), "e.user_key, e.event_key, e.agent, e.model")
     where = {u: j for j, u in enumerate(data.users)}
     for d in keys:
         shares = data.agent_sums.get(d.key, {})
